@@ -1,0 +1,183 @@
+"""The ``mimoe`` command line (also ``python -m mimoe_core``).
+
+Commands available now: ``datasets`` (list the bundled datasets) and ``featurize`` (conformers
+and descriptor trajectories into the cache, with a report of every skipped row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mimoe_core.data.splits import SPLIT_METHODS
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a bundled dataset name (see `mimoe datasets`) or qm9")
+    source.add_argument("--data", type=Path, help="your own .csv(.gz) or .sdf file")
+    parser.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
+    parser.add_argument(
+        "--target-cols",
+        type=_csv_list,
+        default=None,
+        help="comma-separated label columns (CSV) or SD properties (SDF); with --dataset, "
+        "the dataset's own targets",
+    )
+    parser.add_argument("--id-col", default=None, help="CSV column (SD property) naming rows")
+    parser.add_argument("--task", choices=("regression", "classification"), default="regression")
+    parser.add_argument(
+        "--polymer", action="store_true", help="'*' atoms are polymer connection points (CSV)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="only the first N molecules")
+
+
+def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("3D conformers")
+    group.add_argument("--no-hydrogens", action="store_true", help="drop hydrogens after embedding")
+    group.add_argument(
+        "--fragments", choices=("largest", "all"), default="largest",
+        help="salts and mixtures: keep the largest fragment (default) or all",
+    )  # fmt: skip
+    group.add_argument("--polymer-cap", choices=("methyl", "hydrogen"), default="methyl")
+    group.add_argument("--num-conformers", type=int, default=1, help="keep the lowest-energy one")
+    group.add_argument("--conformer-seed", type=int, default=0)
+    group.add_argument("--max-atoms", type=int, default=250, help="reject larger molecules")
+    group.add_argument("--jobs", type=int, default=None, help="worker processes (default: all)")
+    group.add_argument("--cache-dir", type=Path, default=None, help="default $MIMOE_CACHE_DIR")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def load_table(args: argparse.Namespace):
+    """The :class:`MoleculeTable` named by ``--dataset`` or ``--data`` and their options."""
+    from mimoe_core.data import load_dataset, read_csv, read_sdf
+
+    if args.dataset:
+        table = load_dataset(args.dataset, limit=args.limit)
+        if args.target_cols:
+            raise ValueError("--target-cols goes with --data; a bundled dataset has its targets")
+        return table
+    suffixes = "".join(args.data.suffixes).lower()
+    if suffixes.endswith(".sdf"):
+        table = read_sdf(args.data, args.target_cols, task=args.task, id_prop=args.id_col)
+    elif suffixes.endswith((".csv", ".csv.gz")):
+        table = read_csv(
+            args.data, args.smiles_col, args.target_cols, task=args.task,
+            id_col=args.id_col, polymer=args.polymer,
+        )  # fmt: skip
+    else:
+        raise ValueError(f"--data must be a .csv, .csv.gz or .sdf file, got {args.data.name}")
+    return table.head(args.limit) if args.limit is not None else table
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """Print the bundled datasets."""
+    from mimoe_core.data import BUNDLED
+
+    for info in BUNDLED.values():
+        targets = ",".join(info.targets)
+        print(f"{info.name:16s} {info.task:14s} {targets[:40]:40s} {info.description}")
+    print("qm9              regression     (choose)                                 needs qm9pack")
+    return 0
+
+
+def cmd_featurize(args: argparse.Namespace) -> int:
+    """Featurize a dataset and write its report."""
+    from mimoe_core.conformers import ConformerSettings
+    from mimoe_core.data import make_split
+    from mimoe_core.featurize import featurize
+
+    table = load_table(args)
+    settings = ConformerSettings(
+        hydrogens=not args.no_hydrogens,
+        fragments=args.fragments,
+        polymer_cap=args.polymer_cap,
+        num_conformers=args.num_conformers,
+        seed=args.conformer_seed,
+        max_atoms=args.max_atoms,
+    )
+    dataset = featurize(
+        table,
+        settings,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+    )
+    out: Path = args.out
+    dataset.write_report(out)
+    pd.DataFrame(
+        {
+            "row": [d.row for d in dataset.data_list],
+            "mol_id": [d.mol_id for d in dataset.data_list],
+            "smiles": dataset.smiles,
+            "num_atoms": [d.num_nodes for d in dataset.data_list],
+            **{k: [c[k] for c in dataset.conformers] for k in ("embedding", "force_field")},
+            "energy_kcal_mol": [c["energy"] for c in dataset.conformers],
+        }
+    ).to_csv(out / "molecules.csv", index=False)
+    from mimoe_core.topology import DESCRIPTOR_NAMES
+
+    np.savez_compressed(
+        out / "descriptors.npz",
+        trajectories=dataset.descriptors,
+        radii=dataset.radii,
+        names=np.array(DESCRIPTOR_NAMES),
+        rows=np.array([d.row for d in dataset.data_list]),
+    )
+    if len(dataset) >= 3:
+        split = make_split(args.split, dataset.smiles, seed=args.seed)
+        split.save(out / "splits.json", rows=[d.row for d in dataset.data_list])
+    print(dataset.summary_line())
+    print(f"wrote {out}/summary.json, molecules.csv, descriptors.npz, skipped.csv, splits.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mimoe`` command."""
+    parser = argparse.ArgumentParser(
+        prog="mimoe",
+        description="MI-MoE: topology-aware multiscale mixture of 3D-GNN experts.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    datasets = sub.add_parser("datasets", help="list the bundled datasets")
+    datasets.set_defaults(func=cmd_datasets)
+
+    feat = sub.add_parser(
+        "featurize",
+        help="3D conformers and descriptor trajectories into the cache; report skipped rows",
+        description="Embed every molecule in 3D (ETKDGv3 + MMFF94), compute its descriptor "
+        "trajectory, fill the cache, and write summary.json, molecules.csv, descriptors.npz, "
+        "skipped.csv and splits.json into --out.",
+    )
+    _add_input_options(feat)
+    _add_conformer_options(feat)
+    feat.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
+    feat.add_argument("--seed", type=int, default=0, help="seed of random/balanced splits")
+    feat.add_argument("--out", type=Path, required=True, help="report folder")
+    feat.set_defaults(func=cmd_featurize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; errors in the input end with a one-line message and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"mimoe {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Featurization: a :class:`MoleculeTable` -> one PyG ``Data`` per molecule, cached on disk.
+
+Each molecule gets a 3D conformer (:mod:`mimoe_core.conformers`) and its descriptor
+trajectory over the filtration grid (:mod:`mimoe_core.topology`). Both are cached in one SQLite
+file keyed by the input and every setting that changes the result; conformers that miss the
+cache are computed in parallel worker processes with a progress bar. Every row that does not
+become a molecule is reported with its row number and reason.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from mimoe_core import keys
+from mimoe_core.cache import ArrayCache, cache_key, default_cache_dir
+from mimoe_core.conformers import (
+    CONFORMER_VERSION,
+    Conformer,
+    ConformerSettings,
+    MoleculeRejected,
+    canonical_smiles,
+    embed_smiles,
+    structure_conformer,
+)
+from mimoe_core.data.table import MoleculeTable, SkipRecord, skipped_frame
+from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_trajectories
+
+# Bump when the descriptor definitions change: it invalidates cached trajectories.
+DESCRIPTOR_VERSION = 1
+CACHE_FILE = "featurize.sqlite"
+
+
+@dataclass
+class FeaturizedDataset:
+    """Molecules ready for the model, and an account of every input row.
+
+    Attributes:
+        data_list: One ``Data`` per kept molecule (fields in :mod:`mimoe_core.keys`).
+        table: The table that was featurized.
+        kept: ``[len(data_list)]`` positions in ``table`` of the kept molecules.
+        skipped: Rows not kept (read-time and featurization skips), with reasons.
+        conformers: How each kept molecule's structure was made (embedding, force field,
+            energy, fragments), aligned with ``data_list``.
+        settings: The conformer settings used.
+        radii: The filtration grid in Å, shape ``[T]``.
+        stats: Cache hits and misses, seconds, processes.
+    """
+
+    data_list: list[Data]
+    table: MoleculeTable
+    kept: np.ndarray
+    skipped: list[SkipRecord]
+    conformers: list[dict]
+    settings: ConformerSettings
+    radii: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.data_list)
+
+    def __getitem__(self, index: int) -> Data:
+        return self.data_list[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"FeaturizedDataset(name={self.table.name!r}, molecules={len(self)}, "
+            f"skipped={len(self.skipped)}, targets={self.table.target_names})"
+        )
+
+    @property
+    def smiles(self) -> list[str]:
+        """SMILES of the kept molecules (as embedded)."""
+        return [d[keys.SMILES] for d in self.data_list]
+
+    @property
+    def descriptors(self) -> np.ndarray:
+        """Descriptor trajectories of the kept molecules, ``[num_molecules, T, D]``."""
+        if not self.data_list:
+            return np.zeros((0, len(self.radii), len(DESCRIPTOR_NAMES)), dtype=np.float32)
+        return torch.cat([d[keys.TOPO] for d in self.data_list]).numpy()
+
+    def summary(self) -> dict:
+        """Counts and conformer statistics, as a JSON-ready dict."""
+        atoms = np.array([d.num_nodes for d in self.data_list]) if self.data_list else np.zeros(1)
+        reasons = Counter(_reason_kind(s.reason) for s in self.skipped)
+        return {
+            "dataset": self.table.name,
+            "source": self.table.source,
+            "task": self.table.task,
+            "targets": self.table.target_names,
+            "rows": self.table.n_rows,
+            "kept": len(self),
+            "skipped": len(self.skipped),
+            "skip_reasons": dict(reasons.most_common()),
+            "atoms": {
+                "mean": float(atoms.mean()),
+                "min": int(atoms.min()),
+                "max": int(atoms.max()),
+            },
+            "embedding": dict(Counter(c["embedding"] for c in self.conformers)),
+            "force_field": dict(Counter(c["force_field"] for c in self.conformers)),
+            "multi_fragment_inputs": sum(c["n_fragments"] > 1 for c in self.conformers),
+            "labels_present": self.table.mask[self.kept].sum(axis=0).tolist()
+            if len(self.kept)
+            else [],
+            "conformer_settings": self.settings.to_dict(),
+            "radii": [float(r) for r in self.radii],
+            "descriptors": list(DESCRIPTOR_NAMES),
+            **self.stats,
+        }
+
+    def summary_line(self) -> str:
+        """One line: rows in, kept, skipped."""
+        return (
+            f"{self.table.name}: {self.table.n_rows} rows -> {len(self)} molecules kept, "
+            f"{len(self.skipped)} skipped"
+        )
+
+    def write_report(self, out_dir: str | Path) -> None:
+        """Write ``summary.json`` and ``skipped.csv`` into ``out_dir``."""
+        import json
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(self.summary(), indent=1))
+        skipped_frame(self.skipped).to_csv(out / "skipped.csv", index=False)
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary: quoted inputs and numbers blanked, text before a colon."""
+    reason = re.sub(r"'[^']*'", "'…'", reason)
+    return re.sub(r"\b\d+\b", "N", reason).split(":")[0].split(";")[0]
+
+
+def _embed_job(job: tuple[int, str, ConformerSettings, bool]) -> tuple[int, Conformer | str]:
+    index, smiles, settings, polymer = job
+    try:
+        return index, embed_smiles(smiles, settings, polymer)
+    except MoleculeRejected as err:
+        return index, str(err)
+
+
+def _conformer_entry(conf: Conformer) -> tuple[dict[str, np.ndarray], dict]:
+    meta = {
+        "ok": True,
+        "smiles": conf.smiles,
+        "embedding": conf.embedding,
+        "force_field": conf.force_field,
+        "energy": conf.energy,
+        "n_fragments": conf.n_fragments,
+    }
+    return {"z": conf.z.astype(np.uint8), "pos": conf.pos}, meta
+
+
+def _conformer_from_entry(arrays: dict[str, np.ndarray], meta: dict) -> Conformer | str:
+    if not meta["ok"]:
+        return meta["reason"]
+    return Conformer(
+        z=arrays["z"].astype(np.int64),
+        pos=arrays["pos"].copy(),
+        smiles=meta["smiles"],
+        embedding=meta["embedding"],
+        force_field=meta["force_field"],
+        energy=float(meta["energy"]) if meta["energy"] is not None else float("nan"),
+        n_fragments=meta["n_fragments"],
+    )
+
+
+def default_n_jobs() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_jobs(jobs: list, n_jobs: int, progress: bool, desc: str) -> list:
+    """Run ``_embed_job`` over jobs, in worker processes when it pays off."""
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="mol")
+    results = []
+    if n_jobs <= 1 or len(jobs) < 4 * n_jobs:
+        for job in jobs:
+            results.append(_embed_job(job))
+            bar.update()
+    else:
+        # fork starts workers without re-importing torch; workers use RDKit and numpy only.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with multiprocessing.get_context(method).Pool(n_jobs) as pool:
+            for result in pool.imap_unordered(_embed_job, jobs, chunksize=4):
+                results.append(result)
+                bar.update()
+    bar.close()
+    return results
+
+
+def make_conformers(
+    table: MoleculeTable,
+    settings: ConformerSettings,
+    cache: ArrayCache | None,
+    n_jobs: int,
+    progress: bool,
+    drop_duplicates: bool,
+) -> tuple[dict[int, Conformer], list[SkipRecord], dict]:
+    """Conformers for every table entry, from the cache or computed; plus the skips."""
+    skipped: list[SkipRecord] = []
+    conformers: dict[int, Conformer] = {}
+    jobs_by_key: dict[str, tuple[int, str]] = {}
+    waiting: dict[str, list[int]] = {}
+    first_row_of: dict[str, int] = {}
+
+    def skip(i: int, reason: str) -> None:
+        skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], table.smiles[i] or "", reason))
+
+    for i, item in enumerate(table.inputs):
+        if not isinstance(item, str):
+            try:
+                conformers[i] = structure_conformer(item, settings)
+            except MoleculeRejected as err:
+                skip(i, str(err))
+            continue
+        try:
+            canonical = canonical_smiles(item)
+        except MoleculeRejected as err:
+            skip(i, str(err))
+            continue
+        if drop_duplicates and canonical in first_row_of:
+            skip(i, f"duplicate of row {first_row_of[canonical]} (same canonical SMILES)")
+            continue
+        first_row_of[canonical] = int(table.rows[i])
+        key = cache_key(
+            "conformer", CONFORMER_VERSION, _rdkit_version(), settings.to_dict(),
+            table.polymer, canonical,
+        )  # fmt: skip
+        jobs_by_key.setdefault(key, (i, canonical))
+        waiting.setdefault(key, []).append(i)
+
+    found = cache.get_many(jobs_by_key) if cache is not None else {}
+    misses = [key for key in jobs_by_key if key not in found]
+    results: dict[str, Conformer | str] = {
+        key: _conformer_from_entry(*entry) for key, entry in found.items()
+    }
+    jobs = [(n, jobs_by_key[key][1], settings, table.polymer) for n, key in enumerate(misses)]
+    computed = _run_jobs(jobs, n_jobs, progress, f"conformers {table.name}")
+    new_entries = []
+    for n, outcome in computed:
+        key = misses[n]
+        results[key] = outcome
+        if isinstance(outcome, Conformer):
+            new_entries.append((key, *_conformer_entry(outcome)))
+        else:
+            new_entries.append((key, {}, {"ok": False, "reason": outcome}))
+    if cache is not None and new_entries:
+        cache.put_many(new_entries)
+
+    for key, positions in waiting.items():
+        for i in positions:
+            outcome = results[key]
+            if isinstance(outcome, Conformer):
+                conformers[i] = outcome
+            else:
+                skip(i, outcome)
+    stats = {"conformer_cache_hits": len(found), "conformers_computed": len(misses)}
+    return conformers, skipped, stats
+
+
+def _rdkit_version() -> str:
+    from rdkit import rdBase
+
+    return rdBase.rdkitVersion
+
+
+def make_descriptors(
+    conformers: Sequence[Conformer],
+    radii: np.ndarray,
+    normalize: bool,
+    cache: ArrayCache | None,
+    progress: bool,
+) -> tuple[np.ndarray, dict]:
+    """Descriptor trajectories ``[num_molecules, T, D]`` float32, cached per conformer."""
+    keys_ = [
+        cache_key("descriptors", DESCRIPTOR_VERSION, radii, normalize, c.z, c.pos)
+        for c in conformers
+    ]
+    found = cache.get_many(set(keys_)) if cache is not None else {}
+    out = np.zeros((len(conformers), len(radii), len(DESCRIPTOR_NAMES)), dtype=np.float32)
+    todo = [i for i, key in enumerate(keys_) if key not in found]
+    for i, key in enumerate(keys_):
+        if key in found:
+            out[i] = found[key][0]["topo"]
+    if todo:
+        computed = descriptor_trajectories(
+            [conformers[i].pos.astype(np.float64) for i in todo],
+            radii,
+            normalize=normalize,
+            progress=progress,
+        )
+        out[todo] = computed
+        if cache is not None:
+            cache.put_many((keys_[i], {"topo": out[i]}, {}) for i in todo)
+    return out, {"descriptor_cache_hits": len(conformers) - len(todo)}
+
+
+def featurize(
+    table: MoleculeTable,
+    settings: ConformerSettings | None = None,
+    radii: Sequence[float] | np.ndarray = DEFAULT_RADII,
+    normalize_descriptors: bool = True,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    drop_duplicates: bool = True,
+) -> FeaturizedDataset:
+    """Make one PyG ``Data`` per molecule: conformer, labels and descriptor trajectory.
+
+    Args:
+        table: Molecules and labels (from ``load_dataset``, ``read_csv``, ``read_sdf``...).
+        settings: Conformer settings (defaults when None).
+        radii: Filtration grid in Å, shape ``[T]`` (default 1.0 to 5.0 by 0.1).
+        normalize_descriptors: Store the size-normalized descriptor forms (what the gate uses).
+        cache_dir: Cache folder (default ``$MIMOE_CACHE_DIR`` or ``~/.cache/mimoe``).
+        use_cache: Read and write the cache.
+        n_jobs: Worker processes for conformers (default: all cores this process may use).
+        progress: Show tqdm progress bars.
+        drop_duplicates: Skip a SMILES whose canonical form appeared in an earlier row (for
+            training; prediction keeps every row).
+
+    Returns:
+        A :class:`FeaturizedDataset`; ``table.n_rows == len(result) + len(result.skipped)``.
+    """
+    start = time.perf_counter()
+    settings = settings or ConformerSettings()
+    radii = np.asarray(radii, dtype=np.float64)
+    n_jobs = n_jobs or default_n_jobs()
+    cache = None
+    if use_cache:
+        cache = ArrayCache(Path(cache_dir or default_cache_dir()) / CACHE_FILE, "features")
+    try:
+        conformers, skipped, stats = make_conformers(
+            table, settings, cache, n_jobs, progress, drop_duplicates
+        )
+        kept = np.array(sorted(conformers), dtype=np.int64)
+        confs = [conformers[i] for i in kept]
+        topo, topo_stats = make_descriptors(confs, radii, normalize_descriptors, cache, progress)
+    finally:
+        if cache is not None:
+            cache.close()
+
+    data_list = []
+    for n, (i, conf) in enumerate(zip(kept, confs, strict=True)):
+        data_list.append(
+            Data(
+                z=torch.from_numpy(conf.z),
+                pos=torch.from_numpy(conf.pos),
+                y=torch.tensor(table.targets[i], dtype=torch.float32).view(1, -1),
+                y_mask=torch.from_numpy(table.mask[i]).view(1, -1),
+                topo=torch.from_numpy(topo[n]).unsqueeze(0),
+                smiles=conf.smiles,
+                row=int(table.rows[i]),
+                mol_id=table.ids[i],
+            )
+        )
+    info = [
+        {k: getattr(c, k) for k in ("embedding", "force_field", "energy", "n_fragments")}
+        for c in confs
+    ]
+    stats |= topo_stats
+    stats["seconds"] = round(time.perf_counter() - start, 3)
+    stats["processes"] = n_jobs
+    return FeaturizedDataset(
+        data_list=data_list,
+        table=table,
+        kept=kept,
+        skipped=sorted(table.skipped + skipped, key=lambda s: s.row),
+        conformers=info,
+        settings=settings,
+        radii=radii,
+        stats=stats,
+    )
+
+
+def featurize_dataset(name: str, limit: int | None = None, **kwargs) -> FeaturizedDataset:
+    """``featurize(load_dataset(name, limit), **kwargs)``: a bundled dataset, ready to use."""
+    from mimoe_core.data.bundled import load_dataset
+
+    return featurize(load_dataset(name, limit=limit), **kwargs)

@@ -1,0 +1,24 @@
+"""Names of the fields carried by one molecule's :class:`torch_geometric.data.Data`.
+
+Use these constants instead of string literals, so a renamed field is one edit.
+
+Per-atom fields (first dimension = number of atoms):
+    ``Z``: atomic numbers ``[N]`` long. ``POS``: coordinates ``[N, 3]`` float32, in Å.
+
+Per-molecule fields carry a leading dimension of 1 so that ``Batch`` stacks them:
+    ``Y``: targets ``[1, num_targets]`` float32 (NaN where a label is missing).
+    ``Y_MASK``: ``[1, num_targets]`` bool, True where the label exists.
+    ``TOPO``: descriptor trajectory ``[1, T, D]`` float32 (filled by the topology step).
+
+Plain Python attributes: ``SMILES`` (canonical SMILES of the embedded structure), ``ROW``
+(0-based data row of the source file), ``MOL_ID`` (the source's identifier, or the row).
+"""
+
+Z = "z"
+POS = "pos"
+Y = "y"
+Y_MASK = "y_mask"
+TOPO = "topo"
+SMILES = "smiles"
+ROW = "row"
+MOL_ID = "mol_id"

@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from mimoe_core.models import ExpertGraph, RadiusGraph, multi_cutoff_graphs, radius_graph
+
+
+def random_batch(seed=0, sizes=(5, 1, 12, 20, 2)):
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.randn(sum(sizes), 3, generator=gen, dtype=torch.float64) * 2.0
+    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    return pos, batch
+
+
+def brute_force(pos, batch, cutoff):
+    """Dense cdist per molecule; edges sorted by (target, source)."""
+    edges = []
+    for b in batch.unique():
+        idx = torch.nonzero(batch == b).flatten()
+        dist = torch.cdist(pos[idx], pos[idx])
+        tgt, src = torch.nonzero((dist <= cutoff) & ~torch.eye(len(idx), dtype=torch.bool)).T
+        edges.append(torch.stack([idx[src], idx[tgt]]))
+    edge_index = torch.cat(edges, dim=1)
+    order = torch.argsort(edge_index[1] * len(pos) + edge_index[0])
+    return edge_index[:, order]
+
+
+@pytest.mark.parametrize("cutoff", [0.5, 2.0, 3.5, 100.0])
+def test_matches_brute_force(cutoff):
+    pos, batch = random_batch()
+    g = radius_graph(pos, batch, cutoff)
+    assert isinstance(g, ExpertGraph)
+    ref = brute_force(pos, batch, cutoff)
+    assert torch.equal(g.edge_index, ref)
+    src, dst = g.edge_index
+    assert torch.allclose(g.edge_vec, pos[src] - pos[dst])
+    assert torch.allclose(g.edge_weight, (pos[src] - pos[dst]).norm(dim=-1))
+    assert torch.all(g.edge_weight <= cutoff)
+
+
+def test_batch_separation_and_default_batch():
+    pos = torch.zeros(4, 3)  # all coincident, two molecules
+    g = radius_graph(pos, torch.tensor([0, 0, 1, 1]), cutoff=1.0)
+    assert g.edge_index.tolist() == [[1, 0, 3, 2], [0, 1, 2, 3]]
+    assert radius_graph(pos, None, cutoff=1.0).edge_index.size(1) == 12
+
+
+def test_closed_cutoff():
+    pos = torch.tensor([[0.0, 0, 0], [2.0, 0, 0]])
+    assert radius_graph(pos, cutoff=2.0).edge_index.size(1) == 2
+
+
+def test_multi_cutoff_nested():
+    pos, batch = random_batch(1)
+    cutoffs = [2.0, 2.5, 3.0, 3.5, 4.0]
+    graphs = multi_cutoff_graphs(pos, batch, cutoffs)
+    for c, g in zip(cutoffs, graphs, strict=True):
+        assert torch.equal(g.edge_index, radius_graph(pos, batch, c).edge_index)
+    for small, big in zip(graphs, graphs[1:], strict=False):
+        big_set = set(map(tuple, big.edge_index.T.tolist()))
+        assert set(map(tuple, small.edge_index.T.tolist())) <= big_set
+    for bad in ([], [2.0, 2.0], [3.0, 2.0], [0.0, 1.0], [-1.0]):
+        with pytest.raises(ValueError):
+            multi_cutoff_graphs(pos, batch, bad)
+
+
+def test_neighbour_cap_warns_and_keeps_nearest():
+    pos, batch = random_batch(2)
+    full = radius_graph(pos, batch, 5.0)
+    with pytest.warns(UserWarning, match="max_num_neighbors=3"):
+        g = radius_graph(pos, batch, 5.0, max_num_neighbors=3)
+    assert torch.bincount(g.edge_index[1]).max() <= 3
+    for i in range(len(pos)):
+        kept = g.edge_weight[g.edge_index[1] == i]
+        all_w = torch.sort(full.edge_weight[full.edge_index[1] == i]).values
+        assert torch.equal(torch.sort(kept).values, all_w[: len(kept)])
+        assert len(kept) == min(3, len(all_w))
+    order = g.edge_index[1] * len(pos) + g.edge_index[0]
+    assert torch.all(order[1:] > order[:-1])  # still sorted by (target, source)
+
+
+def test_gradient_flows_through_edge_weight():
+    pos, batch = random_batch(3)
+    pos.requires_grad_(True)
+    g = radius_graph(pos, batch, 3.0)
+    g.edge_weight.sum().backward()
+    assert pos.grad is not None and torch.isfinite(pos.grad).all() and pos.grad.abs().sum() > 0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="shape"):
+        radius_graph(torch.zeros(3, 2), cutoff=1.0)
+    with pytest.raises(ValueError, match="sorted"):
+        radius_graph(torch.zeros(3, 3), torch.tensor([1, 0, 1]), cutoff=1.0)
+    with pytest.raises(ValueError, match="cutoff"):
+        radius_graph(torch.zeros(3, 3), cutoff=0.0)
+
+
+def test_module_repr():
+    module = RadiusGraph(cutoff=4.0)
+    assert repr(module) == "RadiusGraph(cutoff=4.0)"
+    pos, batch = random_batch(4)
+    assert torch.equal(module(pos, batch).edge_index, radius_graph(pos, batch, 4.0).edge_index)
