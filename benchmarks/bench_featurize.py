@@ -45,7 +45,8 @@ def main() -> None:
     assert dsc.stats["conformers_computed"] == 0, "the cached run recomputed conformers"
     rate = {k: n / t for k, t in (("1", t1), ("2", t2), ("c", tc))}
     print(
-        f"kept {len(ds2)}, skipped {len(ds2.skipped)}; mean atoms {ds2.summary()['atoms']['mean']:.1f}"
+        f"kept {len(ds2)}, skipped {len(ds2.skipped)}; "
+        f"mean atoms {ds2.summary()['atoms']['mean']:.1f}"
     )
     print(f"cold, 1 process : {t1:8.2f} s  {rate['1']:9.1f} molecules/s")
     print(f"cold, 2 processes: {t2:8.2f} s  {rate['2']:9.1f} molecules/s")

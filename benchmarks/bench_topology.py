@@ -12,13 +12,13 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import gudhi  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from mimoe_core.featurize import featurize_dataset  # noqa: E402
 from mimoe_core.topology import (  # noqa: E402
     DESCRIPTOR_NAMES,
     descriptor_trajectories,
@@ -29,36 +29,12 @@ torch.set_num_threads(1)
 
 TARGET_PER_CORE = 2000.0
 TARGET_SPEEDUP = 50.0
-SAMPL_CSV = Path(os.environ.get("MIMOE_SHARED", "/work/shared")) / "data" / "SAMPL.csv"
 
 
 def load_positions(dataset: str) -> tuple[list[np.ndarray], str]:
-    try:
-        from mimoe_core.featurize import featurize_dataset
-    except ImportError:
-        featurize_dataset = None
-    if featurize_dataset is not None:
-        data = featurize_dataset(dataset)
-        return [d.pos.double().numpy() for d in data.data_list], "mimoe_core.featurize"
-    if dataset.lower() not in ("freesolv", "sampl"):
-        raise SystemExit(f"no fallback loader for {dataset!r}: only freesolv (SAMPL.csv)")
-    import csv
-
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-
-    with open(SAMPL_CSV, newline="") as fh:
-        smiles = [row["smiles"] for row in csv.DictReader(fh)]
-    positions = []
-    for smi in smiles:
-        mol = Chem.AddHs(Chem.MolFromSmiles(smi))
-        params = AllChem.ETKDGv3()
-        params.randomSeed = 0
-        if AllChem.EmbedMolecule(mol, params) != 0:
-            continue
-        AllChem.MMFFOptimizeMolecule(mol)
-        positions.append(mol.GetConformer().GetPositions())
-    return positions, f"fallback: RDKit ETKDGv3 + MMFF on {SAMPL_CSV}"
+    """Conformers of a bundled dataset via the featurizer (cached after the first run)."""
+    data = featurize_dataset(dataset, progress=False)
+    return [d.pos.double().numpy() for d in data.data_list], "mimoe_core.featurize"
 
 
 def baseline(pos: np.ndarray, radii: np.ndarray) -> np.ndarray:
