@@ -82,8 +82,8 @@ def dataset_info(name: str) -> DatasetInfo:
     key = name.strip().lower()
     if key not in BUNDLED:
         raise ValueError(
-            f"unknown dataset {name!r}; bundled datasets: {', '.join(BUNDLED)} "
-            "(and 'qm9' with the optional qm9pack package)"
+            f"unknown dataset {name!r}; bundled datasets: {', '.join(BUNDLED)}"
+            "; downloadable: hiv, bbbp, sider, muv; and 'qm9' with the optional qm9pack package"
         )
     return BUNDLED[key]
 
@@ -94,7 +94,9 @@ def load_dataset(name: str, limit: int | None = None) -> MoleculeTable:
     Args:
         name: One of ``BUNDLED`` (``freesolv``, ``esol``, ``lipo``, ``bace``, ``bace_pic50``,
             ``tox21``, ``clintox``, ``polymer_tg``, ``polymer_density``, ``polymer_mt``,
-            ``polymer_o2``) or ``qm9``.
+            ``polymer_o2``), ``qm9`` (needs qm9pack), or a downloadable MoleculeNet set
+            (``hiv``, ``bbbp``, ``sider``, ``muv``; fetched once, see
+            :mod:`mimoe_core.data.download`).
         limit: Keep only the first ``limit`` molecules (quick runs; QM9's size limit).
 
     Returns:
@@ -107,10 +109,15 @@ def load_dataset(name: str, limit: int | None = None) -> MoleculeTable:
         >>> len(table), table.task, table.target_names
         (642, 'regression', ['expt'])
     """
-    if name.strip().lower() == "qm9":
+    key = name.strip().lower()
+    if key == "qm9":
         from mimoe_core.data.qm9 import load_qm9
 
         return load_qm9(limit=limit)
+    from mimoe_core.data.download import REMOTE, load_remote
+
+    if key in REMOTE:
+        return load_remote(key, limit=limit)
     info = dataset_info(name)
     table = read_csv(
         bundled_path(name),
