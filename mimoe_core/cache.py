@@ -28,7 +28,7 @@ def cache_key(*parts: object) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, np.ndarray):
-            arr = np.ascontiguousarray(part)
+            arr = np.asarray(part, order="C")
             digest.update(f"{arr.dtype.str}{arr.shape}".encode())
             digest.update(arr.tobytes())
         else:
@@ -41,7 +41,7 @@ def _encode(arrays: dict[str, np.ndarray], meta: dict) -> tuple[str, bytes]:
     header = {"meta": meta, "arrays": []}
     chunks = []
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")
         header["arrays"].append([name, arr.dtype.str, list(arr.shape)])
         chunks.append(arr.tobytes())
     return json.dumps(header), b"".join(chunks)

@@ -135,11 +135,15 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         names=np.array(DESCRIPTOR_NAMES),
         rows=np.array([d.row for d in dataset.data_list]),
     )
+    written = ["summary.json", "molecules.csv", "descriptors.npz", "skipped.csv"]
     if len(dataset) >= 3:
         split = make_split(args.split, dataset.smiles, seed=args.seed)
         split.save(out / "splits.json", rows=[d.row for d in dataset.data_list])
+        written.append("splits.json")
+    else:
+        print(f"no split written: {len(dataset)} molecule(s) kept, a split needs at least 3")
     print(dataset.summary_line())
-    print(f"wrote {out}/summary.json, molecules.csv, descriptors.npz, skipped.csv, splits.json")
+    print(f"wrote {', '.join(written)} in {out}")
     return 0
 
 

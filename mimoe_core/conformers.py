@@ -22,7 +22,7 @@ import numpy as np
 from mimoe_core.data.table import Structure3D
 
 # Bump when a change here alters the coordinates produced: it invalidates cached conformers.
-CONFORMER_VERSION = 1
+CONFORMER_VERSION = 2
 
 
 class MoleculeRejected(ValueError):
@@ -204,7 +204,9 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
 
     for embedding, random_coords in (("etkdg", False), ("random_coords", True)):
         params = rdDistGeom.ETKDGv3()
-        params.randomSeed = settings.seed
+        # RDKit treats randomSeed 0 specially (every conformer of EmbedMultipleConfs comes
+        # out identical), so user seed s is RDKit seed s + 1.
+        params.randomSeed = settings.seed + 1
         params.useRandomCoords = random_coords
         params.numThreads = 1
         params.timeout = 60  # seconds per attempt; a pathological input must not stall a run

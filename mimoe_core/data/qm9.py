@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimoe_core.data.table import MoleculeTable, SkipRecord, Structure3D
+from mimoe_core.data.table import MoleculeTable, SkipRecord, Structure3D, parse_labels
 
 QM9_PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
 QM9_DEFAULT_TARGETS = ("HOMO_LUMO_gap_au",)
@@ -76,32 +76,35 @@ def load_qm9(
         numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
         raise ValueError(f"QM9 has no column(s) {missing}; numeric columns: {numeric}")
 
+    target_names = list(targets)
+    ids = [str(x) for x in frame["Index"]]
+    smiles = [str(x) for x in frame["SMILES"]]
+    labels, has_label, skipped = parse_labels(frame, target_names, "regression", ids, smiles)
     inputs: list[str | Structure3D] = []
-    keep, skipped = [], []
-    for i, row in enumerate(frame.itertuples(index=False)):
-        record = row._asdict()
+    keep = []
+    for i, record in enumerate(frame.to_dict("records")):
+        if not has_label[i]:
+            continue
         try:
             symbols = ast.literal_eval(record["Elements"])
             z = np.array([_SYMBOLS[s] for s in symbols], dtype=np.int64)
             pos = np.asarray(json.loads(record["XYZ_Ang"]), dtype=np.float64).reshape(-1, 3)
             if len(z) != len(pos):
                 raise ValueError("element and coordinate counts differ")
-        except (ValueError, KeyError, SyntaxError) as err:
-            skipped.append(
-                SkipRecord(i, str(record["Index"]), record["SMILES"], f"bad record: {err}")
-            )
+        except (ValueError, KeyError, SyntaxError, TypeError) as err:
+            skipped.append(SkipRecord(i, ids[i], smiles[i], f"bad record: {err}"))
             continue
-        inputs.append(Structure3D(z=z, pos=pos, smiles=record["SMILES"]))
+        inputs.append(Structure3D(z=z, pos=pos, smiles=smiles[i]))
         keep.append(i)
     kept = np.asarray(keep, dtype=np.int64)
     return MoleculeTable(
         name="qm9",
         task="regression",
-        target_names=list(targets),
+        target_names=target_names,
         inputs=inputs,
-        targets=frame[list(targets)].to_numpy(dtype=float)[kept],
+        targets=labels[kept],
         rows=kept,
-        ids=[str(frame["Index"].iloc[i]) for i in kept],
+        ids=[ids[i] for i in kept],
         n_rows=len(frame),
         skipped=skipped,
         source=str(folder),

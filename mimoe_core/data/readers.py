@@ -157,7 +157,8 @@ def read_sdf(
             read_skips[i] = "RDKit could not read this SDF record"
             continue
         title = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
-        ids.append(mol.GetProp(id_prop) if id_prop else (title or str(i)))
+        has_id = id_prop is not None and mol.HasProp(id_prop)
+        ids.append(mol.GetProp(id_prop) if has_id else (title or str(i)))
         label_rows.append({p: mol.GetProp(p) if mol.HasProp(p) else "" for p in target_props})
         smiles = Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False))
         if mol.GetNumConformers() == 0 or not mol.GetConformer().Is3D():

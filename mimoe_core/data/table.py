@@ -168,6 +168,8 @@ def parse_labels(
         values = np.array(pd.to_numeric(raw.where(~empty), errors="coerce"), dtype=float)
         for i in np.flatnonzero(~empty & np.isnan(values)):
             reasons[i] = reasons[i] or f"label {text.iloc[i]!r} in column {col!r} is not a number"
+        for i in np.flatnonzero(np.isinf(values)):
+            reasons[i] = reasons[i] or f"label {text.iloc[i]!r} in column {col!r} is not finite"
         values[~np.isfinite(values)] = np.nan
         if task == "classification":
             bad = ~np.isnan(values) & ~np.isin(values, (0.0, 1.0))

@@ -1,0 +1,154 @@
+"""featurize: Data fields and batching, known molecules, parallel workers, reports."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from mimoe_core import keys
+from mimoe_core.conformers import ConformerSettings
+from mimoe_core.data import load_dataset, read_csv
+from mimoe_core.featurize import FeaturizedDataset, featurize_dataset
+from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES
+
+KNOWN = [["O", "1", "0"], ["C", "2", ""], ["c1ccccc1", "", "1"]]
+
+
+@pytest.fixture
+def known(write_csv, quick_featurize):
+    path = write_csv(KNOWN, header=("smiles", "a", "b"))
+    return quick_featurize(read_csv(path, target_cols=["a", "b"]))
+
+
+def _bonds(data, a, b, cutoff):
+    z, pos = data[keys.Z], data[keys.POS].double()
+    dist = torch.cdist(pos, pos)
+    mask = (z[:, None] == a) & (z[None, :] == b) & (dist < cutoff) & (dist > 0)
+    return dist[mask].numpy()
+
+
+def test_data_fields(known):
+    assert isinstance(known, FeaturizedDataset) and len(known) == 3
+    t, d = len(DEFAULT_RADII), len(DESCRIPTOR_NAMES)
+    for n, data in enumerate(known.data_list):
+        num_atoms = data.num_nodes
+        assert data[keys.Z].dtype == torch.long and data[keys.Z].shape == (num_atoms,)
+        assert data[keys.POS].dtype == torch.float32 and data[keys.POS].shape == (num_atoms, 3)
+        assert data[keys.Y].dtype == torch.float32 and data[keys.Y].shape == (1, 2)
+        assert data[keys.Y_MASK].dtype == torch.bool and data[keys.Y_MASK].shape == (1, 2)
+        topo = data[keys.TOPO]
+        assert topo.dtype == torch.float32 and topo.shape == (1, t, d)
+        assert torch.isfinite(topo).all() and (topo >= 0).all() and (topo <= 1).all()
+        assert data[keys.ROW] == n and data[keys.MOL_ID] == str(n)
+        assert isinstance(data[keys.SMILES], str)
+    assert known[1][keys.Y_MASK].tolist() == [[True, False]]
+    assert torch.isnan(known[1][keys.Y][0, 1])
+    assert known[2][keys.Y_MASK].tolist() == [[False, True]]
+    assert known.descriptors.shape == (3, t, d)
+    np.testing.assert_array_equal(known.radii, DEFAULT_RADII)
+
+
+def test_known_molecules(known):
+    water, methane, benzene = known.data_list
+    assert water[keys.Z].tolist() == [8, 1, 1]
+    assert np.allclose(_bonds(water, 8, 1, 1.2), 0.97, atol=0.03)
+    assert methane.num_nodes == 5 and np.allclose(_bonds(methane, 6, 1, 1.3), 1.09, atol=0.02)
+    assert benzene.num_nodes == 12
+    cc = _bonds(benzene, 6, 6, 1.6)
+    assert len(cc) == 12 and np.allclose(cc, 1.39, atol=0.02)
+    assert known.smiles == ["O", "C", "c1ccccc1"]
+    assert all(c["force_field"] == "mmff94" for c in known.conformers)
+
+
+def test_heavy_atoms_only(write_csv, quick_featurize):
+    table = read_csv(write_csv([["c1ccccc1", "1"], ["CCO", "2"]]), target_cols=["y"])
+    dataset = quick_featurize(table, settings=ConformerSettings(hydrogens=False))
+    assert [d.z.tolist() for d in dataset.data_list] == [[6] * 6, [6, 6, 8]]
+
+
+def test_batch_stacks_molecules(known):
+    batch = Batch.from_data_list(known.data_list)
+    assert batch.num_graphs == 3
+    assert batch[keys.Z].shape == (3 + 5 + 12,)
+    assert batch[keys.POS].shape == (20, 3)
+    assert batch[keys.Y].shape == (3, 2) and batch[keys.Y_MASK].shape == (3, 2)
+    assert batch[keys.TOPO].shape == (3, len(DEFAULT_RADII), len(DESCRIPTOR_NAMES))
+    assert batch.batch.tolist() == [0] * 3 + [1] * 5 + [2] * 12
+    assert batch[keys.SMILES] == ["O", "C", "c1ccccc1"]
+    assert batch[keys.ROW].tolist() == [0, 1, 2]
+
+
+def test_same_seed_same_coordinates(write_csv, quick_featurize):
+    table = read_csv(write_csv([["CCCCCCO", "1"], ["CC(C)CN", "2"]]), target_cols=["y"])
+    first = quick_featurize(table, use_cache=False, settings=ConformerSettings(seed=3))
+    second = quick_featurize(table, use_cache=False, settings=ConformerSettings(seed=3))
+    other = quick_featurize(table, use_cache=False, settings=ConformerSettings(seed=4))
+    for a, b in zip(first.data_list, second.data_list, strict=True):
+        assert np.array_equal(a.pos.numpy(), b.pos.numpy())
+    assert not np.array_equal(first[0].pos.numpy(), other[0].pos.numpy())
+
+
+def test_parallel_workers_match_one_process(quick_featurize):
+    table = load_dataset("esol", limit=24)
+    serial = quick_featurize(table, use_cache=False, n_jobs=1)
+    parallel = quick_featurize(table, use_cache=False, n_jobs=2)  # 24 >= 4 * 2: a real pool
+    assert parallel.stats["processes"] == 2
+    assert len(serial) == len(parallel) == 24
+    for a, b in zip(serial.data_list, parallel.data_list, strict=True):
+        assert a.row == b.row and a.smiles == b.smiles
+        assert np.array_equal(a.pos.numpy(), b.pos.numpy())
+        assert torch.equal(a.topo, b.topo)
+
+
+def test_prediction_table_without_labels(write_csv, quick_featurize):
+    table = read_csv(write_csv([["CCO"], ["CCO"]], header=("smiles",)))
+    dataset = quick_featurize(table, drop_duplicates=False)
+    assert len(dataset) == 2 and dataset[0].y.shape == (1, 0)
+    assert dataset.summary()["labels_present"] == []
+
+
+def test_nothing_kept(write_csv, quick_featurize, assert_accounted):
+    table = read_csv(write_csv([["C1CC", "1"], ["[Na+]", "2"]]), target_cols=["y"])
+    dataset = quick_featurize(table)
+    assert_accounted(dataset, n_rows=2)
+    assert len(dataset) == 0
+    assert dataset.descriptors.shape == (0, len(DEFAULT_RADII), len(DESCRIPTOR_NAMES))
+    summary = dataset.summary()
+    assert summary["kept"] == 0 and summary["skipped"] == 2
+
+
+def test_summary_and_report(tmp_path, write_csv, quick_featurize):
+    rows = [["CCO", "1"], ["C1CC", "2"], ["CC(=O)[O-].[Na+]", "3"], ["OCC", "4"], ["CC", "z"]]
+    dataset = quick_featurize(read_csv(write_csv(rows), target_cols=["y"]))
+    line = dataset.summary_line()
+    assert line == "data: 5 rows -> 2 molecules kept, 3 skipped"
+    summary = dataset.summary()
+    assert (summary["rows"], summary["kept"], summary["skipped"]) == (5, 2, 3)
+    assert summary["rows"] == summary["kept"] + summary["skipped"]
+    assert sum(summary["skip_reasons"].values()) == 3
+    assert "invalid SMILES '…'" in summary["skip_reasons"]
+    assert summary["embedding"] == {"etkdg": 2} and summary["multi_fragment_inputs"] == 1
+    assert summary["conformer_settings"] == ConformerSettings().to_dict()
+    assert summary["descriptors"] == list(DESCRIPTOR_NAMES)
+    assert summary["conformers_computed"] == 2 and "seconds" in summary
+    assert "molecules=2" in repr(dataset) and "skipped=3" in repr(dataset)
+
+    out = tmp_path / "report"
+    dataset.write_report(out)
+    assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert list(skipped.columns) == ["row", "mol_id", "input", "reason"]
+    assert skipped["row"].tolist() == [1, 3, 4]
+    assert "RDKit cannot parse" in skipped["reason"][0]
+    assert skipped["reason"][1] == "duplicate of row 0 (same canonical SMILES)"
+    assert "not a number" in skipped["reason"][2]
+
+
+def test_featurize_dataset_by_name(assert_accounted):
+    dataset = featurize_dataset("freesolv", limit=5, n_jobs=1, progress=False)
+    assert_accounted(dataset, n_rows=5)
+    assert dataset.table.name == "freesolv" and len(dataset) == 5
+    assert dataset[0].mol_id == dataset.table.ids[0]
