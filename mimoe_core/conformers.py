@@ -211,8 +211,10 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
         params.numThreads = 1
         params.timeout = 60  # seconds per attempt; a pathological input must not stall a run
         ids = list(rdDistGeom.EmbedMultipleConfs(mol, settings.num_conformers, params))
-        if ids:
+        # A timed-out attempt can report ids without keeping the conformers.
+        if ids and mol.GetNumConformers() == len(ids):
             return ids, embedding
+        mol.RemoveAllConformers()
     raise MoleculeRejected("3D embedding failed (ETKDGv3, then from random coordinates)")
 
 
@@ -220,15 +222,21 @@ def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float]:
     """Optimize every conformer; return the id of the lowest-energy one and the force field."""
     from rdkit.Chem import rdForceFieldHelpers as ff
 
-    if ff.MMFFHasAllMoleculeParams(mol):
-        name, results = "mmff94", ff.MMFFOptimizeMoleculeConfs(mol, maxIters=settings.max_iters)
-    elif ff.UFFHasAllMoleculeParams(mol):
-        name, results = "uff", ff.UFFOptimizeMoleculeConfs(mol, maxIters=settings.max_iters)
-    else:
-        return mol.GetConformers()[0].GetId(), "none", float("nan")
-    energies = [energy for _, energy in results]
-    best = int(np.argmin(energies))
-    return mol.GetConformers()[best].GetId(), name, float(energies[best])
+    candidates = (
+        ("mmff94", ff.MMFFHasAllMoleculeParams, ff.MMFFOptimizeMoleculeConfs),
+        ("uff", ff.UFFHasAllMoleculeParams, ff.UFFOptimizeMoleculeConfs),
+    )
+    for name, has_params, optimize in candidates:
+        if not has_params(mol):
+            continue
+        try:
+            results = optimize(mol, maxIters=settings.max_iters)
+        except (ValueError, RuntimeError):  # RDKit force-field setup failures: next option
+            continue
+        energies = [energy for _, energy in results]
+        best = int(np.argmin(energies))
+        return mol.GetConformers()[best].GetId(), name, float(energies[best])
+    return mol.GetConformers()[0].GetId(), "none", float("nan")
 
 
 def embed_smiles(

@@ -150,6 +150,9 @@ def _embed_job(job: tuple[int, str, ConformerSettings, bool]) -> tuple[int, Conf
         return index, embed_smiles(smiles, settings, polymer)
     except MoleculeRejected as err:
         return index, str(err)
+    except (ValueError, RuntimeError) as err:
+        # An RDKit failure we did not foresee costs this molecule, never the whole run.
+        return index, f"RDKit failed while making the conformer: {type(err).__name__}: {err}"
 
 
 def _conformer_entry(conf: Conformer) -> tuple[dict[str, np.ndarray], dict]:

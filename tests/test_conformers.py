@@ -210,3 +210,15 @@ def test_structure_conformer_rejections(z, pos, settings, reason):
     structure = Structure3D(z=np.array(z), pos=np.array(pos, dtype=float))
     with pytest.raises(MoleculeRejected, match=reason):
         structure_conformer(structure, settings)
+
+
+@pytest.mark.slow  # the failing embedding attempts take about a minute
+def test_embedding_that_reports_ids_without_conformers_is_a_clear_rejection():
+    # ClinTox row 400: ETKDG returns conformer ids but keeps no conformer for this cage
+    # (seed 0 -> RDKit seed 1); MMFF then raised "Bad Conformer Id" deep inside RDKit.
+    smiles = (
+        "C[C@@H](C1=CCC23C1(C[C@H](C45C2=CC[C@H]6[C@@]4(CC[C@@](C6)(O5)O)C)O)"
+        "C[NH+](CCO3)C)OC(=O)c7ccccc7"
+    )
+    with pytest.raises(MoleculeRejected, match="3D embedding failed"):
+        embed_smiles(smiles)

@@ -152,3 +152,23 @@ def test_featurize_dataset_by_name(assert_accounted):
     assert_accounted(dataset, n_rows=5)
     assert dataset.table.name == "freesolv" and len(dataset) == 5
     assert dataset[0].mol_id == dataset.table.ids[0]
+
+
+def test_unforeseen_rdkit_error_costs_one_molecule_not_the_run(monkeypatch, write_csv):
+    import mimoe_core.featurize as featurize_module
+    from mimoe_core.data import read_csv
+
+    real = featurize_module.embed_smiles
+
+    def flaky(smiles, settings, polymer):
+        if smiles == "CCN":
+            raise ValueError("Bad Conformer Id")
+        return real(smiles, settings, polymer)
+
+    monkeypatch.setattr(featurize_module, "embed_smiles", flaky)
+    table = read_csv(write_csv([("CCO", 1.0), ("CCN", 2.0), ("CCC", 3.0)]), target_cols=["y"])
+    dataset = featurize_module.featurize(table, n_jobs=1, progress=False)
+    assert len(dataset) == 2
+    (skip,) = dataset.skipped
+    assert skip.row == 1
+    assert "RDKit failed while making the conformer: ValueError: Bad Conformer Id" in skip.reason
