@@ -211,7 +211,7 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
         params.numThreads = 1
         params.timeout = 60  # seconds per attempt; a pathological input must not stall a run
         ids = list(rdDistGeom.EmbedMultipleConfs(mol, settings.num_conformers, params))
-        # A timed-out attempt can report ids without keeping the conformers.
+        # EmbedMultipleConfs can report ids yet keep no conformer (seen on ClinTox row 400).
         if ids and mol.GetNumConformers() == len(ids):
             return ids, embedding
         mol.RemoveAllConformers()
