@@ -170,13 +170,20 @@ def multi_cutoff_graphs(
     if any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
         raise ValueError(f"cutoffs must be strictly increasing, got {list(cutoffs)}")
     full = radius_graph(pos, batch, cuts[-1])
-    graphs = []
-    for c in cuts:
-        mask = full.edge_weight.detach() <= c
-        graphs.append(
-            ExpertGraph(full.edge_index[:, mask], full.edge_weight[mask], full.edge_vec[mask])
-        )
-    return graphs
+    return [within_cutoff(full, c) for c in cuts]
+
+
+def within_cutoff(graph: ExpertGraph, cutoff: float) -> ExpertGraph:
+    """The edges of ``graph`` no longer than ``cutoff`` Å (a subgraph; gradients kept).
+
+    Example:
+        >>> g = radius_graph(torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [2.5, 0, 0]]), cutoff=3.0)
+        >>> within_cutoff(g, 1.2).edge_index
+        tensor([[1, 0],
+                [0, 1]])
+    """
+    mask = graph.edge_weight.detach() <= cutoff
+    return ExpertGraph(graph.edge_index[:, mask], graph.edge_weight[mask], graph.edge_vec[mask])
 
 
 class RadiusGraph(nn.Module):

@@ -1,0 +1,133 @@
+"""Pieces shared by every expert: the expert interface, cutoff envelope, pooling, readout.
+
+An expert is a 3D GNN that receives a prebuilt radius graph (see :mod:`.radius_graph`) and
+returns one embedding per molecule. Each backbone lives in its own module and subclasses
+:class:`Expert`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+#: Largest atomic number + 1 accepted by the atom embeddings.
+MAX_Z = 100
+
+POOLINGS = ("mean", "sum")
+
+
+def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
+    r"""Smooth envelope :math:`\tfrac12(\cos(\pi d / c) + 1)` for d < c, 0 beyond.
+
+    Args:
+        dist: distances in Å, any shape.
+        cutoff: c in Å.
+
+    Returns:
+        Tensor shaped like ``dist``, 1 at d = 0 and going to 0 with zero slope at d = c.
+
+    Example:
+        >>> cosine_cutoff(torch.tensor([0.0, 1.0, 2.0, 3.0]), 2.0)
+        tensor([1.0000, 0.5000, 0.0000, 0.0000])
+    """
+    env = 0.5 * (torch.cos(dist * (math.pi / cutoff)) + 1.0)
+    return env * (dist < cutoff).to(dist.dtype)
+
+
+def pool(x: Tensor, batch: Tensor, num_graphs: int, reduce: str = "mean") -> Tensor:
+    """Per-atom features [N, F] to per-molecule features [num_graphs, F] (mean or sum)."""
+    if reduce not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {reduce!r}")
+    return scatter(x, batch, dim=0, dim_size=num_graphs, reduce=reduce)
+
+
+def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
+    """``num_graphs`` if given, else ``batch.max() + 1`` (0 for an empty batch)."""
+    if num_graphs is not None:
+        return int(num_graphs)
+    return int(batch.max()) + 1 if batch.numel() else 0
+
+
+class Expert(nn.Module):
+    """Interface of an expert: a 3D GNN on a prebuilt graph, one embedding per molecule.
+
+    Subclasses build their layers in ``__init__`` (keyword hyperparameters with defaults,
+    ``hidden_channels`` and ``cutoff`` among them), implement :meth:`atom_features` and
+    ``reset_parameters``. The molecule embedding is ``readout(pool(atom_features))``: a
+    small MLP after pooling, so that a shared linear head after the mixture keeps every
+    expert's contribution exact (see :class:`~mimoe_core.models.MIMoE`).
+
+    Args:
+        hidden_channels: width of atom features and of the molecule embedding.
+        cutoff: radius in Å of the graph this expert reads (for its cutoff envelope).
+        pooling: ``"mean"`` (default; the bundled targets are intensive properties) or
+            ``"sum"`` (extensive properties such as energies).
+    """
+
+    #: Registry name, set by each subclass.
+    name: str = "expert"
+
+    def __init__(self, hidden_channels: int, cutoff: float, pooling: str = "mean") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if hidden_channels < 1:
+            raise ValueError(f"hidden_channels must be >= 1, got {hidden_channels}")
+        self.hidden_channels = int(hidden_channels)
+        self.cutoff = float(cutoff)
+        self.pooling = pooling
+        self.readout = nn.Sequential(
+            nn.Linear(hidden_channels, hidden_channels),
+            nn.SiLU(),
+            nn.Linear(hidden_channels, hidden_channels),
+        )
+
+    def atom_features(
+        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+    ) -> Tensor:
+        """Invariant per-atom features [num_atoms, hidden_channels]."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        batch: Tensor,
+        num_graphs: int | None = None,
+    ) -> Tensor:
+        """Molecule embeddings from a prebuilt graph.
+
+        Args:
+            z: atomic numbers, [num_atoms] long.
+            pos: coordinates in Å, [num_atoms, 3].
+            edge_index: [2, E], row 0 source j, row 1 target i (PyG ``source_to_target``).
+            edge_weight: [E] distances in Å.
+            edge_vec: [E, 3] vectors pos[j] - pos[i].
+            batch: molecule index of each atom, [num_atoms].
+            num_graphs: number of molecules B; default ``batch.max() + 1``.
+
+        Returns:
+            [B, hidden_channels] molecule embeddings, invariant to rotations, translations
+            and atom order.
+        """
+        h = self.atom_features(z, pos, edge_index, edge_weight, edge_vec)
+        return self.readout(pool(h, batch, num_graphs_of(batch, num_graphs), self.pooling))
+
+    def reset_readout(self) -> None:
+        """Reset the post-pooling MLP (call from ``reset_parameters``)."""
+        for layer in self.readout:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return (
+            f"hidden_channels={self.hidden_channels}, cutoff={self.cutoff}, "
+            f"pooling={self.pooling!r}"
+        )

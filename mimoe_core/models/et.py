@@ -1,0 +1,158 @@
+"""Equivariant-transformer expert: TorchMD-Net's ET, the paper's "GT" expert.
+
+Thölke & De Fabritiis 2022, https://arxiv.org/abs/2202.02541. Multi-head attention over the
+radius graph with distance filters on keys and values, scalar and vector features per atom.
+Written here on PyG's exp-normal radial basis.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn.models.visnet import ExpNormalSmearing
+
+from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff
+from mimoe_core.models.painn import unit_vectors
+
+
+class NeighborEmbedding(nn.Module):
+    """x_i <- W [x_i, sum_j emb(z_j) * filter(d_ij)]: atoms start knowing their neighbours."""
+
+    def __init__(self, hidden_channels: int, num_rbf: int, cutoff: float) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        self.filter = nn.Linear(num_rbf, hidden_channels)
+        self.combine = nn.Linear(2 * hidden_channels, hidden_channels)
+
+    def reset_parameters(self) -> None:
+        """Re-initialize the layers."""
+        for layer in (self.embedding, self.filter, self.combine):
+            layer.reset_parameters()
+
+    def forward(self, z, x, edge_index, edge_weight, rbf):
+        """Updated x [N, F]."""
+        j, i = edge_index
+        w = self.filter(rbf) * cosine_cutoff(edge_weight, self.cutoff).unsqueeze(-1)
+        msg = torch.zeros_like(x).index_add_(0, i, self.embedding(z)[j] * w)
+        return self.combine(torch.cat([x, msg], dim=-1))
+
+
+class EquivariantAttention(nn.Module):
+    """One ET layer: attention weights SiLU(sum_h q_i k_j dk_ij) times the cutoff envelope."""
+
+    def __init__(self, hidden_channels: int, num_heads: int, num_rbf: int, cutoff: float):
+        super().__init__()
+        self.num_heads, self.head_dim, self.cutoff = num_heads, hidden_channels // num_heads, cutoff
+        self.norm = nn.LayerNorm(hidden_channels)
+        self.q = nn.Linear(hidden_channels, hidden_channels)
+        self.k = nn.Linear(hidden_channels, hidden_channels)
+        self.v = nn.Linear(hidden_channels, 3 * hidden_channels)
+        self.vec_proj = nn.Linear(hidden_channels, 3 * hidden_channels, bias=False)
+        self.dk = nn.Linear(num_rbf, hidden_channels)
+        self.dv = nn.Linear(num_rbf, 3 * hidden_channels)
+        self.out = nn.Linear(hidden_channels, 3 * hidden_channels)
+
+    def reset_parameters(self) -> None:
+        """Re-initialize the layers."""
+        for layer in (self.norm, self.q, self.k, self.v, self.vec_proj, self.dk, self.dv, self.out):
+            layer.reset_parameters()
+
+    def forward(self, x, vec, edge_index, edge_weight, rbf, direction):
+        """Updates (dx [N, F], dvec [N, 3, F])."""
+        j, i = edge_index
+        num_edges, heads, dim = edge_index.size(1), self.num_heads, self.head_dim
+        h = self.norm(x)
+        q, k, v = self.q(h), self.k(h), self.v(h)
+        vec1, vec2, vec3 = self.vec_proj(vec).chunk(3, dim=-1)
+        vec_dot = (vec1 * vec2).sum(dim=1)
+
+        dk = F.silu(self.dk(rbf))
+        attn = (q[i] * k[j] * dk).view(num_edges, heads, dim).sum(-1)
+        attn = F.silu(attn) * cosine_cutoff(edge_weight, self.cutoff).unsqueeze(-1)
+        vj = v[j] * F.silu(self.dv(rbf))
+        x_msg, vec_gate, dir_gate = vj.chunk(3, dim=-1)
+        x_msg = (x_msg.view(num_edges, heads, dim) * attn.unsqueeze(-1)).reshape(num_edges, -1)
+        vec_msg = vec[j] * vec_gate.unsqueeze(1) + dir_gate.unsqueeze(1) * direction.unsqueeze(-1)
+        x_agg = torch.zeros_like(x).index_add_(0, i, x_msg)
+        vec_agg = torch.zeros_like(vec).index_add_(0, i, vec_msg)
+
+        o1, o2, o3 = self.out(x_agg).chunk(3, dim=-1)
+        return vec_dot * o2 + o3, vec3 * o1.unsqueeze(1) + vec_agg
+
+
+class EquivariantTransformerExpert(Expert):
+    """Equivariant transformer: attention on the radius graph, scalar and vector features.
+
+    Args:
+        hidden_channels: width, default 128 (divisible by ``num_heads``).
+        num_layers: attention layers, default 3.
+        num_heads: attention heads, default 8.
+        num_rbf: exp-normal radial functions, default 32.
+        cutoff: radius in Å of the expert's graph, default 5.0.
+        pooling: ``"mean"`` (default) or ``"sum"``.
+    """
+
+    name = "et"
+
+    def __init__(
+        self,
+        hidden_channels: int = 128,
+        num_layers: int = 3,
+        num_heads: int = 8,
+        num_rbf: int = 32,
+        cutoff: float = 5.0,
+        pooling: str = "mean",
+    ) -> None:
+        if num_heads < 1 or hidden_channels % num_heads:
+            raise ValueError(
+                f"hidden_channels={hidden_channels} must be divisible by num_heads={num_heads}"
+            )
+        super().__init__(hidden_channels, cutoff, pooling)
+        self.num_layers, self.num_heads, self.num_rbf = int(num_layers), int(num_heads), num_rbf
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        self.rbf = ExpNormalSmearing(self.cutoff, num_rbf, trainable=True)
+        self.neighbor = NeighborEmbedding(hidden_channels, num_rbf, self.cutoff)
+        self.layers = nn.ModuleList(
+            EquivariantAttention(hidden_channels, num_heads, num_rbf, self.cutoff)
+            for _ in range(num_layers)
+        )
+        self.out_norm = nn.LayerNorm(hidden_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialize every learnable parameter."""
+        self.embedding.reset_parameters()
+        self.rbf.reset_parameters()
+        self.neighbor.reset_parameters()
+        for layer in self.layers:
+            layer.reset_parameters()
+        self.out_norm.reset_parameters()
+        self.reset_readout()
+
+    def atom_states(
+        self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
+        rbf = self.rbf(edge_weight)
+        x = self.neighbor(z, self.embedding(z), edge_index, edge_weight, rbf)
+        vec = x.new_zeros(x.size(0), 3, x.size(1))
+        direction = unit_vectors(edge_vec, edge_weight)
+        for layer in self.layers:
+            dx, dvec = layer(x, vec, edge_index, edge_weight, rbf, direction)
+            x, vec = x + dx, vec + dvec
+        return self.out_norm(x), vec
+
+    def atom_features(
+        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+    ) -> Tensor:
+        """Invariant atom features [num_atoms, hidden_channels]."""
+        return self.atom_states(z, edge_index, edge_weight, edge_vec)[0]
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return (
+            f"{super().extra_repr()}, num_layers={self.num_layers}, "
+            f"num_heads={self.num_heads}, num_rbf={self.num_rbf}"
+        )

@@ -1,0 +1,265 @@
+"""Gates that read a molecule's descriptor trajectory and score the K experts, and Top-k routing.
+
+The gate sees the dense-filtration trajectory ``topo`` [B, T, D] (D descriptors at T radii,
+see :mod:`mimoe_core.topology`) and returns K logits. :func:`top_k_routing` turns logits into
+sparse weights alpha: the Top-k mask is applied to the logits before the softmax, so alpha
+has exactly k non-zeros per molecule and sums to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Routing(NamedTuple):
+    """Routing weights of a batch.
+
+    Attributes:
+        alpha: [B, K] weights, k non-zeros per row summing to 1.
+        selected: [B, K] bool, True for the k experts each molecule is routed to.
+        probs: [B, K] full softmax of the logits (every expert), for the balancing loss.
+    """
+
+    alpha: Tensor
+    selected: Tensor
+    probs: Tensor
+
+
+def top_k_routing(logits: Tensor, k: int, temperature: float = 1.0) -> Routing:
+    r"""Sparse routing weights: Top-k mask on the logits, then a softmax.
+
+    .. math::
+
+        \alpha_{b,e} = \frac{\exp(l_{b,e}/\tau)\,[e \in \mathrm{TopK}_b]}
+                            {\sum_{e' \in \mathrm{TopK}_b} \exp(l_{b,e'}/\tau)}
+
+    Ties are broken by expert index (the lower index wins), so routing is deterministic.
+
+    Args:
+        logits: [B, K] gate scores.
+        k: experts per molecule, 1 <= k <= K (k = K gives dense softmax weights).
+        temperature: tau > 0, default 1.0.
+
+    Returns:
+        :class:`Routing` (alpha, selected, probs), each [B, K].
+
+    Raises:
+        ValueError: for k outside [1, K] or a non-positive temperature.
+
+    Example:
+        >>> r = top_k_routing(torch.tensor([[2.0, 0.0, 2.0, 1.0]]), k=2)
+        >>> r.alpha
+        tensor([[0.5000, 0.0000, 0.5000, 0.0000]])
+    """
+    num_experts = logits.size(-1)
+    if not 1 <= k <= num_experts:
+        raise ValueError(f"top_k must be in [1, {num_experts}], got {k}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    scaled = logits / temperature
+    # A stable sort on the negated scores keeps the lower index first among ties.
+    order = torch.sort(-scaled.detach(), dim=-1, stable=True).indices[..., :k]
+    selected = torch.zeros_like(scaled, dtype=torch.bool).scatter_(-1, order, True)
+    masked = scaled.masked_fill(~selected, float("-inf"))
+    return Routing(torch.softmax(masked, dim=-1), selected, torch.softmax(scaled, dim=-1))
+
+
+def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
+    r"""Switch-Transformer load-balancing loss (Fedus et al. 2021, arXiv 2101.03961).
+
+    .. math::
+
+        L = K \sum_{e=1}^{K} f_e P_e, \qquad
+        f_e = \frac{1}{B k} \sum_b [e \in \mathrm{TopK}_b], \qquad
+        P_e = \frac{1}{B} \sum_b p_{b,e},
+
+    with p the full softmax over all K experts. f (the load, not differentiable) and P (the
+    importance) both sum to 1; L = 1 when routing is uniform and grows to K when every
+    molecule goes to one expert. The gradient flows through P, pushing probability away from
+    overloaded experts. The paper's two terms (importance and load) are this one product.
+
+    Args:
+        probs: [B, K] full softmax of the gate logits.
+        selected: [B, K] bool Top-k mask.
+
+    Returns:
+        Scalar tensor (0 for an empty batch).
+
+    Example:
+        >>> probs = torch.full((4, 2), 0.5)
+        >>> load_balancing_loss(probs, torch.tensor([[True, False], [False, True]] * 2))
+        tensor(1.)
+    """
+    if probs.size(0) == 0:
+        return probs.sum()
+    num_experts = probs.size(-1)
+    load = selected.to(probs.dtype).sum(0)
+    load = load / load.sum().clamp_min(1.0)
+    importance = probs.mean(0)
+    return num_experts * (load * importance).sum()
+
+
+def radius_encoding(radii: Tensor, dim: int, scale: float = 10.0) -> Tensor:
+    """Sinusoidal encoding of filtration radii in Å, [T] -> [T, dim] (radius as position).
+
+    Frequencies as in the Transformer's positional encoding, with position ``scale * r``.
+    """
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=radii.dtype) / max(half, 1))
+    angle = scale * radii[:, None] * freq[None, :]
+    enc = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+    return F.pad(enc, (0, dim - enc.size(-1)))
+
+
+class Gate(nn.Module):
+    """Base gate: ``encode`` the trajectory to a feature vector, a linear map to K logits.
+
+    With ``noisy=True``, training adds Gaussian noise with a learned, input-dependent scale
+    to the logits (noisy Top-k gating, Shazeer et al. 2017, arXiv 1701.06538); evaluation is
+    noise-free.
+
+    Args:
+        features: width of the encoded feature.
+        num_experts: K.
+        noisy: noisy gating during training, default False.
+    """
+
+    def __init__(self, features: int, num_experts: int, noisy: bool = False) -> None:
+        super().__init__()
+        if num_experts < 1:
+            raise ValueError(f"num_experts must be >= 1, got {num_experts}")
+        self.num_experts = int(num_experts)
+        self.noisy = bool(noisy)
+        self.to_logits = nn.Linear(features, num_experts)
+        self.noise_scale = nn.Linear(features, num_experts) if noisy else None
+
+    def encode(self, topo: Tensor) -> Tensor:
+        """[B, T, D] trajectory -> [B, features]."""
+        raise NotImplementedError
+
+    def forward(self, topo: Tensor) -> Tensor:
+        """Logits [B, K] for trajectories ``topo`` [B, T, D]."""
+        feat = self.encode(topo)
+        logits = self.to_logits(feat)
+        if self.noise_scale is not None and self.training:
+            logits = logits + torch.randn_like(logits) * F.softplus(self.noise_scale(feat))
+        return logits
+
+    def _check(self, topo: Tensor, steps: int, descriptors: int) -> None:
+        if topo.dim() != 3 or topo.shape[1:] != (steps, descriptors):
+            raise ValueError(
+                f"{type(self).__name__} expects topo of shape [B, {steps}, {descriptors}] "
+                f"(T radii x D descriptors), got {tuple(topo.shape)}; the descriptor grid "
+                "of the data must match the model's"
+            )
+
+
+class MLPGate(Gate):
+    """MLP over the flattened trajectory: LayerNorm, hidden layers with SiLU, K logits.
+
+    Args:
+        num_radii: T, radii in the filtration grid.
+        num_descriptors: D, default 5.
+        num_experts: K, default 5.
+        hidden_channels: width of the hidden layers, default 64.
+        num_layers: hidden layers, default 2.
+        dropout: dropout after each hidden layer, default 0.0.
+        noisy: noisy gating during training, default False.
+    """
+
+    def __init__(
+        self,
+        num_radii: int,
+        num_descriptors: int = 5,
+        num_experts: int = 5,
+        hidden_channels: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        noisy: bool = False,
+    ) -> None:
+        super().__init__(hidden_channels, num_experts, noisy)
+        self.num_radii, self.num_descriptors = int(num_radii), int(num_descriptors)
+        self.hidden_channels, self.num_layers = int(hidden_channels), int(num_layers)
+        flat = self.num_radii * self.num_descriptors
+        layers: list[nn.Module] = [nn.Flatten(), nn.LayerNorm(flat)]
+        width = flat
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_channels), nn.SiLU(), nn.Dropout(dropout)]
+            width = hidden_channels
+        self.mlp = nn.Sequential(*layers)
+
+    def encode(self, topo: Tensor) -> Tensor:
+        """[B, T, D] -> [B, hidden_channels]."""
+        self._check(topo, self.num_radii, self.num_descriptors)
+        return self.mlp(topo)
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return (
+            f"T={self.num_radii}, D={self.num_descriptors}, K={self.num_experts}, "
+            f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, "
+            f"noisy={self.noisy}"
+        )
+
+
+class TransformerGate(Gate):
+    """A small Transformer encoder over the T radii, with the radius as position.
+
+    Each radius r_t is a token: its D descriptors mapped to ``d_model`` plus a sinusoidal
+    encoding of r_t in Å; pre-norm encoder layers, mean over tokens, K logits.
+
+    Args:
+        radii: the filtration grid in Å, [T].
+        num_descriptors: D, default 5.
+        num_experts: K, default 5.
+        d_model: token width, default 32.
+        num_heads: attention heads, default 4.
+        num_layers: encoder layers, default 2.
+        dropout: default 0.0.
+        noisy: noisy gating during training, default False.
+    """
+
+    def __init__(
+        self,
+        radii: Sequence[float],
+        num_descriptors: int = 5,
+        num_experts: int = 5,
+        d_model: int = 32,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        noisy: bool = False,
+    ) -> None:
+        super().__init__(d_model, num_experts, noisy)
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
+        grid = torch.as_tensor(list(radii), dtype=torch.float32)
+        self.register_buffer("radii", grid)
+        self.num_descriptors, self.d_model = int(num_descriptors), int(d_model)
+        self.num_heads, self.num_layers = int(num_heads), int(num_layers)
+        self.embed = nn.Linear(num_descriptors, d_model)
+        layer = nn.TransformerEncoderLayer(
+            d_model, num_heads, 2 * d_model, dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+
+    def encode(self, topo: Tensor) -> Tensor:
+        """[B, T, D] -> [B, d_model]."""
+        self._check(topo, self.radii.numel(), self.num_descriptors)
+        tokens = self.embed(topo) + radius_encoding(self.radii, self.d_model).to(topo.dtype)
+        return self.norm(self.encoder(tokens).mean(dim=1))
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return (
+            f"T={self.radii.numel()}, D={self.num_descriptors}, K={self.num_experts}, "
+            f"d_model={self.d_model}, num_heads={self.num_heads}, "
+            f"num_layers={self.num_layers}, noisy={self.noisy}"
+        )

@@ -1,0 +1,239 @@
+"""The MI-MoE container: K experts at their own cutoffs, a topology gate, a shared linear head.
+
+Prediction for molecule b with routing weights alpha (k non-zeros summing to 1)::
+
+    y_b = sum_e alpha_{b,e} * (W h_{b,e} + c)      h_{b,e} = expert_e(molecule b at cutoff_e)
+
+Because the head (W, c) is linear and shared, ``alpha_{b,e} * (W h_{b,e} + c)`` is exactly
+expert e's contribution to y_b: the contributions add up to the prediction.
+
+Sparse dispatch: in ``sparse`` mode expert e runs only on the molecules routed to it (their
+atoms are gathered into a sub-batch and the embeddings scattered back), so k of K experts
+cost about k/K of the dense compute. The paper's Algorithm 1 computes every expert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from mimoe_core.models._common import Expert, num_graphs_of
+from mimoe_core.models.gate import Gate, load_balancing_loss, top_k_routing
+from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, within_cutoff
+
+ROUTINGS = ("sparse", "dense", "one", "single")
+
+
+class MoEOutput(NamedTuple):
+    """What one forward pass returns; plain tensors, so routing reaches plots without hooks.
+
+    Attributes:
+        y: [B, out_channels] predictions (standardized units when the trainer scales).
+        alpha: [B, K] routing weights (zeros for experts a molecule is not routed to).
+        expert_outputs: [B, K, out_channels] each expert's own prediction W h_e + c; zero
+            where the expert did not run on the molecule.
+        selected: [B, K] bool, which experts ran on which molecule.
+        logits: [B, K] gate logits, or ``None`` without a gate (``one``, ``single``).
+        aux_loss: scalar load-balancing loss (0 without a gate), unweighted.
+    """
+
+    y: Tensor
+    alpha: Tensor
+    expert_outputs: Tensor
+    selected: Tensor
+    logits: Tensor | None
+    aux_loss: Tensor
+
+    def contributions(self) -> Tensor:
+        """[B, K, out_channels] alpha_e * (W h_e + c); summed over K they give ``y``."""
+        return self.alpha.unsqueeze(-1) * self.expert_outputs
+
+
+class MIMoE(nn.Module):
+    """Topology-aware multiscale mixture of 3D-GNN experts.
+
+    Args:
+        experts: K experts; expert e reads the radius graph at ``experts[e].cutoff``.
+            Cutoffs must be strictly increasing. All experts share ``hidden_channels``.
+        gate: maps ``topo`` [B, T, D] to K logits; required for ``sparse`` and ``dense``,
+            unused (and must be ``None``) for ``one`` and ``single``, which have K = 1.
+        out_channels: number of targets, default 1.
+        routing: ``"sparse"`` (Top-k, default), ``"dense"`` (softmax over all K),
+            ``"one"`` (a single shallow expert, weight 1) or ``"single"`` (the plain
+            full-depth backbone at one cutoff; same structure as ``one``, kept distinct for
+            reports).
+        top_k: k for ``sparse``, default 2.
+        temperature: softmax temperature of the routing, default 1.0.
+        balance_weight: weight of the load-balancing loss in the trainer, default 0.01
+            (stored here so a checkpoint carries it).
+    """
+
+    def __init__(
+        self,
+        experts: Sequence[Expert],
+        gate: Gate | None,
+        out_channels: int = 1,
+        routing: str = "sparse",
+        top_k: int = 2,
+        temperature: float = 1.0,
+        balance_weight: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+        if not experts:
+            raise ValueError("MIMoE needs at least one expert")
+        cutoffs = [float(e.cutoff) for e in experts]
+        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+            raise ValueError(f"expert cutoffs must be strictly increasing, got {cutoffs}")
+        widths = {e.hidden_channels for e in experts}
+        if len(widths) != 1:
+            raise ValueError(f"experts must share hidden_channels, got {sorted(widths)}")
+        gated = routing in ("sparse", "dense")
+        if gated and gate is None:
+            raise ValueError(f"routing={routing!r} needs a gate")
+        if not gated and (gate is not None or len(experts) != 1):
+            raise ValueError(f"routing={routing!r} takes exactly one expert and no gate")
+        if gated and gate.num_experts != len(experts):
+            raise ValueError(f"gate scores {gate.num_experts} experts, got {len(experts)}")
+        num_experts = len(experts)
+        self.top_k = num_experts if routing == "dense" or not gated else int(top_k)
+        if not 1 <= self.top_k <= num_experts:
+            raise ValueError(f"top_k must be in [1, {num_experts}], got {top_k}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.experts = nn.ModuleList(experts)
+        self.gate = gate
+        self.head = nn.Linear(widths.pop(), out_channels)
+        self.routing = routing
+        self.temperature = float(temperature)
+        self.balance_weight = float(balance_weight)
+        self.cutoffs = cutoffs
+        self.out_channels = int(out_channels)
+
+    @property
+    def num_experts(self) -> int:
+        """K, the number of experts."""
+        return len(self.experts)
+
+    def reset_parameters(self) -> None:
+        """Re-initialize experts, gate and head."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def route(self, topo: Tensor | None, num_graphs: int, like: Tensor) -> tuple:
+        """Gate logits and routing weights for a batch (all ones when there is no gate)."""
+        if self.gate is None:
+            ones = torch.ones(num_graphs, 1, dtype=like.dtype, device=like.device)
+            return None, ones, ones.bool(), ones
+        if topo is None:
+            raise ValueError(f"routing={self.routing!r} needs the descriptor trajectory topo")
+        if topo.size(0) != num_graphs:
+            raise ValueError(f"topo has {topo.size(0)} molecules, the batch {num_graphs}")
+        logits = self.gate(topo.to(like.dtype))
+        routing = top_k_routing(logits, self.top_k, self.temperature)
+        return logits, routing.alpha, routing.selected, routing.probs
+
+    def forward(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        topo: Tensor | None = None,
+        num_graphs: int | None = None,
+        compute_all: bool = False,
+    ) -> MoEOutput:
+        """Predict a batch of molecules.
+
+        Args:
+            z: atomic numbers, [num_atoms] long.
+            pos: coordinates in Å, [num_atoms, 3].
+            batch: molecule index per atom, [num_atoms], sorted; ``None`` for one molecule.
+            topo: descriptor trajectories [B, T, D]; needed for ``sparse`` and ``dense``.
+            num_graphs: B; default ``batch.max() + 1``.
+            compute_all: run every expert on every molecule and weight by the same alpha
+                (the paper's Algorithm 1); same result as sparse dispatch, for tests and
+                benchmarks. Default False.
+
+        Returns:
+            :class:`MoEOutput`.
+        """
+        if batch is None:
+            batch = torch.zeros(z.numel(), dtype=torch.long, device=z.device)
+        num = num_graphs_of(batch, num_graphs)
+        logits, alpha, selected, probs = self.route(topo, num, pos)
+        # One neighbour search at the largest cutoff serves every expert.
+        full = radius_graph(pos, batch, self.cutoffs[-1])
+        hidden = self.head.in_features
+        embeddings = pos.new_zeros(num, self.num_experts, hidden)
+        for e, expert in enumerate(self.experts):
+            run = torch.ones_like(selected[:, e]) if compute_all else selected[:, e]
+            mols = torch.nonzero(run).flatten()
+            if mols.numel() == 0:
+                continue
+            if mols.numel() == num:
+                graph = within_cutoff(full, expert.cutoff)
+                emb = expert(z, pos, *graph, batch, num_graphs=num)
+            else:
+                emb = self._run_on(expert, mols, run, z, pos, batch, full)
+            embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
+        expert_outputs = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
+        y = (alpha.unsqueeze(-1) * expert_outputs).sum(dim=1)
+        aux = load_balancing_loss(probs, selected) if self.gate is not None else y.new_zeros(())
+        return MoEOutput(y, alpha, expert_outputs, selected, logits, aux)
+
+    @staticmethod
+    def _run_on(
+        expert: Expert,
+        mols: Tensor,
+        run: Tensor,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        full: ExpertGraph,
+    ) -> Tensor:
+        """Run ``expert`` on the molecules ``mols`` only (a gathered sub-batch)."""
+        atom_in = run[batch]
+        atoms = torch.nonzero(atom_in).flatten()
+        new_atom = torch.full_like(batch, -1)
+        new_atom[atoms] = torch.arange(atoms.numel(), device=batch.device)
+        new_mol = torch.cumsum(run.long(), 0) - 1
+        keep = atom_in[full.edge_index[1]] & (full.edge_weight.detach() <= expert.cutoff)
+        edge_index = new_atom[full.edge_index[:, keep]]
+        return expert(
+            z[atoms],
+            pos[atoms],
+            edge_index,
+            full.edge_weight[keep],
+            full.edge_vec[keep],
+            new_mol[batch[atoms]],
+            num_graphs=mols.numel(),
+        )
+
+    def forward_batch(self, data, compute_all: bool = False) -> MoEOutput:
+        """:meth:`forward` on a PyG ``Batch`` (or ``Data``) with ``z``, ``pos``, ``topo``."""
+        from mimoe_core import keys
+
+        batch = getattr(data, "batch", None)
+        topo = getattr(data, keys.TOPO, None) if self.gate is not None else None
+        return self(
+            data[keys.Z],
+            data[keys.POS],
+            batch,
+            topo,
+            num_graphs=getattr(data, "num_graphs", 1),
+            compute_all=compute_all,
+        )
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        k = f", top_k={self.top_k}" if self.routing == "sparse" else ""
+        return (
+            f"routing={self.routing!r}, K={self.num_experts}{k}, cutoffs={self.cutoffs}, "
+            f"temperature={self.temperature}, balance_weight={self.balance_weight}, "
+            f"out_channels={self.out_channels}"
+        )

@@ -1,0 +1,155 @@
+"""PaiNN expert (Schütt, Unke & Gastegger 2021, https://arxiv.org/abs/2102.03150).
+
+Polarizable atom interaction network: every atom carries scalar features s [N, F] and vector
+features v [N, 3, F]. Messages mix neighbour scalars with a radial filter and rotate neighbour
+vectors along the edge direction; updates couple scalars and vector norms. Written here (PaiNN
+is not in PyG); aggregation is ``index_add``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff
+
+# Below this distance in Å two atoms count as coincident: no direction, finite filters.
+_EPS_DIST = 1e-6
+
+
+def sinc_rbf(dist: Tensor, num_rbf: int, cutoff: float) -> Tensor:
+    r"""Radial basis :math:`\sin(n \pi d / c) / d`, n = 1..num_rbf, [E] -> [E, num_rbf].
+
+    Distances below 1e-6 Å are clamped, so coincident atoms get the finite limit n pi / c.
+    """
+    d = dist.clamp_min(_EPS_DIST).unsqueeze(-1)
+    n = torch.arange(1, num_rbf + 1, dtype=dist.dtype, device=dist.device)
+    return torch.sin(n * (math.pi / cutoff) * d) / d
+
+
+def unit_vectors(edge_vec: Tensor, edge_weight: Tensor) -> Tensor:
+    """edge_vec / |edge_vec| [E, 3]; zero for coincident atoms (no direction)."""
+    safe = edge_weight.clamp_min(_EPS_DIST).unsqueeze(-1)
+    return torch.where(edge_weight.unsqueeze(-1) > _EPS_DIST, edge_vec / safe, 0.0)
+
+
+class PaiNNMessage(nn.Module):
+    """Message block: ds_i, dv_i from neighbours j of i (filters on the distance)."""
+
+    def __init__(self, hidden_channels: int, num_rbf: int, cutoff: float) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.phi = nn.Sequential(
+            nn.Linear(hidden_channels, hidden_channels),
+            nn.SiLU(),
+            nn.Linear(hidden_channels, 3 * hidden_channels),
+        )
+        self.filter = nn.Linear(num_rbf, 3 * hidden_channels)
+
+    def reset_parameters(self) -> None:
+        """Re-initialize the layers."""
+        for layer in (self.phi[0], self.phi[2], self.filter):
+            layer.reset_parameters()
+
+    def forward(self, s, v, edge_index, rbf, envelope, direction):
+        """Updated (s [N, F], v [N, 3, F])."""
+        j, i = edge_index
+        x = self.phi(s)[j] * self.filter(rbf) * envelope.unsqueeze(-1)
+        ds, dvv, dvs = x.chunk(3, dim=-1)
+        dv = v[j] * dvv.unsqueeze(1) + dvs.unsqueeze(1) * direction.unsqueeze(-1)
+        s = s + torch.zeros_like(s).index_add_(0, i, ds)
+        v = v + torch.zeros_like(v).index_add_(0, i, dv)
+        return s, v
+
+
+class PaiNNUpdate(nn.Module):
+    """Update block: mixes each atom's scalars with the norms and products of its vectors."""
+
+    def __init__(self, hidden_channels: int) -> None:
+        super().__init__()
+        self.u = nn.Linear(hidden_channels, hidden_channels, bias=False)
+        self.v = nn.Linear(hidden_channels, hidden_channels, bias=False)
+        self.mix = nn.Sequential(
+            nn.Linear(2 * hidden_channels, hidden_channels),
+            nn.SiLU(),
+            nn.Linear(hidden_channels, 3 * hidden_channels),
+        )
+
+    def reset_parameters(self) -> None:
+        """Re-initialize the layers."""
+        for layer in (self.u, self.v, self.mix[0], self.mix[2]):
+            layer.reset_parameters()
+
+    def forward(self, s, v):
+        """Updated (s [N, F], v [N, 3, F])."""
+        uv, vv = self.u(v), self.v(v)
+        # sqrt(x + eps): the norm of a zero vector has no gradient otherwise.
+        norm = torch.sqrt((vv * vv).sum(dim=1) + 1e-8)
+        a_vv, a_sv, a_ss = self.mix(torch.cat([s, norm], dim=-1)).chunk(3, dim=-1)
+        s = s + a_ss + a_sv * (uv * vv).sum(dim=1)
+        v = v + a_vv.unsqueeze(1) * uv
+        return s, v
+
+
+class PaiNNExpert(Expert):
+    """PaiNN: equivariant scalar and vector messages; the scalars are the atom features.
+
+    Args:
+        hidden_channels: F, width of scalar and vector features, default 128.
+        num_layers: message + update blocks, default 3.
+        num_rbf: sinc radial functions, default 20.
+        cutoff: radius in Å of the expert's graph, default 5.0.
+        pooling: ``"mean"`` (default) or ``"sum"``.
+    """
+
+    name = "painn"
+
+    def __init__(
+        self,
+        hidden_channels: int = 128,
+        num_layers: int = 3,
+        num_rbf: int = 20,
+        cutoff: float = 5.0,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__(hidden_channels, cutoff, pooling)
+        self.num_layers, self.num_rbf = int(num_layers), int(num_rbf)
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        self.messages = nn.ModuleList(
+            PaiNNMessage(hidden_channels, num_rbf, self.cutoff) for _ in range(num_layers)
+        )
+        self.updates = nn.ModuleList(PaiNNUpdate(hidden_channels) for _ in range(num_layers))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialize every learnable parameter."""
+        self.embedding.reset_parameters()
+        for block in [*self.messages, *self.updates]:
+            block.reset_parameters()
+        self.reset_readout()
+
+    def atom_states(
+        self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
+        s = self.embedding(z)
+        v = s.new_zeros(s.size(0), 3, s.size(1))
+        rbf = sinc_rbf(edge_weight, self.num_rbf, self.cutoff)
+        envelope = cosine_cutoff(edge_weight, self.cutoff)
+        direction = unit_vectors(edge_vec, edge_weight)
+        for message, update in zip(self.messages, self.updates, strict=True):
+            s, v = message(s, v, edge_index, rbf, envelope, direction)
+            s, v = update(s, v)
+        return s, v
+
+    def atom_features(
+        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+    ) -> Tensor:
+        """Invariant atom features [num_atoms, hidden_channels]."""
+        return self.atom_states(z, edge_index, edge_weight, edge_vec)[0]
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return f"{super().extra_repr()}, num_layers={self.num_layers}, num_rbf={self.num_rbf}"

@@ -1,0 +1,197 @@
+"""Build an MI-MoE model from a plain dict or YAML: backbone and gate registries, defaults.
+
+A config is a dict (or a YAML file, or the name of a bundled config in
+``mimoe_core/configs/``) whose keys override :data:`DEFAULT_CONFIG`; nested dicts merge key by
+key. Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mimoe_core.models._common import Expert
+from mimoe_core.models.gate import Gate, MLPGate, TransformerGate
+from mimoe_core.models.mimoe import ROUTINGS, MIMoE
+
+#: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
+EXPERTS: dict[str, str] = {
+    "schnet": "mimoe_core.models.schnet:SchNetExpert",
+    "painn": "mimoe_core.models.painn:PaiNNExpert",
+    "visnet": "mimoe_core.models.visnet:ViSNetExpert",
+    "dimenet++": "mimoe_core.models.dimenet:DimeNetPPExpert",
+    "et": "mimoe_core.models.et:EquivariantTransformerExpert",
+}
+
+GATES = ("mlp", "transformer")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+#: Every key a config may set, with its default.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "backbone": "schnet",
+    "routing": "sparse",
+    "cutoffs": [2.0, 2.5, 3.0, 3.5, 4.0],
+    "top_k": 2,
+    "temperature": 1.0,
+    "balance_weight": 0.01,
+    "out_channels": 1,
+    # Keyword arguments of the backbone's expert class (its other settings keep defaults).
+    "expert": {"hidden_channels": 128, "num_layers": 3},
+    # name: mlp | transformer; the other keys are that gate's keyword arguments.
+    "gate": {"name": "mlp", "noisy": False},
+    # The filtration grid the gate reads; must match the featurization's grid.
+    "radii": {"start": 1.0, "stop": 5.0, "step": 0.1},
+    "num_descriptors": 5,
+    # routing "one": index into cutoffs of the single shallow expert.
+    "one_expert": 2,
+    # routing "single": the plain backbone, full depth, at one cutoff (overrides "expert").
+    "single": {"cutoff": 5.0, "num_layers": 6},
+}
+
+
+def expert_class(name: str) -> type[Expert]:
+    """The expert class registered as ``name`` (one of :data:`EXPERTS`)."""
+    if name not in EXPERTS:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(EXPERTS)}")
+    module, attr = EXPERTS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def bundled_configs() -> list[str]:
+    """Names of the YAML configs shipped in ``mimoe_core/configs`` (one per backbone)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_config(source: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A full, validated config: defaults overridden by ``source``.
+
+    Args:
+        source: ``None`` (defaults), a dict, a path to a YAML file, or the name of a
+            bundled config (see :func:`bundled_configs`).
+
+    Returns:
+        A new dict with every key of :data:`DEFAULT_CONFIG`.
+
+    Raises:
+        ValueError: unknown keys or values, or a name that is neither a file nor bundled.
+
+    Example:
+        >>> load_config({"backbone": "painn", "top_k": 1})["expert"]
+        {'hidden_channels': 128, 'num_layers': 3}
+    """
+    if source is None:
+        user: Mapping[str, Any] = {}
+    elif isinstance(source, Mapping):
+        user = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            path = CONFIG_DIR / f"{source}.yaml"
+        if not path.is_file():
+            raise ValueError(
+                f"config {str(source)!r} is neither a YAML file nor a bundled config "
+                f"({', '.join(bundled_configs())})"
+            )
+        user = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(user, Mapping):
+            raise ValueError(f"{path}: a config must be a mapping, got {type(user).__name__}")
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    unknown = sorted(set(user) - set(config))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(config)}")
+    for key, value in user.items():
+        if isinstance(config[key], dict):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"config[{key!r}] must be a mapping, got {value!r}")
+            config[key].update(value)
+        else:
+            config[key] = copy.deepcopy(value)
+    _validate(config)
+    return config
+
+
+def _validate(config: dict[str, Any]) -> None:
+    expert_class(config["backbone"])
+    if config["routing"] not in ROUTINGS:
+        raise ValueError(f"routing must be one of {ROUTINGS}, got {config['routing']!r}")
+    if config["gate"].get("name") not in GATES:
+        raise ValueError(f"gate name must be one of {GATES}, got {config['gate'].get('name')!r}")
+    cutoffs = [float(c) for c in config["cutoffs"]]
+    if not cutoffs or any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+        raise ValueError(f"cutoffs must be non-empty and strictly increasing, got {cutoffs}")
+    if config["routing"] == "one" and not 0 <= int(config["one_expert"]) < len(cutoffs):
+        raise ValueError(
+            f"one_expert={config['one_expert']} is not an index into cutoffs {config['cutoffs']}"
+        )
+    config_radii(config)
+
+
+def config_radii(config: Mapping[str, Any]) -> np.ndarray:
+    """The filtration grid [T] in Å described by ``config["radii"]`` (start, stop, step)."""
+    spec = config["radii"]
+    start, stop, step = float(spec["start"]), float(spec["stop"]), float(spec["step"])
+    if not (step > 0 and stop >= start >= 0):
+        raise ValueError(f"radii needs 0 <= start <= stop and step > 0, got {dict(spec)}")
+    num = int(round((stop - start) / step)) + 1
+    return np.round(np.linspace(start, stop, num), 10)
+
+
+def _make_gate(config: Mapping[str, Any], num_experts: int) -> Gate:
+    kwargs = {k: v for k, v in config["gate"].items() if k != "name"}
+    radii = config_radii(config)
+    common = {"num_descriptors": int(config["num_descriptors"]), "num_experts": num_experts}
+    try:
+        if config["gate"]["name"] == "mlp":
+            return MLPGate(num_radii=len(radii), **common, **kwargs)
+        return TransformerGate(radii=radii.tolist(), **common, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad gate settings {dict(config['gate'])}: {err}") from None
+
+
+def _make_expert(cls: type[Expert], cutoff: float, kwargs: Mapping[str, Any]) -> Expert:
+    try:
+        return cls(cutoff=float(cutoff), **kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad settings for {cls.__name__} {dict(kwargs)}: {err}") from None
+
+
+def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
+    """Build an :class:`MIMoE` from a config (see :func:`load_config`).
+
+    The model keeps the resolved config as ``model.config`` (what a checkpoint stores).
+
+    Example:
+        >>> model = create_model({"expert": {"hidden_channels": 16, "num_layers": 1}})
+        >>> model.routing, model.num_experts, model.top_k, model.cutoffs[-1]
+        ('sparse', 5, 2, 4.0)
+    """
+    cfg = load_config(config)
+    cls = expert_class(cfg["backbone"])
+    routing = cfg["routing"]
+    if routing == "single":
+        single = dict(cfg["single"])
+        cutoff = single.pop("cutoff")
+        experts = [_make_expert(cls, cutoff, {**cfg["expert"], **single})]
+    elif routing == "one":
+        experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], cfg["expert"])]
+    else:
+        experts = [_make_expert(cls, c, cfg["expert"]) for c in cfg["cutoffs"]]
+    gate = _make_gate(cfg, len(experts)) if routing in ("sparse", "dense") else None
+    model = MIMoE(
+        experts,
+        gate,
+        out_channels=int(cfg["out_channels"]),
+        routing=routing,
+        top_k=int(cfg["top_k"]),
+        temperature=float(cfg["temperature"]),
+        balance_weight=float(cfg["balance_weight"]),
+    )
+    model.config = cfg
+    return model

@@ -1,0 +1,53 @@
+"""Tiny random molecules for model tests (PyG generate_data / torchmd-net example batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mimoe_core.topology import descriptor_trajectories
+
+
+class Molecules:
+    """A batch of random molecules: z, pos, batch, topo (descriptor trajectories)."""
+
+    def __init__(self, sizes, dtype=torch.float64, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        self.sizes = list(sizes)
+        n = sum(self.sizes)
+        elements = torch.tensor([1, 6, 7, 8, 9])
+        self.z = elements[torch.randint(0, 5, (n,), generator=gen)]
+        self.pos = (torch.randn(n, 3, generator=gen, dtype=torch.float64) * 1.5).to(dtype)
+        self.batch = torch.repeat_interleave(torch.arange(len(self.sizes)), torch.tensor(sizes))
+        self.topo = topo_of(self.pos, self.batch)
+
+    @property
+    def num_graphs(self) -> int:
+        return len(self.sizes)
+
+    def molecule(self, b):
+        """(z, pos, batch, topo) of molecule b alone."""
+        mask = self.batch == b
+        return (
+            self.z[mask],
+            self.pos[mask],
+            torch.zeros(int(mask.sum()), dtype=torch.long),
+            (self.topo[b : b + 1]),
+        )
+
+
+def topo_of(pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """Normalized descriptor trajectories [B, 41, 5] of a batch, in pos's dtype."""
+    num = int(batch.max()) + 1
+    clouds = [pos[batch == b].detach().double().numpy() for b in range(num)]
+    traj = descriptor_trajectories(clouds, dtype=np.float64)
+    return torch.from_numpy(traj).to(pos.dtype)
+
+
+def random_rotation(seed: int = 1, dtype=torch.float64) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q.to(dtype)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+import torch
+from molecule_factory import Molecules, random_rotation
+
+from mimoe_core.models import EXPERTS, expert_class, radius_graph
+from mimoe_core.models.dimenet import triplets
+from mimoe_core.models.painn import PaiNNExpert
+
+SMALL = {
+    "schnet": {"num_filters": 16, "num_rbf": 10},
+    "painn": {"num_rbf": 8},
+    "visnet": {"num_heads": 4, "num_rbf": 8},
+    "dimenet++": {"int_emb_size": 8, "out_emb_channels": 16},
+    "et": {"num_heads": 4, "num_rbf": 8},
+}
+
+
+def make(name, cutoff=3.0):
+    torch.manual_seed(0)
+    cls = expert_class(name)
+    return cls(hidden_channels=16, num_layers=2, cutoff=cutoff, **SMALL[name]).double()
+
+
+def brute_triplets(edge_index):
+    edges = edge_index.T.tolist()
+    out = set()
+    for (e_kj, (k, j)), (e_ji, (j2, i)) in itertools.product(enumerate(edges), repeat=2):
+        if j == j2 and k != i:
+            out.add((k, j, i, e_kj, e_ji))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_triplets_match_brute_force(seed):
+    gen = torch.Generator().manual_seed(seed)
+    n = 9
+    pairs = [(a, b) for a in range(n) for b in range(n) if a != b]
+    keep = torch.rand(len(pairs), generator=gen) < 0.3
+    edge_index = torch.tensor([p for p, k in zip(pairs, keep, strict=True) if k]).T
+    edge_index = edge_index[:, torch.randperm(edge_index.size(1), generator=gen)]  # any order
+    i, j, idx_i, idx_j, idx_k, idx_kj, idx_ji = triplets(edge_index, n)
+    assert torch.equal(i, edge_index[1]) and torch.equal(j, edge_index[0])
+    got = set(zip(*(t.tolist() for t in (idx_k, idx_j, idx_i, idx_kj, idx_ji)), strict=True))
+    assert got == brute_triplets(edge_index)
+    assert len(got) == idx_i.numel()  # no duplicates
+
+
+def test_triplets_of_empty_and_isolated_graphs():
+    out = triplets(torch.zeros(2, 0, dtype=torch.long), 4)
+    assert all(t.numel() == 0 for t in out)
+    out = triplets(torch.tensor([[0, 1], [1, 0]]), 5)  # one bond, three isolated atoms
+    assert out[2].numel() == 0  # k -> j -> i needs k != i
+
+
+def test_triplets_are_fast_enough():
+    mols = Molecules([20] * 128, dtype=torch.float32, seed=1)
+    graph = radius_graph(mols.pos, mols.batch, 4.0)
+    triplets(graph.edge_index, mols.pos.size(0))
+    start = time.perf_counter()
+    triplets(graph.edge_index, mols.pos.size(0))
+    assert time.perf_counter() - start < 0.5  # a Python loop over edges takes seconds
+
+
+@pytest.mark.parametrize("name", sorted(EXPERTS))
+def test_expert_output_and_invariance(name, molecules):
+    expert = make(name)
+    graph = radius_graph(molecules.pos, molecules.batch, 3.0)
+    out = expert(molecules.z, molecules.pos, *graph, molecules.batch)
+    assert out.shape == (molecules.num_graphs, 16) and out.dtype == torch.float64
+    rot = random_rotation(5)
+    pos = molecules.pos @ rot.T - 4.0
+    moved = expert(molecules.z, pos, *radius_graph(pos, molecules.batch, 3.0), molecules.batch)
+    torch.testing.assert_close(moved, out, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERTS))
+def test_coincident_atoms_and_isolated_molecules_stay_finite(name):
+    pos = torch.tensor(
+        [[0.0, 0, 0], [0.0, 0, 0], [1.1, 0, 0], [0.0, 1.0, 0.3], [20.0, 0, 0], [40.0, 0, 0]],
+        dtype=torch.float64,
+    )
+    z = torch.tensor([6, 6, 1, 8, 6, 7])
+    batch = torch.tensor([0, 0, 0, 0, 1, 1])  # molecule 1: two atoms, no edge at 3 Å
+    expert = make(name)
+    out = expert(z, pos, *radius_graph(pos, batch, 3.0), batch)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    for p in expert.parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("name", ["painn", "et"])
+def test_vector_features_rotate_with_the_molecule(name, molecules):
+    expert = make(name)
+    graph = radius_graph(molecules.pos, molecules.batch, 3.0)
+    s, v = expert.atom_states(molecules.z, graph.edge_index, graph.edge_weight, graph.edge_vec)
+    rot = random_rotation(2)
+    pos = molecules.pos @ rot.T
+    g2 = radius_graph(pos, molecules.batch, 3.0)
+    s2, v2 = expert.atom_states(molecules.z, g2.edge_index, g2.edge_weight, g2.edge_vec)
+    torch.testing.assert_close(s2, s, atol=1e-8, rtol=0)
+    torch.testing.assert_close(v2, torch.einsum("ij,njf->nif", rot, v), atol=1e-8, rtol=0)
+    assert v.abs().max() > 0  # the vectors are not trivially zero
+
+
+def test_repr_and_bad_settings():
+    text = repr(make("painn"))
+    assert "PaiNNExpert" in text and "cutoff=3.0" in text and "num_layers=2" in text
+    for name in ("et", "visnet"):
+        with pytest.raises(ValueError, match="divisible by num_heads"):
+            expert_class(name)(hidden_channels=10, num_heads=4)
+    with pytest.raises(ValueError, match="pooling"):
+        PaiNNExpert(pooling="max")
