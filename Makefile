@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
 DEMO_DATASET ?= freesolv
+DEMO_EPOCHS ?= 60
 
 .PHONY: demo test test-all lint format scrub lab bench clean
 
@@ -15,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[viz,test,dev]"
 	touch $@
 
-demo: $(VENV)/.installed  ## featurize a bundled dataset and write its report
-	$(VENV)/bin/mimoe featurize --dataset $(DEMO_DATASET) --out $(DEMO_OUT)
+demo: $(VENV)/.installed  ## train MI-MoE on a bundled dataset and write the run folder
+	$(VENV)/bin/mimoe train --dataset $(DEMO_DATASET) --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT)
 
 test: $(VENV)/.installed  ## the default test suite (slow and GPU tests skipped) and lint
 	$(PY) -m pytest -n 2 --doctest-modules mimoe_core tests
@@ -41,6 +42,7 @@ lab: $(VENV)/.installed  ## open the tutorials in JupyterLab
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_featurize.py
 	$(PY) benchmarks/bench_topology.py
+	$(PY) benchmarks/bench_model.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

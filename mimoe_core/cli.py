@@ -1,7 +1,8 @@
 """The ``mimoe`` command line (also ``python -m mimoe_core``).
 
-Commands available now: ``datasets`` (list the bundled datasets) and ``featurize`` (conformers
-and descriptor trajectories into the cache, with a report of every skipped row).
+Commands: ``datasets`` (list the bundled datasets), ``featurize`` (conformers and descriptor
+trajectories into the cache, with a report of every skipped row), ``train`` (train MI-MoE and
+write a run folder) and ``predict`` (predictions with routing weights for a file).
 """
 
 from __future__ import annotations
@@ -91,13 +92,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_featurize(args: argparse.Namespace) -> int:
-    """Featurize a dataset and write its report."""
+def _featurize_input(args: argparse.Namespace, radii=None):
+    """Featurize the table named by the input options with the conformer options."""
     from mimoe_core.conformers import ConformerSettings
-    from mimoe_core.data import make_split
     from mimoe_core.featurize import featurize
+    from mimoe_core.topology import DEFAULT_RADII
 
-    table = load_table(args)
     settings = ConformerSettings(
         hydrogens=not args.no_hydrogens,
         fragments=args.fragments,
@@ -106,14 +106,22 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         seed=args.conformer_seed,
         max_atoms=args.max_atoms,
     )
-    dataset = featurize(
-        table,
+    return featurize(
+        load_table(args),
         settings,
+        radii=DEFAULT_RADII if radii is None else radii,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         n_jobs=args.jobs,
         progress=not args.quiet,
     )
+
+
+def cmd_featurize(args: argparse.Namespace) -> int:
+    """Featurize a dataset and write its report."""
+    from mimoe_core.data import make_split
+
+    dataset = _featurize_input(args)
     out: Path = args.out
     dataset.write_report(out)
     pd.DataFrame(
@@ -147,6 +155,89 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_config_from_args(args: argparse.Namespace) -> dict:
+    """The model config: ``--config``, else the backbone's bundled one, with options on top."""
+    from mimoe_core.models import load_config
+
+    if args.config:
+        config = load_config(args.config)
+        if args.backbone:
+            config["backbone"] = args.backbone
+    else:  # every backbone has a bundled config named after it ("dimenet++" -> dimenetpp)
+        config = load_config((args.backbone or "schnet").replace("+", "p"))
+    overrides = {
+        "routing": args.routing,
+        "top_k": args.top_k,
+        "cutoffs": [float(c) for c in args.cutoffs] if args.cutoffs else None,
+        "balance_weight": args.balance_weight,
+    }
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    if args.gate:
+        if config["gate"].get("name") != args.gate:
+            config["gate"] = {"name": args.gate}
+    if args.hidden:
+        config["expert"]["hidden_channels"] = args.hidden
+    return load_config(config)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train MI-MoE and write the run folder."""
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings, train
+
+    config = model_config_from_args(args)
+    dataset = _featurize_input(args)
+    if len(dataset) < 3:
+        raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
+    split = make_split(args.split, dataset.smiles, seed=args.seed)
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+        seed=args.seed, device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    result = train(dataset, split, config, settings, out_dir=args.out, resume=args.resume)
+    print(dataset.summary_line())
+    metric = "rmse" if result.metrics["task"] == "regression" else "roc_auc"
+    scores = [
+        f"{part} {metric} {result.metrics[part][metric]:.4f}"
+        for part in ("val", "test")
+        if result.metrics[part]
+    ]
+    print(f"best epoch {result.metrics['best_epoch']}: {', '.join(scores)}")
+    print(f"wrote model.pt, metrics.json, history.csv, splits.json, skipped.csv in {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict a file with a trained model; one output row per input row."""
+    from mimoe_core.inference import predict
+
+    result = predict(
+        args.model, args.data, smiles_col=args.smiles_col, batch_size=args.batch_size,
+        device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_frame().to_csv(args.out, index=False)
+    if args.explanations:
+        result.save(args.explanations)
+    ok = sum(s == "ok" for s in result.status)
+    print(f"{len(result)} rows: {ok} predicted, {len(result) - ok} skipped -> {args.out}")
+    return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from mimoe_core.models import EXPERTS, ROUTINGS
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
+    group.add_argument("--backbone", choices=sorted(EXPERTS), default=None, help="default schnet")
+    group.add_argument("--routing", choices=ROUTINGS, default=None, help="default sparse")
+    group.add_argument("--top-k", type=int, default=None, help="experts per molecule (sparse)")
+    group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
+    group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
+    group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
+    group.add_argument("--balance-weight", type=float, default=None, help="default 0.01")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mimoe`` command."""
     parser = argparse.ArgumentParser(
@@ -170,6 +261,46 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--seed", type=int, default=0, help="seed of random/balanced splits")
     feat.add_argument("--out", type=Path, required=True, help="report folder")
     feat.set_defaults(func=cmd_featurize)
+
+    tr = sub.add_parser(
+        "train",
+        help="train MI-MoE on a bundled dataset or your own file",
+        description="Featurize (cached), split, train with early stopping, and write "
+        "model.pt, last.pt, metrics.json, history.csv, splits.json, skipped.csv and "
+        "test_predictions.csv into --out.",
+    )
+    _add_input_options(tr)
+    _add_model_options(tr)
+    group = tr.add_argument_group("training")
+    group.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
+    group.add_argument("--seed", type=int, default=0, help="seeds the model, shuffling, splits")
+    group.add_argument("--epochs", type=int, default=100)
+    group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument("--lr", type=float, default=5e-4)
+    group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
+    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    tr.add_argument("--out", type=Path, required=True, help="run folder")
+    _add_conformer_options(tr)
+    tr.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser(
+        "predict",
+        help="predict with a trained model, with routing weights",
+        description="One output row per input row, in input order: row, id, smiles, status "
+        "(ok/skipped), reason, one column per target, alpha_1..alpha_K.",
+    )
+    pr.add_argument("--model", type=Path, required=True, help="run folder or model.pt")
+    pr.add_argument("--data", type=Path, required=True, help=".csv(.gz) or .sdf")
+    pr.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
+    pr.add_argument("--out", type=Path, required=True, help="output CSV")
+    pr.add_argument("--explanations", type=Path, default=None,
+                    help="also save the full explanations (alpha, expert predictions, "
+                    "descriptor trajectories) into this folder")  # fmt: skip
+    pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr.set_defaults(func=cmd_predict)
     return parser
 
 

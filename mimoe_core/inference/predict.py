@@ -1,0 +1,129 @@
+"""Run a trained MI-MoE on molecules and explain each prediction by its routing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mimoe_core import keys
+from mimoe_core.data.table import MoleculeTable
+from mimoe_core.inference._run import resolve_device, run_model
+from mimoe_core.results import PredictionResult
+from mimoe_core.topology import DESCRIPTOR_NAMES
+from mimoe_core.training.checkpoint import Checkpoint, load_checkpoint
+
+
+def table_from_smiles(smiles: Sequence[str], name: str = "input") -> MoleculeTable:
+    """An unlabeled table (for prediction) from a list of SMILES; rows are list positions."""
+    n = len(smiles)
+    return MoleculeTable(
+        name=name,
+        task="regression",
+        target_names=[],
+        inputs=[str(s) for s in smiles],
+        targets=np.zeros((n, 0)),
+        rows=np.arange(n),
+        ids=[str(i) for i in range(n)],
+        n_rows=n,
+    )
+
+
+def _as_table(inputs, smiles_col: str) -> MoleculeTable:
+    from mimoe_core.data import read_csv, read_sdf
+
+    if isinstance(inputs, MoleculeTable):
+        return inputs
+    if isinstance(inputs, str) and not Path(inputs).suffix:
+        return table_from_smiles([inputs])
+    if isinstance(inputs, str | Path):
+        path = Path(inputs)
+        suffixes = "".join(path.suffixes).lower()
+        if suffixes.endswith(".sdf"):
+            return read_sdf(path, [])
+        if suffixes.endswith((".csv", ".csv.gz")):
+            return read_csv(path, smiles_col, [])
+        raise ValueError(f"inputs must be SMILES, a .csv(.gz) or an .sdf file, got {path.name}")
+    return table_from_smiles(list(inputs))
+
+
+def predict(
+    model: Checkpoint | str | Path,
+    inputs: str | Path | Sequence[str] | MoleculeTable,
+    smiles_col: str = "smiles",
+    batch_size: int = 64,
+    device: str = "auto",
+    progress: bool = False,
+    n_jobs: int | None = None,
+) -> PredictionResult:
+    """Predict molecules with a trained model and explain each prediction by its routing.
+
+    Every input row gets one entry, in input order: status ``"ok"`` with its prediction,
+    routing weights alpha, each selected expert's prediction and the descriptor trajectory
+    the gate read, or ``"skipped"`` with the reason (invalid SMILES, failed embedding...).
+    Conformers are made with the training run's settings (from the checkpoint).
+
+    Args:
+        model: a :class:`Checkpoint`, a checkpoint file, or a run folder with ``model.pt``.
+        inputs: one SMILES, a list of SMILES, a ``.csv``/``.csv.gz`` (``smiles_col``) or an
+            ``.sdf`` file (its 3D coordinates are used), or a :class:`MoleculeTable`.
+        smiles_col: the CSV column of SMILES, default ``"smiles"``.
+        batch_size: molecules per forward pass, default 64.
+        device: ``"auto"`` (default), ``"cpu"`` or ``"cuda"``.
+        progress: tqdm bars while featurizing, default False.
+        n_jobs: conformer worker processes (default: all cores).
+
+    Returns:
+        A :class:`~mimoe_core.results.PredictionResult`.
+    """
+    from mimoe_core.featurize import featurize
+
+    ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
+    table = _as_table(inputs, smiles_col)
+    ds = featurize(
+        table,
+        settings=ckpt.conformer_settings,
+        radii=ckpt.radii,
+        progress=progress,
+        n_jobs=n_jobs,
+        drop_duplicates=False,
+    )
+    dev = resolve_device(device)
+    net = ckpt.model.to(dev)
+    out = run_model(net, ds.data_list, ckpt.scaler, ckpt.task, batch_size, dev)
+
+    num_rows, num_k, num_t = table.n_rows, net.num_experts, len(ckpt.targets)
+    prediction = np.full((num_rows, num_t), np.nan)
+    alpha = np.full((num_rows, num_k), np.nan)
+    experts = np.full((num_rows, num_k, num_t), np.nan)
+    topo = np.full((num_rows, len(ckpt.radii), len(DESCRIPTOR_NAMES)), np.nan)
+    ids, smiles = [""] * num_rows, [""] * num_rows
+    status, reason = ["skipped"] * num_rows, [""] * num_rows
+    for n, data in enumerate(ds.data_list):
+        r = int(data[keys.ROW])
+        prediction[r], alpha[r], experts[r] = (
+            out["prediction"][n],
+            out["alpha"][n],
+            out["expert_predictions"][n],
+        )
+        topo[r] = data[keys.TOPO][0].numpy()
+        ids[r], smiles[r], status[r] = str(data[keys.MOL_ID]), data[keys.SMILES], "ok"
+    for skip in ds.skipped:
+        ids[skip.row], smiles[skip.row], reason[skip.row] = skip.mol_id, skip.input, skip.reason
+    return PredictionResult(
+        task=ckpt.task,
+        targets=ckpt.targets,
+        ids=ids,
+        smiles=smiles,
+        rows=list(range(num_rows)),
+        status=status,
+        reason=reason,
+        prediction=prediction,
+        alpha=alpha,
+        expert_predictions=experts,
+        topo=topo,
+        radii=list(ckpt.radii),
+        cutoffs=list(net.cutoffs),
+        descriptor_names=list(DESCRIPTOR_NAMES),
+    )

@@ -1,0 +1,135 @@
+"""Checkpoints: weights, model config, target scaling and featurization settings.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists, written with
+``torch.save`` and read with ``torch.load(..., weights_only=True)``: loading never unpickles
+arbitrary objects, so a checkpoint from an untrusted source cannot run code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mimoe_core
+from mimoe_core.conformers import ConformerSettings
+from mimoe_core.models import MIMoE, create_model
+from mimoe_core.training.scaling import TargetScaler
+
+CHECKPOINT_FORMAT = "mimoe-checkpoint/1"
+_REQUIRED = ("format", "model_config", "state_dict", "task", "targets", "scaler", "radii")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model in eval mode and everything needed to use it.
+
+    Attributes:
+        model: the :class:`MIMoE`, weights loaded, on the CPU, in eval mode.
+        task: ``"regression"`` or ``"classification"``.
+        targets: target names, one per model output.
+        scaler: the regression target scaling of the training split.
+        radii: the filtration grid [T] in Å the gate was trained on.
+        conformer_settings: how training conformers were made (used again for prediction).
+        extra: the rest of the payload (epoch, metrics, optimizer state for resuming...).
+    """
+
+    model: MIMoE
+    task: str
+    targets: list[str]
+    scaler: TargetScaler
+    radii: list[float]
+    conformer_settings: ConformerSettings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: MIMoE,
+    task: str,
+    targets: list[str],
+    scaler: TargetScaler,
+    radii: list[float],
+    conformer_settings: ConformerSettings,
+    **extra: Any,
+) -> None:
+    """Write a checkpoint; ``extra`` holds plain values (tensors, numbers, str, lists, dicts).
+
+    The file is written to a temporary name and renamed, so an interruption never leaves a
+    half-written checkpoint under ``path``.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": mimoe_core.__version__,
+        "model_config": model.config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "task": task,
+        "targets": list(targets),
+        "scaler": scaler.to_dict(),
+        "radii": [float(r) for r in radii],
+        "conformer_settings": conformer_settings.to_dict(),
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def read_payload(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's dict, loaded with ``weights_only=True`` and checked.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is corrupt, not a checkpoint, or from an unknown format.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable mimoe checkpoint ({first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: expected format {CHECKPOINT_FORMAT!r}, found {found!r}")
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {missing}")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint file (or a run folder holding ``model.pt``) safely.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: corrupt file, unknown format, or weights that do not fit the config.
+    """
+    payload = read_payload(path)
+    model = create_model(payload["model_config"])
+    result = model.load_state_dict(payload["state_dict"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"{path}: weights do not match the model config (missing "
+            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})"
+        )
+    model.eval()
+    rest = {k: v for k, v in payload.items() if k not in _REQUIRED + ("conformer_settings",)}
+    return Checkpoint(
+        model=model,
+        task=payload["task"],
+        targets=list(payload["targets"]),
+        scaler=TargetScaler(**payload["scaler"]),
+        radii=list(payload["radii"]),
+        conformer_settings=ConformerSettings(**payload.get("conformer_settings", {})),
+        extra=rest,
+    )

@@ -1,0 +1,121 @@
+"""Several models x several seeds on the same splits: ablations and baseline tables.
+
+``run_experiments`` trains every variant (a model config) for every seed on the same split of
+one featurized dataset and writes ``runs.csv`` (one row per training) and ``table.md``
+(mean ± std per variant). ``ablation_variants`` gives the paper's four routing modes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mimoe_core.data.splits import make_split
+from mimoe_core.featurize import FeaturizedDataset
+from mimoe_core.models import load_config
+from mimoe_core.training.trainer import TrainSettings, train
+
+
+def ablation_variants(base: Mapping[str, Any] | str | None = None) -> dict[str, dict]:
+    """The four routing modes of one base config: ``single``, ``one``, ``dense``, ``sparse``.
+
+    ``single`` is the full-depth backbone at one cutoff (the paper's baseline); ``one`` is a
+    single shallow expert at ``one_expert``'s cutoff; ``dense`` mixes all K experts;
+    ``sparse`` routes each molecule to its Top-k.
+    """
+    config = load_config(base)
+    modes = ("single", "one", "dense", "sparse")
+    return {mode: {**copy.deepcopy(config), "routing": mode} for mode in modes}
+
+
+def run_experiments(
+    dataset: FeaturizedDataset,
+    variants: Mapping[str, Mapping[str, Any]],
+    seeds: Sequence[int] = (0, 1, 2),
+    split_method: str = "scaffold",
+    settings: TrainSettings | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every variant with every seed; the split depends only on the seed.
+
+    Args:
+        dataset: a featurized dataset.
+        variants: name -> model config (see :func:`mimoe_core.models.create_model`).
+        seeds: training seeds (also the split seed for ``random`` / ``scaffold_balanced``).
+        split_method: ``scaffold`` (default), ``scaffold_balanced`` or ``random``.
+        settings: training settings; ``seed`` is replaced per run.
+        out_dir: if given, each run goes to ``out_dir/<variant>/seed<k>`` and the tables to
+            ``out_dir/runs.csv`` and ``out_dir/table.md``.
+
+    Returns:
+        ``(runs, summary)``: one row per (variant, seed) with val/test metrics and seconds,
+        and one row per variant with mean and std of each test metric.
+    """
+    settings = settings or TrainSettings()
+    out = Path(out_dir) if out_dir is not None else None
+    rows = []
+    for seed in seeds:
+        split = make_split(split_method, dataset.smiles, seed=seed)
+        for name, config in variants.items():
+            run_dir = out / _slug(name) / f"seed{seed}" if out is not None else None
+            start = time.perf_counter()
+            run_settings = dataclasses.replace(settings, seed=seed)
+            result = train(dataset, split, config, run_settings, out_dir=run_dir)
+            row = {"variant": name, "seed": seed, "seconds": time.perf_counter() - start,
+                   "best_epoch": result.metrics["best_epoch"]}  # fmt: skip
+            for part in ("val", "test"):
+                for key, value in result.metrics[part].items():
+                    if isinstance(value, float):
+                        row[f"{part}_{key}"] = value
+            rows.append(row)
+    runs = pd.DataFrame(rows)
+    summary = summarize(runs)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        runs.to_csv(out / "runs.csv", index=False)
+        (out / "table.md").write_text(markdown_table(summary, dataset.table.name))
+        (out / "variants.json").write_text(json.dumps(variants, indent=1, default=str))
+    return runs, summary
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per variant: ``<metric>_mean``, ``<metric>_std``, ``seeds``.
+
+    Every test metric and the wall time (``seconds``) are summarized.
+    """
+    metrics = [c for c in runs.columns if c.startswith("test_")] + ["seconds"]
+    grouped = runs.groupby("variant", sort=False)
+    summary = pd.DataFrame(index=pd.Index(list(grouped.groups), name="variant"))
+    summary = summary.loc[runs["variant"].drop_duplicates()]
+    for m in metrics:
+        summary[f"{m}_mean"] = grouped[m].mean()
+        summary[f"{m}_std"] = grouped[m].std(ddof=0).fillna(0.0)
+    summary["seeds"] = grouped.size()
+    return summary
+
+
+def markdown_table(summary: pd.DataFrame, title: str) -> str:
+    """``mean ± std`` per variant and metric, as a Markdown table."""
+    metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    lines = [f"### {title}", "", "| variant | " + " | ".join(metrics) + " | seeds |",
+             "|---|" + "---|" * (len(metrics) + 1)]  # fmt: skip
+    for variant, row in summary.iterrows():
+        cells = [_mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {int(row['seeds'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return "n/a" if np.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")

@@ -1,0 +1,370 @@
+"""Training loop: masked multi-task loss, load balancing, early stopping, checkpoints, resume.
+
+Reproducibility: the shuffling order and the random state of epoch e (dropout, noisy gating)
+come from ``seed`` and e alone, so a run resumed from ``last.pt`` after an interruption
+continues exactly as the uninterrupted run would have (on the CPU, deterministic mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch_geometric.data import Batch
+
+from mimoe_core import keys
+from mimoe_core.data.splits import Split
+from mimoe_core.featurize import FeaturizedDataset
+from mimoe_core.inference._run import resolve_device, run_model
+from mimoe_core.models import MIMoE, create_model, load_config
+from mimoe_core.training.checkpoint import read_payload, save_checkpoint
+from mimoe_core.training.metrics import SELECTION_METRIC, compute_metrics
+from mimoe_core.training.scaling import TargetScaler
+
+
+@dataclass
+class TrainSettings:
+    """Optimization settings (all stored in the checkpoint and ``metrics.json``).
+
+    Attributes:
+        epochs: maximum epochs, default 100.
+        batch_size: molecules per step, default 32.
+        lr: learning rate, default 5e-4.
+        weight_decay: default 0.0.
+        optimizer: ``"adamw"`` (default) or ``"adam"``.
+        scheduler: ``"plateau"`` (halve the LR after ``patience // 2`` epochs without
+            improvement; default), ``"cosine"`` or ``"none"``.
+        patience: early stopping after this many epochs without a better validation
+            metric, default 20.
+        clip_norm: gradient-norm clipping, default 10.0 (0 disables).
+        seed: seeds model initialization, shuffling and noise, default 0.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        amp: bfloat16 autocast on CUDA, default True (ignored on the CPU).
+        deterministic: deterministic algorithms on the CPU, default True.
+        progress: tqdm bar per epoch, default True.
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    scheduler: str = "plateau"
+    patience: int = 20
+    clip_norm: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
+        if self.scheduler not in ("plateau", "cosine", "none"):
+            raise ValueError(f"scheduler must be plateau, cosine or none, got {self.scheduler!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (and writes to ``out_dir``).
+
+    Attributes:
+        model: the best model (lowest validation loss of the selection metric), eval mode.
+        metrics: the ``metrics.json`` content.
+        history: one row per epoch (the ``history.csv`` content).
+        scaler: target scaling fitted on the training split.
+    """
+
+    model: MIMoE
+    metrics: dict
+    history: pd.DataFrame
+    scaler: TargetScaler
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, task: str):
+    """Mean loss over present labels: MSE (regression) or BCE with logits (classification)."""
+    target = torch.where(mask, target, torch.zeros_like(target))
+    if task == "regression":
+        per = F.mse_loss(pred, target, reduction="none")
+    else:
+        per = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+    return (per * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _subset(dataset: FeaturizedDataset, idx) -> list:
+    return [dataset.data_list[i] for i in idx]
+
+
+def _check_split(dataset: FeaturizedDataset, split: Split) -> None:
+    n = len(dataset)
+    for name in ("train", "val", "test"):
+        idx = np.asarray(getattr(split, name))
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"split.{name} indexes molecules outside 0..{n - 1}")
+    if len(split.train) == 0 or len(split.val) == 0:
+        raise ValueError("the split needs at least one training and one validation molecule")
+
+
+def _make_scheduler(optimizer, settings: TrainSettings, minimize: bool):
+    if settings.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min" if minimize else "max", factor=0.5,
+            patience=max(1, settings.patience // 2),
+        )  # fmt: skip
+    if settings.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    return None
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool):
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def train(
+    dataset: FeaturizedDataset,
+    split: Split,
+    model_config: str | Path | Mapping[str, Any] | None = None,
+    settings: TrainSettings | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train MI-MoE on a featurized dataset and evaluate the best epoch on val and test.
+
+    Loss per step: masked task loss (MSE on standardized targets, or BCE with logits) plus
+    ``balance_weight`` times the load-balancing loss. The best epoch by the validation
+    metric (RMSE, or ROC-AUC) is kept.
+
+    Args:
+        dataset: from :func:`mimoe_core.featurize.featurize`; its labels, conformers and
+            descriptor trajectories are used as they are.
+        split: indices into ``dataset`` (:func:`mimoe_core.data.make_split`).
+        model_config: a config for :func:`mimoe_core.models.create_model`;
+            ``out_channels`` is set to the number of targets and ``radii`` to the data's grid.
+        settings: :class:`TrainSettings` (defaults when None).
+        out_dir: if given, writes ``model.pt`` (best), ``last.pt`` (for resuming),
+            ``history.csv``, ``metrics.json``, ``splits.json``, ``skipped.csv``,
+            ``test_predictions.csv``.
+        resume: continue from ``out_dir/last.pt`` if it exists.
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    settings = settings or TrainSettings()
+    task, targets = dataset.table.task, list(dataset.table.target_names)
+    if not targets:
+        raise ValueError("the dataset has no target columns to train on")
+    _check_split(dataset, split)
+    if len(split.test) == 0:
+        warnings.warn("the split has no test molecules; metrics.json will have no test scores",
+                      stacklevel=2)  # fmt: skip
+    device = resolve_device(settings.device)
+    config = load_config(model_config)
+    config["out_channels"] = len(targets)
+    config["radii"] = _grid_spec(dataset.radii)
+    train_list, val_list = _subset(dataset, split.train), _subset(dataset, split.val)
+    train_y = np.stack([d[keys.Y][0].numpy() for d in train_list]).astype(np.float64)
+    scaler = TargetScaler.fit(train_y, task)
+    metric_name, maximize = SELECTION_METRIC[task]
+
+    torch.manual_seed(settings.seed)
+    model = create_model(config).to(device)
+    opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = _make_scheduler(optimizer, settings, minimize=not maximize)
+    state = {"epoch": 0, "best": None, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    best_state = copy.deepcopy(model.state_dict())
+    out = Path(out_dir) if out_dir is not None else None
+    common = {
+        "task": task, "targets": targets, "scaler": scaler, "radii": list(dataset.radii),
+        "conformer_settings": dataset.settings,
+    }  # fmt: skip
+    if resume and out is not None and (out / "last.pt").is_file():
+        payload = read_payload(out / "last.pt")
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(payload["scheduler"])
+        best_state = payload["best_state_dict"]
+        state = {k: payload["train_state"][k] for k in state}
+
+    use_amp = settings.amp and device.type == "cuda"
+    with _deterministic(settings.deterministic and device.type == "cpu"):
+        for epoch in range(state["epoch"], settings.epochs):
+            start = time.perf_counter()
+            row = _train_epoch(model, optimizer, train_list, scaler, task, settings, epoch, device,
+                               use_amp)  # fmt: skip
+            val = run_model(model, val_list, scaler, task, settings.batch_size, device)
+            val_metrics = compute_metrics(task, val["prediction"], _labels(val_list))
+            score = val_metrics[metric_name]
+            if scheduler is not None:
+                if settings.scheduler == "plateau":
+                    scheduler.step(score if np.isfinite(score) else float("inf"))
+                else:
+                    scheduler.step()
+            improved = _better(score, state["best"], maximize)
+            if improved:
+                state["best"], state["best_epoch"], state["bad_epochs"] = float(score), epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+                if out is not None:
+                    save_checkpoint(out / "model.pt", model, **common, epoch=epoch)
+            else:
+                state["bad_epochs"] += 1
+            row.update(
+                epoch=epoch, **{f"val_{metric_name}": score}, lr=optimizer.param_groups[0]["lr"],
+                seconds=round(time.perf_counter() - start, 3),
+            )  # fmt: skip
+            state["history"].append(row)
+            state["epoch"] = epoch + 1
+            stop = state["bad_epochs"] >= settings.patience
+            if out is not None:
+                save_checkpoint(
+                    out / "last.pt", model, **common, optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict() if scheduler is not None else {},
+                    best_state_dict=best_state, train_state=state,
+                )  # fmt: skip
+            if stop:
+                break
+
+    model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame(state["history"])
+    metrics = _final_metrics(model, dataset, split, scaler, task, targets, settings, device, state)
+    if out is not None:
+        _write_run(out, dataset, split, history, metrics, model, scaler, task, settings, device)
+    return TrainResult(model=model, metrics=metrics, history=history, scaler=scaler)
+
+
+def _better(score: float, best: float | None, maximize: bool) -> bool:
+    """Is ``score`` an improvement? The first epoch always is; a NaN score never beats a number."""
+    if best is None or (not np.isfinite(best) and np.isfinite(score)):
+        return True
+    if not np.isfinite(score):
+        return False
+    return score > best if maximize else score < best
+
+
+def _grid_spec(radii: np.ndarray) -> dict:
+    radii = np.asarray(radii, dtype=np.float64)
+    step = float(np.round(radii[1] - radii[0], 10)) if len(radii) > 1 else 1.0
+    spec = {"start": float(radii[0]), "stop": float(radii[-1]), "step": step}
+    rebuilt = np.round(np.linspace(spec["start"], spec["stop"], len(radii)), 10)
+    if not np.allclose(rebuilt, radii):
+        raise ValueError("the model needs an evenly spaced filtration grid")
+    return spec
+
+
+def _labels(data_list: list) -> np.ndarray:
+    if not data_list:
+        return np.zeros((0, 0))
+    return np.stack([d[keys.Y][0].numpy() for d in data_list]).astype(np.float64)
+
+
+def _train_epoch(model, optimizer, train_list, scaler, task, settings, epoch, device, use_amp):
+    """One pass over the shuffled training set; returns the epoch's averages."""
+    model.train()
+    torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout, noisy gating
+    gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(train_list), generator=gen).tolist()
+    dtype = next(model.parameters()).dtype
+    sums = {"loss": 0.0, "task_loss": 0.0, "aux_loss": 0.0}
+    usage = torch.zeros(model.num_experts)
+    steps = range(0, len(order), settings.batch_size)
+    if settings.progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc=f"epoch {epoch}", leave=False, unit="batch")
+    for start in steps:
+        batch = Batch.from_data_list(
+            [train_list[i] for i in order[start : start + settings.batch_size]]
+        )
+        batch = batch.to(device)
+        batch[keys.POS] = batch[keys.POS].to(dtype)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            out = model.forward_batch(batch)
+        target = (
+            scaler.transform(batch[keys.Y].to(out.y.dtype))
+            if task == "regression"
+            else batch[keys.Y]
+        )
+        task_loss = masked_loss(out.y.float(), target.float(), batch[keys.Y_MASK], task)
+        loss = task_loss + model.balance_weight * out.aux_loss.float()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+        optimizer.step()
+        n = batch.num_graphs
+        sums["loss"] += loss.item() * n
+        sums["task_loss"] += task_loss.item() * n
+        sums["aux_loss"] += out.aux_loss.item() * n
+        usage += out.selected.float().sum(0).cpu()
+    total = max(len(order), 1)
+    row = {k: v / total for k, v in sums.items()}
+    row.update({f"usage_{e + 1}": float(u) / total for e, u in enumerate(usage)})
+    return row
+
+
+def _final_metrics(model, dataset, split, scaler, task, targets, settings, device, state) -> dict:
+    result: dict[str, Any] = {
+        "task": task,
+        "targets": targets,
+        "split": getattr(split, "method", None),
+        "seed": settings.seed,
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "n_skipped": len(dataset.skipped),
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "model": {k: model.config[k] for k in ("backbone", "routing", "top_k", "cutoffs")},
+        "settings": asdict(settings),
+    }
+    for name in ("val", "test"):
+        part = _subset(dataset, getattr(split, name))
+        if not part:
+            result[name] = {}
+            continue
+        out = run_model(model, part, scaler, task, settings.batch_size, device)
+        result[name] = compute_metrics(task, out["prediction"], _labels(part))
+    return result
+
+
+def _write_run(out, dataset, split, history, metrics, model, scaler, task, settings, device):
+    from mimoe_core.data.table import skipped_frame
+
+    out.mkdir(parents=True, exist_ok=True)
+    history.to_csv(out / "history.csv", index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    split.save(out / "splits.json", rows=[int(d[keys.ROW]) for d in dataset.data_list])
+    skipped_frame(dataset.skipped).to_csv(out / "skipped.csv", index=False)
+    test = _subset(dataset, split.test)
+    pred = run_model(model, test, scaler, task, settings.batch_size, device)
+    frame = pd.DataFrame({"row": [int(d[keys.ROW]) for d in test],
+                          "smiles": [d[keys.SMILES] for d in test]})  # fmt: skip
+    labels = _labels(test)
+    for t, name in enumerate(metrics["targets"]):
+        frame[name] = labels[:, t] if len(test) else []
+        frame[f"{name}_pred"] = pred["prediction"][:, t]
+    for e in range(model.num_experts):
+        frame[f"alpha_{e + 1}"] = pred["alpha"][:, e]
+    frame.to_csv(out / "test_predictions.csv", index=False)

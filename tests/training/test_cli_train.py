@@ -1,0 +1,80 @@
+"""``mimoe train`` and ``mimoe predict`` end to end on a small CSV."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from mimoe_core.cli import main
+
+SMILES = ["CCO", "CCC", "CCN", "c1ccccc1", "CC(=O)O", "CCCl", "OCCO", "CCCC", "c1ccncc1",
+          "CC#N", "CCOC", "CCCO", "CC(C)O", "CCS", "NCCO", "OC(=O)CC"]  # fmt: skip
+TINY = ["--hidden", "8", "--epochs", "2", "--batch-size", "8", "--quiet", "--jobs", "1",
+        "--device", "cpu", "--split", "random"]  # fmt: skip
+
+
+@pytest.fixture
+def train_csv(write_csv):
+    rows = [(s, 0.5 * i) for i, s in enumerate(SMILES)]
+    return write_csv(rows, header=("smiles", "logp"))
+
+
+def test_train_then_predict(train_csv, write_csv, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out", str(run),
+                 "--top-k", "1", "--gate", "transformer", *TINY])  # fmt: skip
+    assert code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    expected = {"task", "targets", "split", "seed", "n_train", "n_val", "n_test", "n_skipped",
+                "val", "test"}  # fmt: skip
+    assert expected <= set(metrics)
+    assert metrics["model"]["top_k"] == 1 and metrics["targets"] == ["logp"]
+    assert "best epoch" in capsys.readouterr().out
+
+    query = write_csv([("CCO",), ("bogus",), ("c1ccccc1",)], header=("smiles",), name="q.csv")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(run), "--data", str(query), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    frame = pd.read_csv(out)
+    assert frame["status"].tolist() == ["ok", "skipped", "ok"]
+    assert frame["smiles"].tolist()[1] == "bogus"
+    assert [c for c in frame.columns if c.startswith("alpha_")] == [f"alpha_{e}" for e in
+                                                                     range(1, 6)]  # fmt: skip
+    assert (frame.loc[[0, 2], [f"alpha_{e}" for e in range(1, 6)]].gt(0).sum(axis=1) == 1).all()
+
+
+def test_train_errors_name_the_problem(train_csv, tmp_path, capsys):
+    code = main(["train", "--data", str(train_csv), "--target-cols", "logS", "--out",
+                 str(tmp_path / "x"), *TINY])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "logS" in err and "logp" in err  # the missing column and the ones that exist
+    code = main(["train", "--dataset", "nope", "--out", str(tmp_path / "y"), *TINY])
+    assert code == 2 and "freesolv" in capsys.readouterr().err
+    code = main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out",
+                 str(tmp_path / "z"), "--top-k", "9", *TINY])  # fmt: skip
+    assert code == 2 and "top_k" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_corrupt_model(train_csv, tmp_path, capsys):
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"garbage")
+    code = main(["predict", "--model", str(model), "--data", str(train_csv), "--out",
+                 str(tmp_path / "p.csv"), "--quiet"])  # fmt: skip
+    assert code == 2 and "not a readable mimoe checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    options = ["--out", "--data"] + (
+        ["--backbone", "--routing", "--top-k", "--gate", "--cutoffs", "--epochs", "--batch-size",
+         "--device", "--split", "--seed", "--target-cols", "--task", "--smiles-col"]
+        if command == "train" else ["--model", "--smiles-col"]
+    )  # fmt: skip
+    for option in options:
+        assert option in text

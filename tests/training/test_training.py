@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from mimoe_core.data import make_split, read_csv
+from mimoe_core.featurize import featurize, featurize_dataset
+from mimoe_core.inference import predict
+from mimoe_core.training import (
+    TargetScaler,
+    TrainSettings,
+    classification_metrics,
+    load_checkpoint,
+    masked_loss,
+    regression_metrics,
+    train,
+)
+
+TINY = {"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8, "num_rbf": 10},
+        "gate": {"name": "mlp", "hidden_channels": 8}}  # fmt: skip
+
+
+def quick(epochs=2, **kw):
+    return TrainSettings(epochs=epochs, batch_size=16, progress=False, device="cpu", **kw)
+
+
+@pytest.fixture(scope="module")
+def freesolv40(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    ds = featurize_dataset("freesolv", limit=40, progress=False, n_jobs=1, cache_dir=cache)
+    return ds, make_split("random", ds.smiles)
+
+
+# --- scaling, metrics, loss -----------------------------------------------------------------
+
+
+def test_target_scaler_round_trip_and_constant_target():
+    y = np.array([[1.0, 5.0], [3.0, 5.0], [np.nan, 5.0]])
+    scaler = TargetScaler.fit(y, "regression")
+    assert scaler.mean == [2.0, 5.0] and scaler.std == [1.0, 1.0]
+    t = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
+    torch.testing.assert_close(scaler.inverse(scaler.transform(t)), t)
+    assert TargetScaler.fit(y, "classification").std == [1.0, 1.0]
+    with pytest.raises(ValueError, match="no label"):
+        TargetScaler.fit(np.array([[np.nan]]), "regression")
+
+
+def test_metrics_mask_missing_labels():
+    pred = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 9.0]])
+    target = np.array([[1.0, np.nan], [4.0, np.nan], [3.0, 9.0]])
+    m = regression_metrics(pred, target)
+    assert m["per_target"]["rmse"][0] == pytest.approx(np.sqrt(4 / 3))
+    assert m["per_target"]["rmse"][1] == 0.0 and m["n"] == [3, 1]
+
+    prob = np.array([[0.1, 0.5], [0.8, 0.5], [0.7, 0.2], [0.2, 0.1]])
+    labels = np.array([[0, 1], [1, 1], [1, np.nan], [0, 1]], dtype=float)
+    c = classification_metrics(prob, labels)
+    assert c["per_target"]["roc_auc"][0] == roc_auc_score([0, 1, 1, 0], prob[:, 0])
+    assert np.isnan(c["per_target"]["roc_auc"][1])  # one class only: not scored
+    assert c["roc_auc"] == c["per_target"]["roc_auc"][0] and c["tasks_scored"] == 1
+
+
+def test_masked_loss_ignores_missing_labels():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[1.0, float("nan")], [2.0, float("nan")]])
+    mask = ~torch.isnan(target)
+    assert masked_loss(pred, target, mask, "regression").item() == pytest.approx(0.5)
+    loss = masked_loss(pred, target, mask, "classification")
+    assert torch.isfinite(loss)
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def test_train_writes_a_complete_run(freesolv40, tmp_path):
+    ds, split = freesolv40
+    result = train(ds, split, TINY, quick(), out_dir=tmp_path)
+    for name in ("model.pt", "last.pt", "history.csv", "metrics.json", "splits.json",
+                 "skipped.csv", "test_predictions.csv"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["task"] == "regression" and metrics["targets"] == ["expt"]
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == split.sizes()
+    assert set(metrics["test"]) >= {"rmse", "mae"} and metrics["split"] == "random"
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert len(history) == 2
+    assert {"loss", "aux_loss", "val_rmse", "lr", "usage_1", "usage_5"} <= set(history.columns)
+    usage = history[[f"usage_{e}" for e in range(1, 6)]].to_numpy()
+    np.testing.assert_allclose(usage.sum(1), 2.0)  # top-2: two experts per molecule
+    assert result.model.config["out_channels"] == 1
+
+
+def test_same_seed_same_metrics(freesolv40):
+    ds, split = freesolv40
+    a = train(ds, split, TINY, quick(seed=3)).metrics
+    b = train(ds, split, TINY, quick(seed=3)).metrics
+    c = train(ds, split, TINY, quick(seed=4)).metrics
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["test"] != c["test"]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(freesolv40, tmp_path):
+    ds, split = freesolv40
+    full = train(ds, split, TINY, quick(epochs=4), out_dir=tmp_path / "full")
+    train(ds, split, TINY, quick(epochs=2), out_dir=tmp_path / "cut")  # "interrupted" at 2
+    resumed = train(ds, split, TINY, quick(epochs=4), out_dir=tmp_path / "cut", resume=True)
+    assert len(resumed.history) == 4
+    pd.testing.assert_frame_equal(
+        full.history.drop(columns="seconds"), resumed.history.drop(columns="seconds")
+    )
+    assert full.metrics["test"] == resumed.metrics["test"]
+
+
+def test_checkpoint_round_trip_gives_the_same_predictions(freesolv40, tmp_path):
+    ds, split = freesolv40
+    result = train(ds, split, TINY, quick(), out_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.task == "regression" and ckpt.targets == ["expt"]
+    assert ckpt.scaler == result.scaler and len(ckpt.radii) == 41
+    smiles = [ds.smiles[i] for i in split.test]
+    from_disk = predict(ckpt, smiles, n_jobs=1)
+    frame = pd.read_csv(tmp_path / "test_predictions.csv")
+    np.testing.assert_allclose(from_disk.prediction[:, 0], frame["expt_pred"], rtol=1e-5)
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(ValueError, match="not a readable mimoe checkpoint"):
+        load_checkpoint(bad)
+
+    class Payload:  # an arbitrary object: weights_only loading must refuse to build it
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "mimoe-checkpoint/1", "x": Payload()}, evil)
+    with pytest.raises(ValueError, match="not a readable mimoe checkpoint"):
+        load_checkpoint(evil)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match="expected format"):
+        load_checkpoint(foreign)
+    assert pickle  # the stdlib module is what weights_only guards against
+
+
+def test_classification_multitask_with_missing_labels(write_csv, tmp_path):
+    rows = [
+        ("CCO", 1, ""), ("CCC", 0, 1), ("CCN", 1, 0), ("c1ccccc1", 0, ""), ("CC(=O)O", 1, 1),
+        ("CCCl", 0, 0), ("OCCO", 1, ""), ("CCCC", 0, 1), ("c1ccncc1", 1, 0), ("CC#N", 0, 1),
+        ("CCOC", 1, 0), ("CCCO", 0, 1),
+    ]  # fmt: skip
+    path = write_csv(rows, header=("smiles", "a", "b"))
+    table = read_csv(path, target_cols=["a", "b"], task="classification")
+    ds = featurize(table, progress=False, n_jobs=1)
+    split = make_split("random", ds.smiles, fractions=(0.5, 0.25, 0.25))
+    result = train(ds, split, TINY, quick(epochs=2), out_dir=tmp_path)
+    assert result.model.out_channels == 2
+    assert set(result.metrics["val"]) >= {"roc_auc", "pr_auc", "tasks_scored"}
+    assert np.isfinite(pd.read_csv(tmp_path / "history.csv")["loss"]).all()
+
+
+def test_predict_keeps_input_order_and_explains(freesolv40, tmp_path):
+    ds, split = freesolv40
+    train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    result = predict(tmp_path, ["CCO", "xx", "", "c1ccccc1O", "[Na+]"], n_jobs=1)
+    assert result.status == ["ok", "skipped", "skipped", "ok", "skipped"]
+    assert "invalid SMILES" in result.reason[1] and result.reason[0] == ""
+    ok = np.array(result.status) == "ok"
+    assert np.isnan(result.prediction[~ok]).all() and np.isfinite(result.prediction[ok]).all()
+    np.testing.assert_allclose(np.nansum(result.alpha[ok], 1), 1.0, rtol=1e-6)
+    assert ((result.alpha[ok] > 0).sum(1) == 2).all()
+    np.testing.assert_allclose(result.contributions()[ok].sum(1), result.prediction[ok], rtol=1e-5)
+    assert result.topo.shape == (5, 41, 5)
+    result.save(tmp_path / "expl")
+    from mimoe_core.results import PredictionResult
+
+    back = PredictionResult.load(tmp_path / "expl")
+    np.testing.assert_array_equal(back.alpha, result.alpha)
+    assert back.status == result.status
+
+
+def test_ablation_runner_writes_one_table(freesolv40, tmp_path):
+    from mimoe_core.training import ablation_variants, run_experiments
+
+    ds, _ = freesolv40
+    variants = ablation_variants({**TINY, "single": {"cutoff": 4.0, "num_layers": 2}})
+    assert list(variants) == ["single", "one", "dense", "sparse"]
+    runs, summary = run_experiments(ds, variants, seeds=(0, 1), split_method="random",
+                                    settings=quick(epochs=1), out_dir=tmp_path)  # fmt: skip
+    assert len(runs) == 8 and set(runs["variant"]) == set(variants)
+    assert list(summary.index) == ["single", "one", "dense", "sparse"]
+    assert (summary["seeds"] == 2).all()
+    mean = runs.groupby("variant")["test_rmse"].mean()
+    assert summary.loc["dense", "test_rmse_mean"] == pytest.approx(mean["dense"])
+    table = (tmp_path / "table.md").read_text()
+    assert "| sparse |" in table and "±" in table
+    assert (tmp_path / "runs.csv").is_file() and (
+        tmp_path / "sparse" / "seed1" / "model.pt"
+    ).is_file()
