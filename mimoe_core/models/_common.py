@@ -44,6 +44,15 @@ def pool(x: Tensor, batch: Tensor, num_graphs: int, reduce: str = "mean") -> Ten
     return scatter(x, batch, dim=0, dim_size=num_graphs, reduce=reduce)
 
 
+def scatter_sum(src: Tensor, index: Tensor, num: int) -> Tensor:
+    """Sum rows of ``src`` [E, ...] into ``num`` rows by ``index`` [E] -> [num, ...].
+
+    The result takes ``src``'s dtype, so mixed-precision messages never meet a buffer of
+    another dtype.
+    """
+    return src.new_zeros(num, *src.shape[1:]).index_add_(0, index, src)
+
+
 def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
     """``num_graphs`` if given, else ``batch.max() + 1`` (0 for an empty batch)."""
     if num_graphs is not None:

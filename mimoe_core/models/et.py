@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.models.visnet import ExpNormalSmearing
 
-from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff
+from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum
 from mimoe_core.models.painn import unit_vectors
 
 
@@ -35,7 +35,7 @@ class NeighborEmbedding(nn.Module):
         """Updated x [N, F]."""
         j, i = edge_index
         w = self.filter(rbf) * cosine_cutoff(edge_weight, self.cutoff).unsqueeze(-1)
-        msg = torch.zeros_like(x).index_add_(0, i, self.embedding(z)[j] * w)
+        msg = scatter_sum(self.embedding(z)[j] * w, i, x.size(0))
         return self.combine(torch.cat([x, msg], dim=-1))
 
 
@@ -75,8 +75,8 @@ class EquivariantAttention(nn.Module):
         x_msg, vec_gate, dir_gate = vj.chunk(3, dim=-1)
         x_msg = (x_msg.view(num_edges, heads, dim) * attn.unsqueeze(-1)).reshape(num_edges, -1)
         vec_msg = vec[j] * vec_gate.unsqueeze(1) + dir_gate.unsqueeze(1) * direction.unsqueeze(-1)
-        x_agg = torch.zeros_like(x).index_add_(0, i, x_msg)
-        vec_agg = torch.zeros_like(vec).index_add_(0, i, vec_msg)
+        x_agg = scatter_sum(x_msg, i, x.size(0))
+        vec_agg = scatter_sum(vec_msg, i, vec.size(0))
 
         o1, o2, o3 = self.out(x_agg).chunk(3, dim=-1)
         return vec_dot * o2 + o3, vec3 * o1.unsqueeze(1) + vec_agg

@@ -180,6 +180,8 @@ class MIMoE(nn.Module):
                 emb = expert(z, pos, *graph, batch, num_graphs=num)
             else:
                 emb = self._run_on(expert, mols, run, z, pos, batch, full)
+            # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
+            emb = emb.to(embeddings.dtype)
             embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
         expert_outputs = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
         y = (alpha.unsqueeze(-1) * expert_outputs).sum(dim=1)

@@ -3,7 +3,7 @@
 Polarizable atom interaction network: every atom carries scalar features s [N, F] and vector
 features v [N, 3, F]. Messages mix neighbour scalars with a radial filter and rotate neighbour
 vectors along the edge direction; updates couple scalars and vector norms. Written here (PaiNN
-is not in PyG); aggregation is ``index_add``.
+is not in PyG); aggregation is a sum (``index_add``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff
+from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum
 
 # Below this distance in Å two atoms count as coincident: no direction, finite filters.
 _EPS_DIST = 1e-6
@@ -59,8 +59,8 @@ class PaiNNMessage(nn.Module):
         x = self.phi(s)[j] * self.filter(rbf) * envelope.unsqueeze(-1)
         ds, dvv, dvs = x.chunk(3, dim=-1)
         dv = v[j] * dvv.unsqueeze(1) + dvs.unsqueeze(1) * direction.unsqueeze(-1)
-        s = s + torch.zeros_like(s).index_add_(0, i, ds)
-        v = v + torch.zeros_like(v).index_add_(0, i, dv)
+        s = s + scatter_sum(ds, i, s.size(0))
+        v = v + scatter_sum(dv, i, v.size(0))
         return s, v
 
 

@@ -276,3 +276,14 @@ def test_balancing_loss_keeps_expert_usage_spread():
     assert share.max() <= 0.8, share
     assert usage.max() <= 0.8, usage
     assert (usage > 0).sum() >= 3  # at least three experts in use
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_runs_under_bfloat16_autocast(backbone):
+    # The trainer's mixed precision on CUDA; CPU autocast exercises the same dtype paths.
+    mols = Molecules([6, 9, 7], dtype=torch.float32)
+    model = small_model(backbone).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(mols.z, mols.pos, mols.batch, mols.topo)
+    assert torch.isfinite(out.y).all()
+    (out.y.float().sum() + out.aux_loss).backward()
