@@ -2,12 +2,11 @@
 
 Directional messages live on edges and are updated from triplets k -> j -> i with the angle
 between the two edges. The layers are PyG's; PyG's triplet builder needs torch-sparse, so
-:func:`triplets` builds them in pure, vectorized torch.
+:func:`triplets` builds the same triplets in pure, vectorized torch.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 
 import torch
@@ -24,80 +23,74 @@ from torch_geometric.nn.resolver import activation_resolver
 
 from mimoe_core.models._common import Expert
 
-# Distances below this (Å) are clamped in the basis functions, whose envelope has a 1/d term.
-_MIN_DIST = 1e-6
+# The bases see distances no shorter than this fraction of the cutoff (0.25 Å at 5 Å; no
+# bond is that short). Their envelope has a 1/d term and PyG's closed-form spherical Bessel
+# functions cancel catastrophically near 0: at d = 0 they give NaN, and in float32 they are
+# off by more than 1 % below d / cutoff ~ 0.06.
+MIN_REDUCED_DIST = 0.05
 
 
 @functools.cache
-def _spherical_template(
+def _spherical_basis(
     num_spherical: int, num_radial: int, envelope_exponent: int
 ) -> SphericalBasisLayer:
+    # Its constructor derives the basis with sympy (about 9 s for 7 x 6), and it holds no
+    # parameters or buffers, so one instance at cutoff 1 serves every expert, which pass
+    # it d / cutoff.
     return SphericalBasisLayer(num_spherical, num_radial, 1.0, envelope_exponent)
-
-
-def spherical_basis(
-    num_spherical: int, num_radial: int, cutoff: float, envelope_exponent: int
-) -> SphericalBasisLayer:
-    """PyG's spherical basis layer, built once per (num_spherical, num_radial, exponent).
-
-    Its constructor derives the basis symbolically with sympy (about 10 s); the result does
-    not depend on the cutoff, so experts share it and only ``cutoff`` is set per copy. The
-    layer has no parameters or buffers, so a shallow copy is safe.
-    """
-    layer = copy.copy(_spherical_template(num_spherical, num_radial, envelope_exponent))
-    layer.cutoff = cutoff
-    return layer
 
 
 def triplets(
     edge_index: Tensor, num_nodes: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """All pairs of edges k -> j and j -> i with k != i, vectorized.
+    """All pairs of edges k -> j and j -> i with k != i, vectorized (no torch-sparse).
+
+    Returns what PyG's ``torch_geometric.nn.models.dimenet.triplets`` returns, in the same
+    order: triplets grouped by the edge j -> i in edge order, then sorted by k.
 
     Args:
-        edge_index: [2, E] with row 0 the source j and row 1 the target i of edge j -> i.
+        edge_index: [2, E] long with row 0 the source j and row 1 the target i of edge
+            j -> i; any edge order.
         num_nodes: number of atoms N.
 
     Returns:
-        ``(i, j, idx_i, idx_j, idx_k, idx_kj, idx_ji)`` as PyG's DimeNet expects: the target
-        and source of every edge ([E] each), then per triplet [num_triplets] the atoms i, j, k
-        and the indices of edges k -> j and j -> i.
+        ``(i, j, idx_i, idx_j, idx_k, idx_kj, idx_ji)``: the target and source of every edge
+        ([E] each), then per triplet ([num_triplets] each) the atoms i, j, k and the indices
+        of the edges k -> j and j -> i.
 
     Example:
         >>> edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # a chain 0 - 1 - 2
         >>> i, j, idx_i, idx_j, idx_k, idx_kj, idx_ji = triplets(edge_index, 3)
-        >>> torch.stack([idx_k, idx_j, idx_i]).T.tolist()
+        >>> torch.stack([idx_k, idx_j, idx_i]).T.tolist()  # k -> j -> i
         [[2, 1, 0], [0, 1, 2]]
+        >>> idx_kj.tolist(), idx_ji.tolist()
+        ([3, 0], [1, 2])
     """
     source, target = edge_index
-    num_edges = source.numel()
-    incoming = torch.sort(target, stable=True).indices  # edges grouped by their target
+    device = source.device
+    # Edges grouped by target and sorted by source: the rows of PyG's adjacency.
+    incoming = torch.argsort(target * num_nodes + source, stable=True)
     counts = torch.bincount(target, minlength=num_nodes)
     first = torch.cumsum(counts, 0) - counts
-    # Edge j -> i pairs with every edge arriving at j.
+    # Edge j -> i pairs with each of the counts[j] edges k -> j.
     per_edge = counts[source]
-    idx_ji = torch.repeat_interleave(torch.arange(num_edges, device=source.device), per_edge)
+    idx_ji = torch.repeat_interleave(torch.arange(source.numel(), device=device), per_edge)
     start = torch.cumsum(per_edge, 0) - per_edge
-    slot = torch.arange(idx_ji.numel(), device=source.device) - start[idx_ji]
+    slot = torch.arange(idx_ji.numel(), device=device) - start[idx_ji]
     idx_kj = incoming[first[source[idx_ji]] + slot]
-    idx_i, idx_j, idx_k = target[idx_ji], source[idx_ji], source[idx_kj]
-    keep = idx_i != idx_k
-    return (
-        target,
-        source,
-        idx_i[keep],
-        idx_j[keep],
-        idx_k[keep],
-        idx_kj[keep],
-        idx_ji[keep],
-    )
+    keep = target[idx_ji] != source[idx_kj]
+    idx_ji, idx_kj = idx_ji[keep], idx_kj[keep]
+    return target, source, target[idx_ji], source[idx_ji], source[idx_kj], idx_kj, idx_ji
 
 
 class DimeNetPPExpert(Expert):
     """DimeNet++: directional message passing with Bessel and spherical bases.
 
+    The output blocks emit ``hidden_channels`` features per atom (not one target); their sum
+    over the embedding and interaction blocks is the atom feature.
+
     Args:
-        hidden_channels: edge-message width, default 128.
+        hidden_channels: edge-message and atom-feature width, default 128.
         num_layers: interaction blocks, default 3.
         int_emb_size: triplet interaction width, default 64.
         basis_emb_size: basis embedding width, default 8.
@@ -105,6 +98,8 @@ class DimeNetPPExpert(Expert):
         num_spherical: spherical harmonics, default 7.
         num_radial: radial Bessel functions, default 6.
         envelope_exponent: smoothness of the cutoff envelope, default 5.
+        num_before_skip: residual layers before the skip connection, default 1.
+        num_after_skip: residual layers after the skip connection, default 2.
         num_output_layers: layers per output block, default 2.
         cutoff: radius in Å of the expert's graph, default 5.0.
         pooling: ``"mean"`` (default) or ``"sum"``.
@@ -122,18 +117,26 @@ class DimeNetPPExpert(Expert):
         num_spherical: int = 7,
         num_radial: int = 6,
         envelope_exponent: int = 5,
+        num_before_skip: int = 1,
+        num_after_skip: int = 2,
         num_output_layers: int = 2,
         cutoff: float = 5.0,
         pooling: str = "mean",
     ) -> None:
         super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers, self.num_spherical, self.num_radial = num_layers, num_spherical, num_radial
+        self.num_layers = int(num_layers)
+        self.int_emb_size = int(int_emb_size)
+        self.basis_emb_size = int(basis_emb_size)
+        self.out_emb_channels = int(out_emb_channels)
+        self.num_spherical = int(num_spherical)
+        self.num_radial = int(num_radial)
+        self.envelope_exponent = int(envelope_exponent)
         act = activation_resolver("swish")
         self.rbf = BesselBasisLayer(num_radial, self.cutoff, envelope_exponent)
-        self.sbf = spherical_basis(num_spherical, num_radial, self.cutoff, envelope_exponent)
+        self.sbf = _spherical_basis(self.num_spherical, self.num_radial, self.envelope_exponent)
         self.emb = EmbeddingBlock(num_radial, hidden_channels, act)
-        # Output blocks emit hidden_channels features per atom (not one target), initialized
-        # non-zero so that the readout MLP sees signal from the start.
+        # Non-zero initial output layers (PyG's default is zeros, for a single target), so
+        # that the readout sees signal and every block gets gradients from the start.
         self.output_blocks = ModuleList(
             OutputPPBlock(num_radial, hidden_channels, out_emb_channels, hidden_channels,
                           num_output_layers, act, output_initializer="glorot_orthogonal")
@@ -141,7 +144,7 @@ class DimeNetPPExpert(Expert):
         )  # fmt: skip
         self.interaction_blocks = ModuleList(
             InteractionPPBlock(hidden_channels, int_emb_size, basis_emb_size, num_spherical,
-                               num_radial, 1, 2, act)
+                               num_radial, num_before_skip, num_after_skip, act)
             for _ in range(num_layers)
         )  # fmt: skip
         self.reset_parameters()
@@ -157,17 +160,23 @@ class DimeNetPPExpert(Expert):
     def atom_features(
         self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
     ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels] (sum of the output blocks)."""
+        """Invariant atom features [num_atoms, hidden_channels] (sum of the output blocks).
+
+        Angles come from ``edge_vec`` as in PyG's DimeNet++: the angle between
+        pos[i] - pos[j] and pos[j] - pos[k]. Distances below
+        ``MIN_REDUCED_DIST * cutoff`` are raised to it for the bases, so coincident atoms
+        give finite features.
+        """
         num_nodes = z.numel()
-        i, j, idx_i, idx_j, idx_k, idx_kj, idx_ji = triplets(edge_index, num_nodes)
-        dist = edge_weight.clamp_min(_MIN_DIST)
-        pos_ij, pos_jk = pos[idx_i] - pos[idx_j], pos[idx_j] - pos[idx_k]
-        cos_part = (pos_ij * pos_jk).sum(dim=-1)
-        sin_part = torch.linalg.cross(pos_ij, pos_jk).norm(dim=-1)
+        i, j, _, _, _, idx_kj, idx_ji = triplets(edge_index, num_nodes)
+        vec_ji, vec_kj = edge_vec[idx_ji], edge_vec[idx_kj]
+        cos_part = (vec_ji * vec_kj).sum(dim=-1)
+        sin_part = torch.linalg.cross(vec_ji, vec_kj).norm(dim=-1)
         angle = torch.atan2(sin_part, cos_part)
 
+        dist = edge_weight.clamp_min(MIN_REDUCED_DIST * self.cutoff)
         rbf = self.rbf(dist)
-        sbf = self.sbf(dist, angle, idx_kj)
+        sbf = self.sbf(dist / self.cutoff, angle, idx_kj)
         x = self.emb(z, rbf, i, j)
         h = self.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
         for interaction, output in zip(
@@ -181,5 +190,7 @@ class DimeNetPPExpert(Expert):
         """Key settings shown by ``repr``."""
         return (
             f"{super().extra_repr()}, num_layers={self.num_layers}, "
-            f"num_spherical={self.num_spherical}, num_radial={self.num_radial}"
+            f"int_emb_size={self.int_emb_size}, basis_emb_size={self.basis_emb_size}, "
+            f"out_emb_channels={self.out_emb_channels}, num_spherical={self.num_spherical}, "
+            f"num_radial={self.num_radial}, envelope_exponent={self.envelope_exponent}"
         )

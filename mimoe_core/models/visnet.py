@@ -2,8 +2,15 @@
 
 PyG's ``ViSNetBlock`` provides every layer; its own forward builds the graph with
 torch-cluster, so :meth:`ViSNetExpert.atom_features` runs the same steps on our graph.
-PyG's ViSNet graph includes self-loops (zero vector, distance 0); they are added here too, so
-the layers see exactly the graph they were written for.
+
+Self-loops: PyG's ViSNet graph has one self-loop per atom (distance 0, zero vector) and its
+layers are written for it. ``NeighborEmbedding`` drops loops itself; in every ``ViS_MP``
+layer the loop adds the atom's own attention term (cutoff weight 1) to the scalars and its
+own vectors to the vectors, and the edge update of a loop is an inner product of two linear
+maps of the atom's vectors (the rejection from a zero direction is the identity). All of
+these are invariant, or equivariant for the vectors, because a zero direction stays zero
+under rotation. Our graphs have no loops, so they are appended here: the expert computes
+exactly what ``ViSNetBlock`` computes on the same radius graph, without its neighbour cap.
 """
 
 from __future__ import annotations
@@ -24,9 +31,13 @@ class ViSNetExpert(Expert):
         num_layers: ViS-MP layers, default 3.
         num_heads: attention heads, default 8.
         num_rbf: exp-normal radial functions, default 32.
-        lmax: spherical-harmonic degree of the edge directions, default 1.
+        lmax: degree of the spherical harmonics of edge directions, 1 (default) or 2.
         cutoff: radius in Å of the expert's graph, default 5.0.
         pooling: ``"mean"`` (default) or ``"sum"``.
+
+    Raises:
+        ValueError: if ``hidden_channels`` is not divisible by ``num_heads`` or ``lmax`` is
+            not 1 or 2.
     """
 
     name = "visnet"
@@ -45,16 +56,21 @@ class ViSNetExpert(Expert):
             raise ValueError(
                 f"hidden_channels={hidden_channels} must be divisible by num_heads={num_heads}"
             )
+        if lmax not in (1, 2):
+            raise ValueError(f"lmax must be 1 or 2, got {lmax}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers, self.num_heads, self.num_rbf, self.lmax = (
-            int(num_layers), int(num_heads), int(num_rbf), int(lmax),
-        )  # fmt: skip
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.num_rbf = int(num_rbf)
+        self.lmax = int(lmax)
         self.block = ViSNetBlock(
-            lmax=lmax,
-            num_heads=num_heads,
-            num_layers=num_layers,
+            lmax=self.lmax,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
             hidden_channels=hidden_channels,
-            num_rbf=num_rbf,
+            num_rbf=self.num_rbf,
             max_z=MAX_Z,
             cutoff=self.cutoff,
         )
@@ -68,24 +84,30 @@ class ViSNetExpert(Expert):
     def atom_features(
         self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
     ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels] (ViSNet's scalar channel)."""
+        """Invariant atom features [num_atoms, hidden_channels] (ViSNet's scalar channel).
+
+        Follows ``ViSNetBlock.forward`` on the given graph plus one self-loop per atom.
+        Coincident atoms (distance 0) get a zero direction, like a self-loop, instead of 0/0.
+        """
         blk = self.block
-        loops = torch.arange(z.numel(), device=z.device)
+        num_atoms = z.numel()
+        loops = torch.arange(num_atoms, device=z.device)
+        direction = torch.cat(
+            [unit_vectors(edge_vec, edge_weight), edge_vec.new_zeros(num_atoms, 3)]
+        )
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
-        edge_weight = torch.cat([edge_weight, edge_weight.new_zeros(z.numel())])
-        direction = unit_vectors(edge_vec, edge_weight[: edge_vec.size(0)])
-        direction = torch.cat([direction, direction.new_zeros(z.numel(), 3)])
+        edge_weight = torch.cat([edge_weight, edge_weight.new_zeros(num_atoms)])
 
         x = blk.embedding(z)
         edge_attr = blk.distance_expansion(edge_weight)
-        edge_vec = blk.sphere(direction)
+        sph = blk.sphere(direction)
         x = blk.neighbor_embedding(z, x, edge_index, edge_weight, edge_attr)
-        vec = x.new_zeros(x.size(0), (self.lmax + 1) ** 2 - 1, x.size(1))
+        vec = x.new_zeros(num_atoms, (self.lmax + 1) ** 2 - 1, x.size(1))
         edge_attr = blk.edge_embedding(edge_index, edge_attr, x)
         for layer in blk.vis_mp_layers:
-            dx, dvec, dedge = layer(x, vec, edge_index, edge_weight, edge_attr, edge_vec)
+            dx, dvec, dedge = layer(x, vec, edge_index, edge_weight, edge_attr, sph)
             x, vec = x + dx, vec + dvec
-            if dedge is not None:
+            if dedge is not None:  # None from the last layer
                 edge_attr = edge_attr + dedge
         return blk.out_norm(x)
 
