@@ -114,6 +114,30 @@ class MoleculeTable:
         """The SMILES of every entry (for 3D structures, their SMILES when known)."""
         return [x if isinstance(x, str) else x.smiles for x in self.inputs]
 
+    def sample(self, n: int, seed: int = 0) -> MoleculeTable:
+        """A seeded random subset of ``n`` molecules, kept in source order.
+
+        For reduced runs where the first rows are not representative (files sorted by
+        label or by series). Only kept molecules are drawn: the subset carries no skip
+        records and ``n_rows == n``.
+        """
+        if n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return MoleculeTable(
+            name=self.name,
+            task=self.task,
+            target_names=list(self.target_names),
+            inputs=[self.inputs[i] for i in keep],
+            targets=self.targets[keep],
+            rows=self.rows[keep],
+            ids=[self.ids[i] for i in keep],
+            n_rows=n,
+            skipped=[],
+            polymer=self.polymer,
+            source=self.source,
+        )
+
     def head(self, n: int) -> MoleculeTable:
         """The first ``n`` molecules (a quick subset for smoke runs).
 

@@ -167,6 +167,19 @@ def test_head_keeps_the_row_accounting(write_csv):
     assert len(empty) == 0 and empty.n_rows == 0
 
 
+def test_sample_is_seeded_in_source_order_and_consistent(write_csv):
+    rows = [[s, str(i)] for i, s in enumerate(["C", "CC", "CCC", "CCCC", "CCO", "CCN", "CO"])]
+    table = read_csv(write_csv(rows), target_cols=["y"])
+    sub = table.sample(4, seed=3)
+    assert len(sub) == 4 and sub.n_rows == 4 and sub.skipped == []
+    assert sub.rows.tolist() == sorted(sub.rows.tolist())
+    for smiles, row, label in zip(sub.inputs, sub.rows, sub.targets[:, 0], strict=True):
+        assert table.inputs[row] == smiles and label == row
+    assert table.sample(4, seed=3).rows.tolist() == sub.rows.tolist()
+    assert table.sample(4, seed=4).rows.tolist() != sub.rows.tolist()
+    assert table.sample(10) is table
+
+
 def test_skipped_frame_is_sorted_by_row():
     frame = skipped_frame([SkipRecord(5, "e", "C", "b"), SkipRecord(1, "a", "O", "a")])
     assert list(frame.columns) == ["row", "mol_id", "input", "reason"]
