@@ -32,6 +32,13 @@ class PredictionResult:
         topo: [M, T, D] descriptor trajectories the gate read (NaN for skipped rows).
         radii: the filtration grid [T] in Å; ``cutoffs``: the K expert cutoffs in Å.
         descriptor_names: the D descriptor names.
+        baseline: [num_targets] the output when every expert predicts the training mean:
+            the training mean in original units for regression, logit 0 for classification.
+            Expert contributions are measured from it (see :meth:`contributions_from_baseline`).
+        labels: [M, num_targets] known labels (NaN where unknown), or None.
+        atomic_numbers: per entry the atomic numbers [n] of the structure the model saw
+            (empty for skipped rows); empty list when structures were not kept.
+        positions: per entry the coordinates [n, 3] in Å (empty for skipped rows).
     """
 
     task: str
@@ -48,9 +55,53 @@ class PredictionResult:
     radii: list[float]
     cutoffs: list[float]
     descriptor_names: list[str] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    labels: np.ndarray | None = None
+    atomic_numbers: list[np.ndarray] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def num_experts(self) -> int:
+        """K, the number of experts."""
+        return self.alpha.shape[1]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """[M] bool, True for entries with a prediction."""
+        return np.array([s == "ok" for s in self.status], dtype=bool)
+
+    @property
+    def num_atoms(self) -> np.ndarray:
+        """[M] atoms per entry (with hydrogens; 0 for skipped rows or without structures)."""
+        if not self.atomic_numbers:
+            return np.zeros(len(self), dtype=int)
+        return np.array([len(z) for z in self.atomic_numbers], dtype=int)
+
+    def structure(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(atomic_numbers [n], positions [n, 3])`` of entry ``index``.
+
+        Raises:
+            ValueError: if the result kept no structures or the entry was skipped.
+        """
+        if not self.positions:
+            raise ValueError("this result kept no 3D structures")
+        if self.status[index] != "ok":
+            raise ValueError(f"entry {index} was skipped: {self.reason[index]}")
+        return self.atomic_numbers[index], self.positions[index]
+
+    def contributions_from_baseline(self) -> np.ndarray:
+        """[M, K, num_targets] alpha_e (expert_e - baseline): they sum to prediction - baseline.
+
+        For regression in original units; for classification in logits. Because alpha sums
+        to 1, ``baseline + sum over K`` is the prediction (the logit for classification).
+        """
+        base = np.asarray(self.baseline if self.baseline else [0.0] * len(self.targets))
+        shifted = self.expert_predictions - base[None, None, :]
+        contrib = self.alpha[..., None] * shifted
+        return np.where(np.isnan(shifted) & (self.alpha[..., None] == 0), 0, contrib)
 
     def contributions(self) -> np.ndarray:
         """[M, K, num_targets] alpha_e times expert e's prediction (0 where it did not run).
@@ -79,24 +130,46 @@ class PredictionResult:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         self.to_frame().to_csv(out / "predictions.csv", index=False)
-        np.savez_compressed(
-            out / "explanations.npz",
-            prediction=self.prediction,
-            alpha=self.alpha,
-            expert_predictions=self.expert_predictions,
-            topo=self.topo,
-        )
+        arrays = {
+            "prediction": self.prediction,
+            "alpha": self.alpha,
+            "expert_predictions": self.expert_predictions,
+            "topo": self.topo,
+        }
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        if self.positions:
+            # Ragged structures as one flat block plus atom counts.
+            arrays["atom_counts"] = self.num_atoms
+            arrays["atomic_numbers"] = np.concatenate(
+                [np.asarray(z, dtype=np.int64).reshape(-1) for z in self.atomic_numbers]
+            )
+            arrays["positions"] = np.concatenate(
+                [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in self.positions]
+            )
+        np.savez_compressed(out / "explanations.npz", **arrays)
         meta = {
             k: getattr(self, k)
             for k in ("task", "targets", "ids", "smiles", "rows", "status", "reason", "radii",
-                      "cutoffs", "descriptor_names")
+                      "cutoffs", "descriptor_names", "baseline")
         }  # fmt: skip
         (out / "result.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
     def load(cls, folder: str | Path) -> PredictionResult:
-        """Read what :meth:`save` wrote."""
+        """Read what :meth:`save` wrote (plain JSON and a NumPy archive, no pickle).
+
+        Raises:
+            FileNotFoundError: if ``result.json`` or ``explanations.npz`` is missing.
+        """
         folder = Path(folder)
         meta = json.loads((folder / "result.json").read_text())
-        with np.load(folder / "explanations.npz") as arrays:
-            return cls(**meta, **{k: arrays[k] for k in arrays.files})
+        with np.load(folder / "explanations.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        counts = arrays.pop("atom_counts", None)
+        flat_z, flat_pos = arrays.pop("atomic_numbers", None), arrays.pop("positions", None)
+        if counts is not None:
+            bounds = np.cumsum(counts)[:-1]
+            arrays["atomic_numbers"] = np.split(flat_z, bounds)
+            arrays["positions"] = np.split(flat_pos, bounds)
+        return cls(**meta, **arrays)

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mimoe_core import keys
 from mimoe_core.data.table import MoleculeTable
-from mimoe_core.inference._run import resolve_device, run_model
+from mimoe_core.inference._run import resolve_device
+from mimoe_core.inference.explain import explain_data
 from mimoe_core.results import PredictionResult
-from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_core.training.checkpoint import Checkpoint, load_checkpoint
 
 
@@ -90,40 +89,15 @@ def predict(
         drop_duplicates=False,
     )
     dev = resolve_device(device)
-    net = ckpt.model.to(dev)
-    out = run_model(net, ds.data_list, ckpt.scaler, ckpt.task, batch_size, dev)
-
-    num_rows, num_k, num_t = table.n_rows, net.num_experts, len(ckpt.targets)
-    prediction = np.full((num_rows, num_t), np.nan)
-    alpha = np.full((num_rows, num_k), np.nan)
-    experts = np.full((num_rows, num_k, num_t), np.nan)
-    topo = np.full((num_rows, len(ckpt.radii), len(DESCRIPTOR_NAMES)), np.nan)
-    ids, smiles = [""] * num_rows, [""] * num_rows
-    status, reason = ["skipped"] * num_rows, [""] * num_rows
-    for n, data in enumerate(ds.data_list):
-        r = int(data[keys.ROW])
-        prediction[r], alpha[r], experts[r] = (
-            out["prediction"][n],
-            out["alpha"][n],
-            out["expert_predictions"][n],
-        )
-        topo[r] = data[keys.TOPO][0].numpy()
-        ids[r], smiles[r], status[r] = str(data[keys.MOL_ID]), data[keys.SMILES], "ok"
-    for skip in ds.skipped:
-        ids[skip.row], smiles[skip.row], reason[skip.row] = skip.mol_id, skip.input, skip.reason
-    return PredictionResult(
-        task=ckpt.task,
-        targets=ckpt.targets,
-        ids=ids,
-        smiles=smiles,
-        rows=list(range(num_rows)),
-        status=status,
-        reason=reason,
-        prediction=prediction,
-        alpha=alpha,
-        expert_predictions=experts,
-        topo=topo,
-        radii=list(ckpt.radii),
-        cutoffs=list(net.cutoffs),
-        descriptor_names=list(DESCRIPTOR_NAMES),
+    return explain_data(
+        ckpt.model.to(dev),
+        ds.data_list,
+        ckpt.scaler,
+        ckpt.task,
+        ckpt.targets,
+        ckpt.radii,
+        batch_size=batch_size,
+        device=dev,
+        num_rows=table.n_rows,
+        skipped=ds.skipped,
     )

@@ -27,6 +27,7 @@ from mimoe_core import keys
 from mimoe_core.data.splits import Split
 from mimoe_core.featurize import FeaturizedDataset
 from mimoe_core.inference._run import resolve_device, run_model
+from mimoe_core.inference.explain import explain_data
 from mimoe_core.models import MIMoE, create_model, load_config
 from mimoe_core.training.checkpoint import read_payload, save_checkpoint
 from mimoe_core.training.metrics import SELECTION_METRIC, compute_metrics
@@ -163,7 +164,8 @@ def train(
         settings: :class:`TrainSettings` (defaults when None).
         out_dir: if given, writes ``model.pt`` (best), ``last.pt`` (for resuming),
             ``history.csv``, ``metrics.json``, ``splits.json``, ``skipped.csv``,
-            ``test_predictions.csv``.
+            ``test_predictions.csv`` and ``test_explained/`` (the test set's
+            :class:`~mimoe_core.results.PredictionResult` with labels and structures).
         resume: continue from ``out_dir/last.pt`` if it exists.
 
     Returns:
@@ -358,13 +360,13 @@ def _write_run(out, dataset, split, history, metrics, model, scaler, task, setti
     split.save(out / "splits.json", rows=[int(d[keys.ROW]) for d in dataset.data_list])
     skipped_frame(dataset.skipped).to_csv(out / "skipped.csv", index=False)
     test = _subset(dataset, split.test)
-    pred = run_model(model, test, scaler, task, settings.batch_size, device)
-    frame = pd.DataFrame({"row": [int(d[keys.ROW]) for d in test],
-                          "smiles": [d[keys.SMILES] for d in test]})  # fmt: skip
-    labels = _labels(test)
+    explained = explain_data(model, test, scaler, task, metrics["targets"], dataset.radii,
+                             settings.batch_size, device, with_labels=True)  # fmt: skip
+    explained.save(out / "test_explained")
+    frame = pd.DataFrame({"row": explained.rows, "smiles": explained.smiles})
     for t, name in enumerate(metrics["targets"]):
-        frame[name] = labels[:, t] if len(test) else []
-        frame[f"{name}_pred"] = pred["prediction"][:, t]
+        frame[name] = explained.labels[:, t]
+        frame[f"{name}_pred"] = explained.prediction[:, t]
     for e in range(model.num_experts):
-        frame[f"alpha_{e + 1}"] = pred["alpha"][:, e]
+        frame[f"alpha_{e + 1}"] = explained.alpha[:, e]
     frame.to_csv(out / "test_predictions.csv", index=False)

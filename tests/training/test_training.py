@@ -186,6 +186,34 @@ def test_predict_keeps_input_order_and_explains(freesolv40, tmp_path):
     back = PredictionResult.load(tmp_path / "expl")
     np.testing.assert_array_equal(back.alpha, result.alpha)
     assert back.status == result.status
+    # Structures: ethanol with hydrogens, kept in input order, none for skipped rows.
+    assert back.num_atoms.tolist() == [9, 0, 0, 13, 0]
+    z, pos = back.structure(0)
+    assert sorted(z.tolist()) == [1] * 6 + [6, 6, 8] and pos.shape == (9, 3)
+    np.testing.assert_array_equal(back.positions[3], result.positions[3])
+    with pytest.raises(ValueError, match="skipped"):
+        back.structure(1)
+    # Contributions from the training mean add up to the prediction.
+    base = np.asarray(back.baseline)
+    steps = back.contributions_from_baseline()[ok].sum(1)
+    np.testing.assert_allclose(base + steps, back.prediction[ok], rtol=1e-5)
+
+
+def test_training_run_keeps_the_test_explanations(freesolv40, tmp_path):
+    from mimoe_core.results import PredictionResult
+
+    ds, split = freesolv40
+    train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    explained = PredictionResult.load(tmp_path / "test_explained")
+    frame = pd.read_csv(tmp_path / "test_predictions.csv")
+    assert len(explained) == len(split.test) == len(frame)
+    np.testing.assert_allclose(explained.labels[:, 0], frame["expt"])
+    np.testing.assert_allclose(explained.prediction[:, 0], frame["expt_pred"])
+    expected = [float(ds.data_list[i].y[0, 0]) for i in split.test]
+    np.testing.assert_allclose(explained.labels[:, 0], expected)
+    train_mean = np.mean([float(ds.data_list[i].y[0, 0]) for i in split.train])
+    assert explained.baseline == pytest.approx([train_mean])
+    assert explained.num_atoms.tolist() == [ds.data_list[i].z.numel() for i in split.test]
 
 
 def test_ablation_runner_writes_one_table(freesolv40, tmp_path):
