@@ -6,7 +6,10 @@ DEMO_OUT ?= runs/demo
 DEMO_DATASET ?= freesolv
 DEMO_EPOCHS ?= 60
 
-.PHONY: demo test test-all lint format scrub lab bench clean
+THREEDMOL_VERSION ?= 2.5.5
+THREEDMOL_JS := node_modules/3dmol/build/3Dmol-min.js
+
+.PHONY: demo test test-all lint format scrub lab bench clean assets browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +19,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[viz,test,dev]"
 	touch $@
 
-demo: $(VENV)/.installed  ## train MI-MoE on a bundled dataset and write the run folder
+# 3Dmol.js for offline pages, from the npm registry (never committed). Without npm the
+# figures still work; standalone 3D pages then say how to get it.
+$(THREEDMOL_JS):
+	@command -v npm >/dev/null || { echo "npm not found: 3D viewers in HTML exports need 3Dmol.js (see README)"; exit 0; }
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error 3dmol@$(THREEDMOL_VERSION)
+
+assets: $(THREEDMOL_JS)
+
+# Headless Chromium for the browser tests (Debian's package). Installed when running as
+# root (CI); otherwise the browser tests are skipped with a note unless CI is set.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(VENV)/.installed assets  ## train MI-MoE on a bundled dataset and write the run folder
 	$(VENV)/bin/mimoe train --dataset $(DEMO_DATASET) --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT)
 
-test: $(VENV)/.installed  ## the default test suite (slow and GPU tests skipped) and lint
-	$(PY) -m pytest -n 2 --doctest-modules mimoe_core tests
+test: $(VENV)/.installed assets browser  ## the default test suite (slow and GPU tests skipped) and lint
+	$(PY) -m pytest -n 2 --doctest-modules mimoe_core mimoe_viz tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test-all: $(VENV)/.installed  ## also the slow tests
-	$(PY) -m pytest -n 2 --doctest-modules -m "not gpu" mimoe_core tests
+test-all: $(VENV)/.installed assets browser  ## also the slow tests
+	$(PY) -m pytest -n 2 --doctest-modules -m "not gpu" mimoe_core mimoe_viz tests
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

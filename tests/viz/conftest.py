@@ -1,0 +1,103 @@
+"""Synthetic result objects for the visual layer: shaped like real runs, built in ms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mimoe_core.results import PredictionResult
+from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_trajectories
+
+CUTOFFS = [2.0, 2.5, 3.0, 3.5, 4.0]
+
+
+def benzene() -> tuple[np.ndarray, np.ndarray]:
+    ang = np.arange(6) * np.pi / 3
+    ring = np.stack([np.cos(ang), np.sin(ang), np.zeros(6)], axis=1)
+    return np.array([6] * 6 + [1] * 6), np.vstack([1.39 * ring, 2.48 * ring])
+
+
+def water() -> tuple[np.ndarray, np.ndarray]:
+    angle = np.deg2rad(104.5)
+    pos = np.array([[0.0, 0, 0], [0.96, 0, 0], [0.96 * np.cos(angle), 0.96 * np.sin(angle), 0]])
+    return np.array([8, 1, 1]), pos
+
+
+def chain(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A zig-zag carbon chain of n atoms (1.54 Å bonds), no hydrogens."""
+    pos = np.zeros((n, 3))
+    pos[:, 0] = np.arange(n) * 1.26
+    pos[1::2, 1] = 0.89
+    return np.full(n, 6), pos
+
+
+def make_result(
+    structures: list[tuple[np.ndarray, np.ndarray]],
+    task: str = "regression",
+    top_k: int = 2,
+    skipped: tuple[int, ...] = (),
+    seed: int = 0,
+) -> PredictionResult:
+    """A PredictionResult over the given structures with random Top-k routing.
+
+    Entries listed in ``skipped`` are skipped rows (no structure, NaN outputs).
+    """
+    rng = np.random.default_rng(seed)
+    num, k = len(structures), len(CUTOFFS)
+    radii = np.asarray(DEFAULT_RADII)
+    alpha = np.zeros((num, k))
+    for m in range(num):
+        chosen = rng.choice(k, size=top_k, replace=False)
+        w = rng.random(top_k) + 0.1
+        alpha[m, chosen] = w / w.sum()
+    experts = np.where(alpha[..., None] > 0, rng.normal(-3.0, 2.0, (num, k, 1)), np.nan)
+    prediction = np.nansum(alpha[..., None] * np.nan_to_num(experts), axis=1)
+    if task == "classification":
+        prediction = 1.0 / (1.0 + np.exp(-prediction))
+    labels = (
+        prediction + rng.normal(0, 0.5, prediction.shape)
+        if task == "regression"
+        else (rng.random(prediction.shape) < prediction).astype(float)
+    )
+    topo = descriptor_trajectories([p for _, p in structures], radii, dtype=np.float64)
+    status = ["ok"] * num
+    reason = [""] * num
+    zs = [np.asarray(z) for z, _ in structures]
+    ps = [np.asarray(p, dtype=float) for _, p in structures]
+    for m in skipped:
+        status[m], reason[m] = "skipped", "invalid SMILES"
+        alpha[m] = experts[m] = prediction[m] = labels[m] = topo[m] = np.nan
+        zs[m], ps[m] = np.zeros(0, dtype=int), np.zeros((0, 3))
+    return PredictionResult(
+        task=task,
+        targets=["y"],
+        ids=[f"mol{m}" for m in range(num)],
+        smiles=["c1ccccc1" if len(z) == 12 else "C" * len(z) for z, _ in structures],
+        rows=list(range(num)),
+        status=status,
+        reason=reason,
+        prediction=prediction,
+        alpha=alpha,
+        expert_predictions=experts,
+        topo=topo,
+        radii=[float(r) for r in radii],
+        cutoffs=list(CUTOFFS),
+        descriptor_names=list(DESCRIPTOR_NAMES),
+        baseline=[-3.0] if task == "regression" else [0.0],
+        labels=labels,
+        atomic_numbers=zs,
+        positions=ps,
+    )
+
+
+@pytest.fixture
+def result() -> PredictionResult:
+    """Twelve molecules (benzene, water, chains of 3-12 atoms), one skipped row."""
+    structures = [benzene(), water()] + [chain(n) for n in range(3, 13)]
+    return make_result(structures, skipped=(5,))
+
+
+@pytest.fixture
+def classification_result() -> PredictionResult:
+    structures = [benzene(), water()] + [chain(n) for n in range(3, 23)]
+    return make_result(structures, task="classification", seed=1)
