@@ -35,6 +35,7 @@ browser:
 
 demo: $(VENV)/.installed assets  ## train MI-MoE on a bundled dataset and write the run folder
 	$(VENV)/bin/mimoe train --dataset $(DEMO_DATASET) --epochs $(DEMO_EPOCHS) --out $(DEMO_OUT)
+	$(VENV)/bin/mimoe report --run $(DEMO_OUT)
 
 test: $(VENV)/.installed assets browser  ## the default test suite (slow and GPU tests skipped) and lint
 	$(PY) -m pytest -n 2 --doctest-modules mimoe_core mimoe_viz tests

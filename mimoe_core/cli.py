@@ -224,6 +224,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of a training run (needs the viz extra)."""
+    try:
+        from mimoe_viz.report import report
+    except ImportError as err:
+        msg = f'the report needs the viz extra: pip install "mimoe[viz]" ({err})'
+        raise ImportError(msg) from err
+    path = report(args.run, out=args.out, examples=args.examples)
+    print(f"report -> {path} (figures as PNG in {args.run / 'figures'})")
+    return 0
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     from mimoe_core.models import EXPERTS, ROUTINGS
 
@@ -301,6 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
     pr.set_defaults(func=cmd_predict)
+
+    rep = sub.add_parser(
+        "report",
+        help="write the HTML report of a training run",
+        description="One self-contained page (opens offline): metrics, training curves, "
+        "parity or ROC, routing map, and example molecules with their filtration; PNG copies "
+        "of the main figures go to RUN/figures/.",
+    )
+    rep.add_argument("--run", type=Path, required=True, help="run folder written by train")
+    rep.add_argument("--out", type=Path, default=None, help="HTML file (default RUN/report.html)")
+    rep.add_argument("--examples", type=int, default=3, help="example molecules, default 3")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

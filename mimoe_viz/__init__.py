@@ -1,1 +1,99 @@
-"""mimoe_viz: figures and widgets that read mimoe_core result objects (never trains)."""
+"""mimoe_viz: figures and widgets that read mimoe_core result objects (never trains).
+
+Per molecule: :mod:`~mimoe_viz.mol3d` (3D structure with the filtration, radius slider),
+:mod:`~mimoe_viz.curves` (descriptor curves, barcodes, persistence diagrams),
+:mod:`~mimoe_viz.routing` (routing weights, expert contributions, dataset routing maps).
+Per run: :mod:`~mimoe_viz.runs` (training curves, parity/ROC, ablation bars),
+:func:`report` (one HTML page per run), :func:`explore` (a linked dashboard).
+Export: :mod:`~mimoe_viz.export` (PNG through matplotlib, offline HTML).
+"""
+
+from mimoe_viz._style import DEFAULT_CUTOFFS, expert_colors, expert_labels
+from mimoe_viz.curves import (
+    barcode_figure,
+    barcode_mpl,
+    betti_curves_figure,
+    descriptor_curves_figure,
+    descriptor_curves_from_pos,
+    descriptor_curves_mpl,
+    persistence_diagram_figure,
+    persistence_diagram_mpl,
+)
+from mimoe_viz.dashboards import explore
+from mimoe_viz.export import html_page, save_html, save_png
+from mimoe_viz.mol3d import (
+    filtration_edges,
+    filtration_state,
+    filtration_widget,
+    molecule_html,
+    molecule_view,
+    save_molecule_html,
+)
+from mimoe_viz.report import report
+from mimoe_viz.routing import (
+    alpha_figure,
+    alpha_mpl,
+    alpha_vs_descriptor_figure,
+    alpha_vs_size_figure,
+    contribution_waterfall,
+    expert_usage_figure,
+    routing_map,
+    routing_map_mpl,
+)
+from mimoe_viz.runs import (
+    RunFolder,
+    ablation_figure,
+    ablation_mpl,
+    load_run,
+    metrics_table_html,
+    parity_figure,
+    parity_mpl,
+    roc_figure,
+    roc_mpl,
+    training_curves_figure,
+    training_curves_mpl,
+)
+
+__all__ = [
+    "DEFAULT_CUTOFFS",
+    "RunFolder",
+    "ablation_figure",
+    "ablation_mpl",
+    "alpha_figure",
+    "alpha_mpl",
+    "alpha_vs_descriptor_figure",
+    "alpha_vs_size_figure",
+    "barcode_figure",
+    "barcode_mpl",
+    "betti_curves_figure",
+    "contribution_waterfall",
+    "descriptor_curves_figure",
+    "descriptor_curves_from_pos",
+    "descriptor_curves_mpl",
+    "expert_colors",
+    "expert_labels",
+    "expert_usage_figure",
+    "explore",
+    "filtration_edges",
+    "filtration_state",
+    "filtration_widget",
+    "html_page",
+    "load_run",
+    "metrics_table_html",
+    "molecule_html",
+    "molecule_view",
+    "parity_figure",
+    "parity_mpl",
+    "persistence_diagram_figure",
+    "persistence_diagram_mpl",
+    "report",
+    "roc_figure",
+    "roc_mpl",
+    "routing_map",
+    "routing_map_mpl",
+    "save_html",
+    "save_molecule_html",
+    "save_png",
+    "training_curves_figure",
+    "training_curves_mpl",
+]

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 _PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
             "#666666")  # fmt: skip
 
+#: Expert cutoffs in Å of the shipped configurations (``mimoe_core/configs/*.yaml``).
+DEFAULT_CUTOFFS: tuple[float, ...] = (2.0, 2.5, 3.0, 3.5, 4.0)
+
 #: Colour of graph edges longer than every expert cutoff.
 BEYOND_CUTOFFS = "#bbbbbb"
 

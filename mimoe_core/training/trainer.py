@@ -338,7 +338,11 @@ def _final_metrics(model, dataset, split, scaler, task, targets, settings, devic
         "n_skipped": len(dataset.skipped),
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
-        "model": {k: model.config[k] for k in ("backbone", "routing", "top_k", "cutoffs")},
+        # The experts' own cutoffs: one for the `one` and `single` routings, not the config's K.
+        "model": {
+            **{k: model.config[k] for k in ("backbone", "routing", "top_k")},
+            "cutoffs": [float(c) for c in model.cutoffs],
+        },
         "settings": asdict(settings),
     }
     for name in ("val", "test"):

@@ -31,6 +31,16 @@ def chain(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full(n, 6), pos
 
 
+def _smiles(z: np.ndarray) -> str:
+    """Benzene, water or a carbon chain, recognized by composition."""
+    counts = np.bincount(np.asarray(z), minlength=9)
+    if counts[6] == 6 and counts[1] == 6:
+        return "c1ccccc1"
+    if counts[8] == 1 and counts[1] == 2:
+        return "O"
+    return "C" * len(z)
+
+
 def make_result(
     structures: list[tuple[np.ndarray, np.ndarray]],
     task: str = "regression",
@@ -72,7 +82,7 @@ def make_result(
         task=task,
         targets=["y"],
         ids=[f"mol{m}" for m in range(num)],
-        smiles=["c1ccccc1" if len(z) == 12 else "C" * len(z) for z, _ in structures],
+        smiles=[_smiles(z) for z, _ in structures],
         rows=list(range(num)),
         status=status,
         reason=reason,
@@ -101,3 +111,28 @@ def result() -> PredictionResult:
 def classification_result() -> PredictionResult:
     structures = [benzene(), water()] + [chain(n) for n in range(3, 23)]
     return make_result(structures, task="classification", seed=1)
+
+
+TINY_MODEL = {"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8, "num_rbf": 10},
+              "gate": {"name": "mlp", "hidden_channels": 8}}  # fmt: skip
+
+
+def train_tiny_run(out_dir, cache_dir, task: str = "regression"):
+    """A real run folder from 2 epochs on 40 molecules (a few seconds on the CPU)."""
+    from mimoe_core.data import make_split
+    from mimoe_core.featurize import featurize_dataset
+    from mimoe_core.training import TrainSettings, train
+
+    name = "freesolv" if task == "regression" else "bace"
+    ds = featurize_dataset(name, limit=40, progress=False, n_jobs=1, cache_dir=cache_dir)
+    split = make_split("random", ds.smiles)
+    settings = TrainSettings(epochs=2, batch_size=16, progress=False, device="cpu")
+    train(ds, split, TINY_MODEL, settings, out_dir=out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A trained regression run folder (FreeSolv, 40 molecules), shared by the viz tests."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    return train_tiny_run(root / "run", root / "cache")

@@ -1,0 +1,178 @@
+"""One self-contained HTML page per training run: metrics, curves, routing and molecules.
+
+``report(run_dir)`` reads only the files a run folder holds (``metrics.json``,
+``history.csv``, ``test_explained/``, ``skipped.csv``): it never loads or runs a model.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from mimoe_core.results import PredictionResult
+from mimoe_viz import mol3d, routing, runs
+from mimoe_viz.export import html_page, plotly_fragment, save_png
+from mimoe_viz.panels import molecule_figures
+
+
+def pick_examples(result: PredictionResult, num: int = 3) -> list[int]:
+    """Entries worth a closer look: routed to different experts, of different sizes.
+
+    First the most confidently routed molecule of each dominant expert (most used experts
+    first), then molecules spread over the size range, until ``num`` are chosen.
+
+    Args:
+        result: a result with structures.
+        num: how many, default 3.
+
+    Returns:
+        Up to ``num`` entry indices (fewer if fewer molecules are ``ok``).
+
+    Example:
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(ok=np.ones(4, bool), num_atoms=np.array([3, 9, 5, 7]),
+        ...                     alpha=np.array([[1, 0], [.6, .4], [.2, .8], [.9, .1]]))
+        >>> pick_examples(r, 3)
+        [0, 2, 1]
+    """
+    ok = np.flatnonzero(result.ok)
+    if ok.size == 0:
+        return []
+    alpha = np.nan_to_num(result.alpha[ok])
+    dominant = alpha.argmax(axis=1)
+    chosen: list[int] = []
+    experts, counts = np.unique(dominant, return_counts=True)
+    for expert in experts[np.argsort(-counts, kind="stable")]:
+        members = np.flatnonzero(dominant == expert)
+        chosen.append(int(ok[members[np.argmax(alpha[members, expert])]]))
+        if len(chosen) == num:
+            return chosen
+    by_size = ok[np.argsort(result.num_atoms[ok], kind="stable")]
+    for q in np.linspace(1.0, 0.0, len(by_size)):
+        if len(chosen) == num:
+            break
+        pick = int(by_size[int(round(q * (len(by_size) - 1)))])
+        if pick not in chosen:
+            chosen.append(pick)
+    return chosen
+
+
+def molecule_section(result: PredictionResult, index: int, radii: Sequence[float]) -> str:
+    """HTML for one molecule: 3D filtration, descriptor curves, barcode, routing, waterfall."""
+    z, pos = result.structure(index)
+    label = ""
+    if result.labels is not None and np.isfinite(result.labels[index]).any():
+        label = " · label " + ", ".join(f"{v:.3g}" for v in result.labels[index])
+    pred = ", ".join(f"{v:.3g}" for v in result.prediction[index])
+    title = (
+        f"{html.escape(result.smiles[index])} <span class='note'>({len(z)} atoms · "
+        f"prediction {pred}{label})</span>"
+    )
+    viewer = mol3d.molecule_html(
+        z, pos, radius=float(result.cutoffs[len(result.cutoffs) // 2]),
+        cutoffs=result.cutoffs, radii=np.asarray(radii), include_library=False, width=520,
+        height=380,
+    )  # fmt: skip
+    figures = molecule_figures(result, index, radii)
+    cards = [f'<div class="card">{viewer}</div>']
+    cards += [f'<div class="card">{plotly_fragment(fig)}</div>' for fig in figures.values()]
+    return f"<h3>{title}</h3>\n<div class='grid'>{''.join(cards)}</div>"
+
+
+def _grid(figures: Sequence) -> str:
+    """Plotly figures as cards in a responsive grid."""
+    cards = "".join(f'<div class="card">{plotly_fragment(fig)}</div>' for fig in figures)
+    return f"<div class='grid'>{cards}</div>"
+
+
+def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3) -> Path:
+    """Write ``report.html`` for a training run, and PNG versions of its main figures.
+
+    The page holds the metrics table, training curves, the test set's parity plot
+    (regression) or ROC curves (classification), the routing map, expert usage and routing
+    against size and a descriptor, and ``examples`` test molecules with their 3D filtration,
+    descriptor curves, barcode, routing weights and expert contributions. plotly.js and
+    3Dmol.js are inlined: the file opens offline. PNGs go to ``<run_dir>/figures/``.
+
+    Args:
+        run_dir: a folder written by ``mimoe train`` / :func:`mimoe_core.training.train`.
+        out: the HTML file; default ``<run_dir>/report.html``.
+        examples: example molecules, default 3.
+
+    Returns:
+        The path of the HTML file.
+
+    Raises:
+        FileNotFoundError: if the run folder lacks ``metrics.json`` or the test
+            explanations (``test_explained/``, written by runs since this version).
+    """
+    run = runs.load_run(run_dir)
+    if run.test is None:
+        raise FileNotFoundError(
+            f"{run.path} has no test_explained/ folder (written by mimoe train); "
+            "train again with this version to get the test-set explanations"
+        )
+    result = run.test
+    out = Path(out) if out is not None else run.path / "report.html"
+    figures_dir = run.path / "figures"
+    model = run.metrics.get("model", {})
+    subtitle = (
+        f"{', '.join(run.targets)} ({run.task}) · {model.get('backbone', '?')} experts, "
+        f"{model.get('routing', '?')} routing, top-k {model.get('top_k', '?')}, cutoffs "
+        f"{', '.join(f'{c:g}' for c in run.cutoffs)} Å · "
+        f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
+    body = ["<h2>Metrics</h2>", runs.metrics_table_html(run.metrics)]
+
+    body.append("<h2>Training</h2>")
+    body.append(_grid([runs.training_curves_figure(run.history)]))
+    save_png(runs.training_curves_mpl(run.history), figures_dir / "training_curves.png")
+
+    body.append("<h2>Test set</h2>")
+    if run.task == "regression":
+        fit, fit_png = runs.parity_figure(result), runs.parity_mpl(result)
+        name = "parity.png"
+    else:
+        fit, fit_png = runs.roc_figure(result), runs.roc_mpl(result)
+        name = "roc.png"
+    save_png(fit_png, figures_dir / name)
+    body.append(_grid([fit, routing.expert_usage_figure(result)]))
+
+    body.append("<h2>Routing</h2>")
+    body.append(
+        "<p class='note'>Each row is a test molecule, each column an expert (its cutoff); the "
+        "colour is the routing weight alpha. Below: the alpha-weighted cutoff of each molecule "
+        "against its size and against a descriptor of its filtration.</p>"
+    )
+    body.append(_grid([routing.routing_map(result, "size")]))
+    save_png(routing.routing_map_mpl(result, "size"), figures_dir / "routing_map.png")
+    body.append(_grid([routing.alpha_vs_size_figure(result),
+                       routing.alpha_vs_descriptor_figure(result)]))  # fmt: skip
+
+    body.append("<h2>Example molecules</h2>")
+    body.append(
+        "<p class='note'>Drag to rotate the 3D structure; the slider grows the radius graph "
+        "G(r) edge by edge. Edge colours: the smallest expert cutoff whose graph holds the "
+        "edge (grey: beyond every cutoff).</p>"
+    )
+    for index in pick_examples(result, examples):
+        body.append(molecule_section(result, index, result.radii))
+
+    if len(run.skipped):
+        body.append("<h2>Skipped molecules</h2>")
+        body.append(
+            f"<p>{len(run.skipped)} input rows did not become molecules; reasons in "
+            f"<code>{html.escape(str(run.path / 'skipped.csv'))}</code>. First rows:</p>"
+        )
+        body.append(run.skipped.head(10).to_html(index=False, escape=True, border=0))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page = html_page(f"MI-MoE run: {run.path.name}", body, plotly=True, threedmol=True,
+                     subtitle=subtitle)  # fmt: skip
+    out.write_text(page, encoding="utf-8")
+    return out
