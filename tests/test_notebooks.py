@@ -1,0 +1,78 @@
+"""The tutorial notebooks: committed without outputs, one template, and they render offline.
+
+nbval executes them cell by cell in ``make test`` (``--nbval-lax``); here each one is also
+executed by ``jupyter nbconvert --to html --execute`` in smoke mode and the page opened in
+headless Chromium: no cell error, and the 3D viewers and plots draw without a network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+SECTIONS = ("Aim", "Theory", "Practical", "Discussion")
+MAX_CELL_LINES = 15
+
+
+def ids(paths):
+    return [p.stem for p in paths]
+
+
+def test_there_are_six_tutorials():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_follows_the_template(path):
+    nb = nbformat.read(path, as_version=4)
+    headings = [line.strip("# ").strip() for cell in nb.cells if cell.cell_type == "markdown"
+                for line in cell.source.splitlines() if line.startswith("## ")]  # fmt: skip
+    found = [h for h in headings if h in SECTIONS]
+    assert found == list(SECTIONS), headings
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert "tutorial_scale(" in code[0], "the first code cell picks the smoke or full scale"
+    for source in code:
+        lines = [x for x in source.splitlines() if x.strip()]
+        assert len(lines) <= MAX_CELL_LINES, source[:80]
+        assert not re.search(r"^\s*(def|class) ", source, re.M), "no definitions in notebooks"
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_exported_html_renders_offline(path, tmp_path):
+    from viz.chromium import dump_dom, non_blank_fraction, screenshot
+
+    env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(tmp_path / "runs")}
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+           "--ExecutePreprocessor.timeout=600", "--output-dir", str(tmp_path), str(path)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = tmp_path / f"{path.stem}.html"
+    html = page.read_text()
+    assert "Traceback (most recent call last)" not in html
+    dom = dump_dom(page)
+    visible = re.sub(r"<script\b[^>]*>.*?</script>", "", dom, flags=re.S)
+    assert "failed to load" not in visible
+    expected = path.read_text()
+    if "show_molecule(" in expected:
+        assert 'data-status="ready"' in dom, "a 3D viewer did not finish drawing"
+    if re.search(r"_figure\(|routing_map\(|contribution_waterfall\(", expected):
+        assert 'class="main-svg"' in dom, "no plotly figure was drawn"
+    image = screenshot(page, tmp_path / f"{path.stem}.png", width=1100, height=3000)
+    assert non_blank_fraction(image) > 0.01
