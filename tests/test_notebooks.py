@@ -60,7 +60,8 @@ def test_exported_html_renders_offline(path, tmp_path):
 
     env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(tmp_path / "runs")}
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-           "--ExecutePreprocessor.timeout=600", "--output-dir", str(tmp_path), str(path)]  # fmt: skip
+           "--ExecutePreprocessor.timeout=600", "--output-dir", str(tmp_path),
+           str(path)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = tmp_path / f"{path.stem}.html"
