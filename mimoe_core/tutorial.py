@@ -80,3 +80,15 @@ def seed_everything(seed: int = 0) -> None:
 def runs_dir(name: str) -> Path:
     """The folder for a notebook's outputs: ``$MIMOE_RUNS_DIR/name``, default ``runs/name``."""
     return Path(os.environ.get("MIMOE_RUNS_DIR", "runs")) / name
+
+
+def project_root() -> Path | None:
+    """The mimoe checkout above the current folder, or None outside a checkout.
+
+    The checkout is the folder holding ``pyproject.toml`` and ``mimoe_core/``; an installed
+    package has none.
+    """
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "mimoe_core").is_dir():
+            return folder
+    return None
