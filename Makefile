@@ -38,12 +38,14 @@ demo: $(VENV)/.installed assets  ## train MI-MoE on a bundled dataset and write 
 	$(VENV)/bin/mimoe report --run $(DEMO_OUT)
 
 test: $(VENV)/.installed assets browser  ## the default test suite (slow and GPU tests skipped) and lint
-	$(PY) -m pytest -n 2 --doctest-modules mimoe_core mimoe_viz tests
+	SMOKE_TEST=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --current-env \
+		mimoe_core mimoe_viz tests notebooks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test-all: $(VENV)/.installed assets browser  ## also the slow tests
-	$(PY) -m pytest -n 2 --doctest-modules -m "not gpu" mimoe_core mimoe_viz tests
+	SMOKE_TEST=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --current-env \
+		-m "not gpu" mimoe_core mimoe_viz tests notebooks
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -54,7 +56,7 @@ format: $(VENV)/.installed
 scrub: $(VENV)/.installed  ## strip notebook outputs before commit
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
 
-lab: $(VENV)/.installed  ## open the tutorials in JupyterLab
+lab: $(VENV)/.installed assets  ## open the tutorials in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(VENV)/.installed

@@ -142,6 +142,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         name = "roc.png"
     save_png(fit_png, figures_dir / name)
     body.append(_grid([fit, routing.expert_usage_figure(result)]))
+    save_png(routing.expert_usage_mpl(result), figures_dir / "expert_usage.png")
 
     body.append("<h2>Routing</h2>")
     body.append(
@@ -153,6 +154,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     save_png(routing.routing_map_mpl(result, "size"), figures_dir / "routing_map.png")
     body.append(_grid([routing.alpha_vs_size_figure(result),
                        routing.alpha_vs_descriptor_figure(result)]))  # fmt: skip
+    save_png(routing.alpha_vs_size_mpl(result), figures_dir / "alpha_vs_size.png")
 
     body.append("<h2>Example molecules</h2>")
     body.append(

@@ -37,11 +37,14 @@ __all__ = [
     "alpha_mpl",
     "alpha_vs_descriptor_figure",
     "alpha_vs_size_figure",
+    "alpha_vs_size_mpl",
     "contribution_waterfall",
+    "contribution_waterfall_mpl",
     "dominant_expert",
     "expected_cutoff",
     "expert_usage",
     "expert_usage_figure",
+    "expert_usage_mpl",
     "routing_map",
     "routing_map_mpl",
     "routing_order",
@@ -728,4 +731,95 @@ def routing_map_mpl(
         ax.set_yticks([])
     ax.set_ylabel(f"molecule (sorted by {sort_by})")
     ax.figure.colorbar(image, ax=ax, label="α")
+    return ax
+
+
+def contribution_waterfall_mpl(
+    result: PredictionResult, index: int, target: int | str = 0, ax: Axes | None = None
+) -> Axes:
+    """Matplotlib twin of :func:`contribution_waterfall`, for print.
+
+    Args:
+        result: a prediction result.
+        index: entry index in ``[0, len(result))``.
+        target: target index or name; default 0.
+        ax: Axes to draw on; default None creates a new Figure (without pyplot).
+
+    Returns:
+        The matplotlib Axes with S + 2 bars: the baseline, one floating bar per selected
+        expert (from the running sum, height its contribution) and the total.
+
+    Raises:
+        ValueError: as :func:`contribution_waterfall`.
+        ImportError: if matplotlib is missing.
+    """
+    _, cutoffs = _check_result(result)
+    i = _check_index(result, index)
+    t = _target_index(result, target)
+    baseline, selected, steps, total = _waterfall_steps(result, i, t)
+    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
+    ax = mpl_axes(ax, figsize=(5.0, 3.4))
+    starts = baseline + np.concatenate(([0.0], np.cumsum(steps)[:-1]))
+    names = ["baseline", *[labels[e] for e in selected], "total"]
+    bottoms = [0.0, *starts.tolist(), 0.0]
+    heights = [baseline, *steps.tolist(), total]
+    bar_colors = ["#777777", *[colors[e] for e in selected], "#444444"]
+    bars = ax.bar(np.arange(len(names)), heights, bottom=bottoms, color=bar_colors)
+    ax.bar_label(bars, labels=[f"{baseline:.3g}", *[f"{c:+.3g}" for c in steps],
+                               f"{total:.3g}"], fontsize=8)  # fmt: skip
+    ax.axhline(0.0, color="#999999", linewidth=0.8)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+    name = result.targets[t]
+    ax.set_ylabel(f"logit P({name})" if result.task == "classification" else name)
+    ax.set_title(f"Expert contributions · {_entry_title(result, i)}", fontsize="medium")
+    return ax
+
+
+def expert_usage_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
+    """Matplotlib twin of :func:`expert_usage_figure`, for print.
+
+    Returns:
+        The matplotlib Axes with 2K bars: per expert the share of molecules that selected
+        it and its mean alpha (:func:`expert_usage`).
+    """
+    _, cutoffs = _check_result(result)
+    share, mean_alpha = expert_usage(result)
+    ax = mpl_axes(ax, figsize=(5.0, 3.2))
+    x = np.arange(len(cutoffs))
+    colors = expert_colors(len(cutoffs))
+    ax.bar(x - 0.2, share, width=0.4, color=colors, label="selected by (share)")
+    ax.bar(x + 0.2, mean_alpha, width=0.4, color=colors, alpha=0.5, hatch="//",
+           label="mean α")  # fmt: skip
+    ax.set_xticks(x, expert_labels(cutoffs), rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Expert usage · {int(_ok_indices(result).size)} molecules", fontsize="medium")
+    return ax
+
+
+def alpha_vs_size_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
+    """Matplotlib twin of :func:`alpha_vs_size_figure`, for print.
+
+    Returns:
+        The matplotlib Axes with one scatter per dominant expert (atom count, expected
+        cutoff) and the binned-mean trend line.
+    """
+    _, cutoffs = _check_result(result)
+    ok = _ok_indices(result)
+    x = _sizes(result, "alpha_vs_size_mpl")[ok].astype(np.float64)
+    y = expected_cutoff(result)[ok]
+    dom = dominant_expert(result)[ok]
+    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
+    ax = mpl_axes(ax, figsize=(5.0, 3.6))
+    for e in range(len(cutoffs)):
+        mask = dom == e
+        if mask.any():
+            ax.scatter(x[mask], y[mask], s=14, color=colors[e], alpha=0.75,
+                       label=f"dominant {labels[e]}")  # fmt: skip
+    tx, ty = _binned_trend(x, y)[:2]
+    ax.plot(tx, ty, color="#222222", marker="D", markersize=4, label="binned mean")
+    ax.set_xlabel("atoms per molecule")
+    ax.set_ylabel("expected cutoff Σ α_e c_e (Å)")
+    ax.set_title(f"Spearman ρ = {_spearman(x, y):.2f}, n = {ok.size}", fontsize="medium")
+    ax.legend(fontsize=7)
     return ax

@@ -35,7 +35,13 @@ def test_report_of_a_real_run(tiny_run):
     assert page.count("<h3>") == 3  # three example molecules
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert f"{metrics['test']['rmse']:.3g}" in page
-    for png in ("training_curves.png", "parity.png", "routing_map.png"):
+    for png in (
+        "training_curves.png",
+        "parity.png",
+        "routing_map.png",
+        "expert_usage.png",
+        "alpha_vs_size.png",
+    ):
         assert (tiny_run / "figures" / png).read_bytes()[:4] == b"\x89PNG"
 
 

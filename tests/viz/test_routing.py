@@ -292,3 +292,31 @@ def test_single_molecule_result():
     assert np.asarray(fig.data[0].z).shape == (1, 5)
     fig = routing.alpha_vs_size_figure(res)
     assert "undefined" in fig.layout.title.text
+
+
+def test_waterfall_mpl_floats_each_step_from_the_running_sum(result):
+    ax = routing.contribution_waterfall_mpl(result, 0)
+    bars = ax.patches
+    chosen = np.flatnonzero(result.alpha[0] > 0)
+    assert len(bars) == len(chosen) + 2
+    steps = result.contributions_from_baseline()[0, chosen, 0]
+    base = result.baseline[0]
+    assert bars[0].get_height() == pytest.approx(base)
+    running = base
+    for bar, step in zip(bars[1:-1], steps, strict=True):
+        assert bar.get_y() == pytest.approx(running) and bar.get_height() == pytest.approx(step)
+        running += step
+    assert bars[-1].get_height() == pytest.approx(result.prediction[0, 0])
+
+
+def test_usage_and_size_twins_match_the_numbers(result):
+    share, mean_alpha = routing.expert_usage(result)
+    heights = [b.get_height() for b in routing.expert_usage_mpl(result).patches]
+    np.testing.assert_allclose(heights, np.concatenate([share, mean_alpha]))
+    ax = routing.alpha_vs_size_mpl(result)
+    ok = result.ok
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert len(points) == ok.sum()
+    sizes, cutoffs = result.num_atoms[ok], routing.expected_cutoff(result)[ok]
+    expected = {(float(n), float(c)) for n, c in zip(sizes, cutoffs, strict=True)}
+    assert {(float(a), float(b)) for a, b in points} == expected
