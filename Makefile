@@ -38,13 +38,13 @@ demo: $(VENV)/.installed assets  ## train MI-MoE on a bundled dataset and write 
 	$(VENV)/bin/mimoe report --run $(DEMO_OUT)
 
 test: $(VENV)/.installed assets browser  ## the default test suite (slow and GPU tests skipped) and lint
-	SMOKE_TEST=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --current-env \
+	SMOKE_TEST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --nbval-current-env \
 		mimoe_core mimoe_viz tests notebooks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test-all: $(VENV)/.installed assets browser  ## also the slow tests
-	SMOKE_TEST=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --current-env \
+	SMOKE_TEST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --nbval-current-env \
 		-m "not gpu" mimoe_core mimoe_viz tests notebooks
 
 lint: $(VENV)/.installed

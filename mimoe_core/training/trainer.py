@@ -212,6 +212,8 @@ def train(
     use_amp = settings.amp and device.type == "cuda"
     with _deterministic(settings.deterministic and device.type == "cpu"):
         for epoch in range(state["epoch"], settings.epochs):
+            if epoch > 0 and state["bad_epochs"] >= settings.patience:
+                break  # resumed from a run that had already stopped early
             start = time.perf_counter()
             row = _train_epoch(model, optimizer, train_list, scaler, task, settings, epoch, device,
                                use_amp)  # fmt: skip

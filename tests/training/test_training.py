@@ -117,6 +117,18 @@ def test_resume_after_interruption_matches_uninterrupted_run(freesolv40, tmp_pat
     assert full.metrics["test"] == resumed.metrics["test"]
 
 
+def test_resuming_a_run_that_stopped_early_trains_no_more(freesolv40, tmp_path):
+    ds, split = freesolv40
+    # Patience 1: the first epoch that does not improve stops the run.
+    first = train(ds, split, TINY, quick(epochs=8, patience=1, lr=0.05), out_dir=tmp_path)
+    stopped = len(first.history)
+    assert 1 < stopped < 8
+    again = train(ds, split, TINY, quick(epochs=8, patience=1, lr=0.05), out_dir=tmp_path,
+                  resume=True)  # fmt: skip
+    assert len(again.history) == stopped
+    assert again.metrics["test"] == first.metrics["test"]
+
+
 def test_checkpoint_round_trip_gives_the_same_predictions(freesolv40, tmp_path):
     ds, split = freesolv40
     result = train(ds, split, TINY, quick(), out_dir=tmp_path)
