@@ -53,8 +53,8 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-scrub: $(VENV)/.installed  ## strip notebook outputs before commit
-	$(VENV)/bin/nbstripout notebooks/*.ipynb
+scrub: $(VENV)/.installed  ## strip notebook outputs before commit, keeping the nbval-checked ones
+	$(PY) tools/refresh_notebooks.py
 
 lab: $(VENV)/.installed assets  ## open the tutorials in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
