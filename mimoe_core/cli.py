@@ -203,7 +203,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.metrics[part]
     ]
     print(f"best epoch {result.metrics['best_epoch']}: {', '.join(scores)}")
-    print(f"wrote model.pt, metrics.json, history.csv, splits.json, skipped.csv in {args.out}")
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in args.out.iterdir())
+    print(f"wrote {', '.join(written)} in {args.out}")
     return 0
 
 
