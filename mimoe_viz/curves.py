@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_curves
+from mimoe_viz._checks import check_cutoffs, check_grid
 from mimoe_viz._deps import apply_layout, make_subplots, mpl_axes, mpl_figure, plotly_go
 from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, expert_colors, expert_labels
 
@@ -51,22 +52,6 @@ _NORM_COLOR = "#8c8c8c"
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_grid(radii: ArrayLike) -> np.ndarray:
-    grid = np.asarray(radii, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0:
-        raise ValueError(f"radii must be a non-empty 1-D array [T], got shape {grid.shape}")
-    if not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0):
-        raise ValueError("radii must be finite and strictly increasing")
-    return grid
-
-
-def _check_cutoffs(cutoffs: Sequence[float] | None) -> np.ndarray:
-    cuts = np.asarray([] if cutoffs is None else cutoffs, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(cuts)) or np.any(cuts <= 0):
-        raise ValueError(f"cutoffs must be finite and > 0 (Å), got {cuts.tolist()}")
-    return cuts
 
 
 def _check_curves(curves: Mapping[str, ArrayLike], steps: int, what: str) -> list[str]:
@@ -230,8 +215,8 @@ def descriptor_curves_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    grid = _check_grid(radii)
-    cuts = _check_cutoffs(cutoffs)
+    grid = check_grid(radii)
+    cuts = check_cutoffs(cutoffs)
     names = _check_curves(curves, len(grid), "curves")
     if normalized is not None:
         norm_names = _check_curves(normalized, len(grid), "normalized")
@@ -355,8 +340,8 @@ def descriptor_curves_mpl(
         ValueError: as :func:`descriptor_curves_figure`.
         ImportError: if matplotlib is missing.
     """
-    grid = _check_grid(radii)
-    cuts = _check_cutoffs(cutoffs)
+    grid = check_grid(radii)
+    cuts = check_cutoffs(cutoffs)
     names = _check_curves(curves, len(grid), "curves")
     if normalized is not None and _check_curves(normalized, len(grid), "normalized") != names:
         raise ValueError("normalized must have the same descriptors as curves")
@@ -425,8 +410,8 @@ def betti_curves_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    grid = _check_grid(radii)
-    cuts = _check_cutoffs(cutoffs)
+    grid = check_grid(radii)
+    cuts = check_cutoffs(cutoffs)
     rows = _betti_rows(curves, len(grid))
     fig = go.Figure()
     for dim in (0, 1):
@@ -499,7 +484,7 @@ def barcode_figure(
     """
     go = plotly_go()
     dgm, dims = _select_dims(_check_diagram(diagram), homology_dimensions)
-    cuts = _check_cutoffs(cutoffs)
+    cuts = check_cutoffs(cutoffs)
     dgm, top = _window(dgm, max_radius, cuts)
     if homology_dimensions is None:
         dims = _present_dims(dgm)  # after the window: no entry for classes out of view
@@ -595,7 +580,7 @@ def persistence_diagram_figure(
     """
     go = plotly_go()
     dgm, dims = _select_dims(_check_diagram(diagram), homology_dimensions)
-    dgm, top = _window(dgm, max_radius, _check_cutoffs(cutoffs))
+    dgm, top = _window(dgm, max_radius, check_cutoffs(cutoffs))
     if homology_dimensions is None:
         dims = _present_dims(dgm)  # after the window: no entry for classes out of view
     fig = go.Figure()
@@ -690,7 +675,7 @@ def barcode_mpl(
         ImportError: if matplotlib is missing.
     """
     dgm, dims = _select_dims(_check_diagram(diagram), homology_dimensions)
-    cuts = _check_cutoffs(cutoffs)
+    cuts = check_cutoffs(cutoffs)
     dgm, top = _window(dgm, max_radius, cuts)
     if homology_dimensions is None:
         dims = _present_dims(dgm)  # after the window: no entry for classes out of view
@@ -745,7 +730,7 @@ def persistence_diagram_mpl(
         ImportError: if matplotlib is missing.
     """
     dgm, dims = _select_dims(_check_diagram(diagram), homology_dimensions)
-    dgm, top = _window(dgm, max_radius, _check_cutoffs(cutoffs))
+    dgm, top = _window(dgm, max_radius, check_cutoffs(cutoffs))
     if homology_dimensions is None:
         dims = _present_dims(dgm)  # after the window: no entry for classes out of view
     ax = mpl_axes(ax, figsize=(4.5, 4.5))

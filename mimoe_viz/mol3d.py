@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mimoe_core.topology import DEFAULT_RADII, descriptor_curves, pairwise_distances
+from mimoe_viz._checks import check_cutoffs, check_radius
 from mimoe_viz._deps import require
 from mimoe_viz._style import BEYOND_CUTOFFS, DEFAULT_CUTOFFS, expert_colors, expert_labels
 
@@ -84,22 +85,8 @@ def _check_z(z: ArrayLike, num_atoms: int) -> np.ndarray:
     return arr
 
 
-def _check_radius(radius: float, name: str = "radius") -> float:
-    value = float(radius)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite non-negative distance in Å, got {radius}")
-    return value
-
-
 def _check_cutoffs(cutoffs: ArrayLike) -> np.ndarray:
-    arr = np.asarray(cutoffs, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"cutoffs must be a non-empty 1-D sequence, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"cutoffs must be finite and positive, got {arr.tolist()}")
-    if np.any(np.diff(arr) <= 0):
-        raise ValueError(f"cutoffs must be strictly increasing, got {arr.tolist()}")
-    return arr
+    return check_cutoffs(cutoffs, allow_empty=False)
 
 
 def _check_grid(radii: ArrayLike, radius: float) -> tuple[np.ndarray, int]:
@@ -163,7 +150,7 @@ def filtration_edges(
         (array([0, 1]), array([1, 2]), array([ 1, -1]))
     """
     arr = _check_pos(pos)
-    r = _check_radius(radius)
+    r = check_radius(radius)
     cut = _check_cutoffs(cutoffs)
     dist = pairwise_distances(arr)
     i, j = np.triu_indices(arr.shape[0], k=1)
@@ -233,7 +220,7 @@ def filtration_state(
     arr = _check_pos(pos)
     _check_z(z, arr.shape[0])
     cut = _check_cutoffs(cutoffs)
-    r = _check_radius(radius)
+    r = check_radius(radius)
     edges = filtration_edges(arr, r, cut)
     curves = descriptor_curves(arr, [r])
     betti0, betti1 = int(curves["betti0"][0]), int(curves["betti1"][0])
@@ -334,7 +321,7 @@ def molecule_view(
     arr = _check_pos(pos)
     atoms = _check_z(z, arr.shape[0])
     cut = _check_cutoffs(cutoffs)
-    r = float(cut[-1]) if radius is None else _check_radius(radius)
+    r = float(cut[-1]) if radius is None else check_radius(radius)
     width, height = _check_size(width, height)
     edges = filtration_edges(arr, r, cut)
     py3Dmol = require("py3Dmol")
@@ -498,7 +485,7 @@ def _fragment(
     arr = _check_pos(pos)
     atoms = _check_z(z, arr.shape[0])
     cut = _check_cutoffs(cutoffs)
-    r = float(cut[-1]) if radius is None else _check_radius(radius)
+    r = float(cut[-1]) if radius is None else check_radius(radius)
     width, height = _check_size(width, height)
     grid, index = _check_grid([r] if radii is None else radii, r)
     if element_id is None:
@@ -701,7 +688,7 @@ def filtration_widget(
     arr = _check_pos(pos)
     atoms = _check_z(z, arr.shape[0])
     cut = _check_cutoffs(cutoffs)
-    start = float(cut[-1]) if radius is None else _check_radius(radius)
+    start = float(cut[-1]) if radius is None else check_radius(radius)
     lib = _library_html(library)
     body, element_id, grid, index = _fragment(
         atoms, arr, start, cut, radii, width, height, None, 0.3, 0.06, controls=False

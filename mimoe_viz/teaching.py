@@ -25,6 +25,7 @@ from mimoe_core.topology import (
     descriptor_curves,
     pairwise_distances,
 )
+from mimoe_viz._checks import check_cutoffs, check_grid, check_radius
 from mimoe_viz._deps import apply_layout, make_subplots, plotly_go
 from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, expert_colors, expert_labels
 
@@ -66,29 +67,6 @@ def _as_3d(points: np.ndarray) -> np.ndarray:
     if points.shape[1] == 3:
         return points
     return np.hstack([points, np.zeros((points.shape[0], 1))])
-
-
-def _check_radius(radius: float) -> float:
-    value = float(radius)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"radius must be a finite distance >= 0, got {radius}")
-    return value
-
-
-def _check_cutoffs(cutoffs: Sequence[float] | None) -> np.ndarray:
-    cuts = np.asarray([] if cutoffs is None else cutoffs, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(cuts)) or np.any(cuts <= 0):
-        raise ValueError(f"cutoffs must be finite and > 0 (Å), got {cuts.tolist()}")
-    return cuts
-
-
-def _check_grid(radii: ArrayLike) -> np.ndarray:
-    grid = np.asarray(radii, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0:
-        raise ValueError(f"radii must be a non-empty 1-D array [T], got shape {grid.shape}")
-    if not np.all(np.isfinite(grid)) or np.any(grid < 0) or np.any(np.diff(grid) <= 0):
-        raise ValueError("radii must be finite, >= 0 and strictly increasing")
-    return grid
 
 
 def _check_labels(labels: Sequence[str] | None, n: int) -> list[str] | None:
@@ -154,7 +132,7 @@ def rips_simplices(points: ArrayLike, radius: float) -> dict[str, np.ndarray]:
         0
     """
     arr = _check_points(points)
-    r = _check_radius(radius)
+    r = check_radius(radius)
     adj = pairwise_distances(_as_3d(arr)) <= r
     np.fill_diagonal(adj, False)
     i, j = np.nonzero(np.triu(adj, k=1))
@@ -204,7 +182,7 @@ def scale_table(
     """
     if not positions:
         raise ValueError("positions must name at least one molecule")
-    cuts = _check_cutoffs(cutoffs)
+    cuts = check_cutoffs(cutoffs)
     rows = []
     for name, pos in positions.items():
         arr = _check_points(pos)
@@ -353,7 +331,7 @@ def rips_complex_figure(
     """
     go = plotly_go()
     pts = _check_points(points)
-    r = _check_radius(radius)
+    r = check_radius(radius)
     names = _check_labels(labels, pts.shape[0])
     simplices = rips_simplices(pts, r)
     title = f"Vietoris-Rips complex · {_summary(pts, r, simplices)}"
@@ -463,7 +441,7 @@ def rips_filtration_figure(
             "rips_filtration_figure draws 2D points [n, 2]; for 3D use "
             "rips_complex_figure or mimoe_viz.notebook.show_molecule"
         )
-    grid = _check_grid(radii)
+    grid = check_grid(radii)
     names = _check_labels(labels, pts.shape[0])
     all_simplices = [rips_simplices(pts, r) for r in grid]
     titles = [
@@ -526,8 +504,8 @@ def trajectory_heatmap_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    grid = _check_grid(radii)
-    cuts = _check_cutoffs(cutoffs)
+    grid = check_grid(radii)
+    cuts = check_cutoffs(cutoffs)
     values = np.asarray(topo, dtype=np.float64)
     if values.ndim == 3 and values.shape[0] == 1:
         values = values[0]
@@ -593,8 +571,8 @@ def compare_curves_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    grid = _check_grid(radii)
-    cuts = _check_cutoffs(cutoffs)
+    grid = check_grid(radii)
+    cuts = check_cutoffs(cutoffs)
     if not positions or not descriptors:
         raise ValueError("compare_curves_figure needs at least one molecule and one descriptor")
     unknown = [d for d in descriptors if d not in DESCRIPTOR_NAMES]
