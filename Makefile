@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 60
 THREEDMOL_VERSION ?= 2.5.5
 THREEDMOL_JS := node_modules/3dmol/build/3Dmol-min.js
 
-.PHONY: demo test test-all lint format scrub lab bench clean assets browser
+.PHONY: demo test test-all test-gpu lint format scrub lab bench clean assets browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ test: $(VENV)/.installed assets browser  ## the default test suite (slow and GPU
 test-all: $(VENV)/.installed assets browser  ## also the slow tests
 	SMOKE_TEST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --doctest-modules --nbval-lax --nbval-current-env \
 		-m "not gpu" mimoe_core mimoe_viz tests notebooks
+
+test-gpu: $(VENV)/.installed  ## the CUDA checks (skipped without a GPU)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m gpu -v tests/models/test_gpu.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

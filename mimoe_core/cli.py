@@ -8,6 +8,7 @@ write a run folder) and ``predict`` (predictions with routing weights for a file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,12 +118,25 @@ def _featurize_input(args: argparse.Namespace, radii=None):
     )
 
 
+def _check_out_folder(out: Path) -> None:
+    """Create the report folder, or say in one line why it cannot be used."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create --out {out}: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write into --out {out}: permission denied")
+
+
 def cmd_featurize(args: argparse.Namespace) -> int:
     """Featurize a dataset and write its report."""
     from mimoe_core.data import make_split
 
-    dataset = _featurize_input(args)
     out: Path = args.out
+    _check_out_folder(out)  # before the work, not after it
+    dataset = _featurize_input(args)
     dataset.write_report(out)
     pd.DataFrame(
         {
@@ -130,7 +144,10 @@ def cmd_featurize(args: argparse.Namespace) -> int:
             "mol_id": [d.mol_id for d in dataset.data_list],
             "smiles": dataset.smiles,
             "num_atoms": [d.num_nodes for d in dataset.data_list],
-            **{k: [c[k] for c in dataset.conformers] for k in ("embedding", "force_field")},
+            **{
+                k: [c[k] for c in dataset.conformers]
+                for k in ("embedding", "force_field", "converged")
+            },
             "energy_kcal_mol": [c["energy"] for c in dataset.conformers],
         }
     ).to_csv(out / "molecules.csv", index=False)
@@ -248,7 +265,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
     group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
     group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
-    group.add_argument("--balance-weight", type=float, default=None, help="default 0.01")
+    group.add_argument("--balance-weight", type=float, default=None,
+                       help="load-balancing weight, default 0.1")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,13 +347,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or environment, not a bug: one line and exit code 2.
+
+    ValueError covers unreadable JSON/CSV and corrupt checkpoints, splits and explanations;
+    OSError covers missing or unwritable files and folders, full disks and failed downloads
+    (ConnectionError); EOFError and BadZipFile are truncated gzip/npz files; CacheError is a
+    cache file that cannot be used. Anything else is a bug and keeps its traceback.
+    """
+    import sqlite3
+    import zipfile
+
+    from mimoe_core.cache import CacheError
+
+    return (ValueError, OSError, ImportError, EOFError, zipfile.BadZipFile, CacheError,
+            sqlite3.DatabaseError)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors in the input end with a one-line message and exit code 2."""
     args = build_parser().parse_args(argv)
+    import sqlite3
+
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        print(f"mimoe {args.command}: error: {err}", file=sys.stderr)
+    except (sqlite3.ProgrammingError, sqlite3.IntegrityError):
+        raise  # misuse of the database by our code: a bug
+    except _input_errors() as err:
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"mimoe {args.command}: error: {text or type(err).__name__}", file=sys.stderr)
         return 2
 
 

@@ -6,7 +6,12 @@ Choices, also in the README:
     * Embedding: ETKDGv3 with a fixed seed; if it fails, ETKDGv3 from random coordinates.
     * Optimization: MMFF94 when MMFF has parameters for every atom, else UFF, else the
       embedded geometry as is (recorded as force field ``"none"``).
-    * ``num_conformers > 1`` embeds several conformers and keeps the lowest-energy one.
+    * ``num_conformers > 1`` embeds several conformers and keeps the lowest-energy one among
+      those whose force-field set-up succeeded; whether its optimization converged is recorded.
+    * An embedding attempt that runs past ``EMBED_TIMEOUT_S`` raises :class:`EmbeddingTimeout`,
+      a rejection for this run only (featurization does not cache it).
+    * Atoms are counted on the molecule that is embedded, explicit hydrogens (``[H][H]``,
+      ``[2H]O[2H]``) included; elements at or past ``mimoe_core.constants.MAX_Z`` are rejected.
     * Salts and mixtures: the largest fragment (most heavy atoms) by default, or all.
     * Polymer repeat units: each ``*`` connection point is capped with a methyl group (default)
       or a hydrogen; ``*`` outside a polymer dataset is rejected.
@@ -14,19 +19,35 @@ Choices, also in the README:
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 
+from mimoe_core.constants import MAX_Z
 from mimoe_core.data.table import Structure3D
 
 # Bump when a change here alters the coordinates produced: it invalidates cached conformers.
-CONFORMER_VERSION = 2
+# 3: explicit hydrogens counted, failed force-field set-ups excluded, convergence recorded.
+CONFORMER_VERSION = 3
+
+#: Seconds one embedding attempt may take (RDKit's ``timeout``), so a pathological input
+#: cannot stall a run.
+EMBED_TIMEOUT_S = 60
+
+_clock = time.monotonic  # a module attribute so tests can make time pass
 
 
 class MoleculeRejected(ValueError):
     """A molecule that cannot become a 3D structure; the message says why."""
+
+
+class EmbeddingTimeout(MoleculeRejected):
+    """Embedding ran out of time: reported for this run, never cached as a failure.
+
+    A timeout says more about the machine (slow, busy) than about the molecule.
+    """
 
 
 @dataclass(frozen=True)
@@ -42,8 +63,8 @@ class ConformerSettings:
             ``"hydrogen"``. Applies only to datasets marked as polymers.
         num_conformers: Conformers embedded per molecule; the lowest-energy one is kept.
         seed: Random seed of the embedding.
-        max_atoms: Molecules with more atoms than this (counted as kept, hydrogens included
-            when kept) are rejected before embedding.
+        max_atoms: Molecules with more atoms than this (counted on the structure that is
+            embedded, hydrogens included when kept) are rejected before embedding.
         max_iters: Force-field optimization iterations.
     """
 
@@ -82,6 +103,9 @@ class Conformer:
         force_field: ``"mmff94"``, ``"uff"``, ``"none"`` or ``"given"``.
         energy: Force-field energy (kcal/mol) of the kept conformer, NaN if not optimized.
         n_fragments: Fragments in the input (1 for a single molecule).
+        converged: Whether the force-field optimization of the kept conformer converged
+            within ``max_iters``; None when nothing was optimized (force field ``"none"`` or
+            ``"given"``) or when unknown (conformers cached before this was recorded).
     """
 
     z: np.ndarray
@@ -91,6 +115,7 @@ class Conformer:
     force_field: str
     energy: float
     n_fragments: int
+    converged: bool | None = None
 
     @property
     def num_atoms(self) -> int:
@@ -161,18 +186,44 @@ def _cap_polymer(mol, cap: str):
     except Exception as err:
         raise MoleculeRejected(f"capping '*' with {cap} gives an invalid molecule: {err}") from None
     # Round trip so hydrogen caps become implicit hydrogens on their neighbours.
-    return Chem.MolFromSmiles(Chem.MolToSmiles(capped))
+    result = Chem.MolFromSmiles(Chem.MolToSmiles(capped))
+    if result is None:
+        raise MoleculeRejected(f"capping '*' with {cap} gives a molecule RDKit cannot re-read")
+    return result
+
+
+def _check_elements(z: np.ndarray) -> None:
+    """Reject atomic numbers the models cannot embed (``1 <= z < MAX_Z``), naming the element."""
+    bad = sorted({int(v) for v in np.asarray(z).reshape(-1) if not 1 <= v < MAX_Z})
+    if not bad:
+        return
+    from rdkit import Chem
+
+    table = Chem.GetPeriodicTable()
+    names = ", ".join(
+        f"{table.GetElementSymbol(v) if 0 <= v <= 118 else '?'} (atomic number {v})" for v in bad
+    )
+    raise MoleculeRejected(
+        f"{names} outside the elements the model embeds: atomic numbers 1..{MAX_Z - 1} "
+        f"(MAX_Z = {MAX_Z})"
+    )
 
 
 def prepare_molecule(smiles: str, settings: ConformerSettings, polymer: bool = False):
-    """Parse, cap ``*``, choose fragments and check size: the molecule that will be embedded.
+    """Parse, cap ``*``, choose fragments and check atoms: the molecule that will be embedded.
+
+    Atoms are counted on that molecule with its hydrogens (implicit and explicit, such as
+    ``[H][H]`` or ``[2H]O[2H]``) when ``settings.hydrogens`` is True, else its heavy atoms:
+    exactly the atoms of the structure that featurization keeps.
 
     Returns:
-        ``(mol, n_fragments)`` with ``mol`` an RDKit molecule without explicit hydrogens.
+        ``(mol, n_fragments)`` with ``mol`` an RDKit molecule; its canonical SMILES names the
+        structure that is embedded (featurization finds duplicates on it).
 
     Raises:
         MoleculeRejected: With the reason (invalid SMILES, ``*`` outside a polymer dataset,
-            a single atom or ion, more atoms than ``settings.max_atoms``).
+            an element the model cannot embed, a single atom or ion, more atoms than
+            ``settings.max_atoms``).
     """
     from rdkit import Chem
 
@@ -183,13 +234,17 @@ def prepare_molecule(smiles: str, settings: ConformerSettings, polymer: bool = F
                 "contains '*' (a dummy or attachment atom) outside a polymer dataset; "
                 "read it with polymer=True to cap the connection points"
             )
-        mol = _cap_polymer(mol, settings.polymer_cap)
-    fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=True)
+        with _quiet_rdkit():  # the reason goes into the rejection, not onto stderr
+            mol = _cap_polymer(mol, settings.polymer_cap)
+    with _quiet_rdkit():
+        fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=True)
     if len(fragments) > 1 and settings.fragments == "largest":
         mol = max(fragments, key=lambda f: (f.GetNumHeavyAtoms(), f.GetNumAtoms()))
-    n_atoms = mol.GetNumHeavyAtoms() + (
-        sum(a.GetTotalNumHs() for a in mol.GetAtoms()) if settings.hydrogens else 0
-    )
+    _check_elements(np.array([a.GetAtomicNum() for a in mol.GetAtoms()]))
+    with _quiet_rdkit():
+        with_h = Chem.AddHs(mol)
+    z = np.array([a.GetAtomicNum() for a in with_h.GetAtoms()])
+    n_atoms = len(z) if settings.hydrogens else int((z > 1).sum())
     if n_atoms < 2:
         raise MoleculeRejected(
             f"a single atom or ion has no 3D structure to learn from: {Chem.MolToSmiles(mol)}"
@@ -199,9 +254,23 @@ def prepare_molecule(smiles: str, settings: ConformerSettings, polymer: bool = F
     return mol, len(fragments)
 
 
+def _timed_out(params, elapsed: float) -> bool:
+    """Whether an embedding attempt failed on the timeout (RDKit's count, else the clock)."""
+    from rdkit.Chem import rdDistGeom
+
+    if elapsed >= EMBED_TIMEOUT_S:
+        return True
+    cause = getattr(rdDistGeom.EmbedFailureCauses, "EXCEEDED_TIMEOUT", None)
+    if cause is None or not params.trackFailures:
+        return False
+    counts = params.GetFailureCounts()
+    return int(cause) < len(counts) and counts[int(cause)] > 0
+
+
 def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
     from rdkit.Chem import rdDistGeom
 
+    timed_out = False
     for embedding, random_coords in (("etkdg", False), ("random_coords", True)):
         params = rdDistGeom.ETKDGv3()
         # RDKit treats randomSeed 0 specially (every conformer of EmbedMultipleConfs comes
@@ -209,17 +278,30 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
         params.randomSeed = settings.seed + 1
         params.useRandomCoords = random_coords
         params.numThreads = 1
-        params.timeout = 60  # seconds per attempt; a pathological input must not stall a run
+        params.timeout = EMBED_TIMEOUT_S
+        if hasattr(params, "trackFailures"):  # counts failure causes, the timeout among them
+            params.trackFailures = True
+        start = _clock()
         ids = list(rdDistGeom.EmbedMultipleConfs(mol, settings.num_conformers, params))
         # EmbedMultipleConfs can report ids yet keep no conformer (seen on ClinTox row 400).
         if ids and mol.GetNumConformers() == len(ids):
             return ids, embedding
+        timed_out = timed_out or _timed_out(params, _clock() - start)
         mol.RemoveAllConformers()
+    if timed_out:
+        raise EmbeddingTimeout(
+            f"3D embedding timed out (over {EMBED_TIMEOUT_S} s); a timeout is not cached, "
+            "so the molecule is retried on the next run"
+        )
     raise MoleculeRejected("3D embedding failed (ETKDGv3, then from random coordinates)")
 
 
-def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float]:
-    """Optimize every conformer; return the id of the lowest-energy one and the force field."""
+def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float, bool | None]:
+    """Optimize every conformer; keep the lowest-energy one whose force-field set-up worked.
+
+    Returns:
+        ``(conformer id, force field, energy, converged)``.
+    """
     from rdkit.Chem import rdForceFieldHelpers as ff
 
     candidates = (
@@ -233,10 +315,18 @@ def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float]:
             results = optimize(mol, maxIters=settings.max_iters)
         except (ValueError, RuntimeError):  # RDKit force-field setup failures: next option
             continue
-        energies = [energy for _, energy in results]
-        best = int(np.argmin(energies))
-        return mol.GetConformers()[best].GetId(), name, float(energies[best])
-    return mol.GetConformers()[0].GetId(), "none", float("nan")
+        # Per conformer RDKit returns (0 converged | 1 more iterations needed | -1 set-up
+        # failed, energy); a failed set-up reports energy -1, which must not win the argmin.
+        usable = [
+            (float(energy), n, flag == 0)
+            for n, (flag, energy) in enumerate(results)
+            if flag != -1 and np.isfinite(energy)
+        ]
+        if not usable:
+            continue
+        energy, best, converged = min(usable)
+        return mol.GetConformers()[best].GetId(), name, energy, converged
+    return mol.GetConformers()[0].GetId(), "none", float("nan"), None
 
 
 def embed_smiles(
@@ -267,7 +357,7 @@ def embed_smiles(
     with _quiet_rdkit():
         mol = Chem.AddHs(mol)
         ids, embedding = _embed(mol, settings)
-        conf_id, force_field, energy = _optimize(mol, settings)
+        conf_id, force_field, energy, converged = _optimize(mol, settings)
     pos = mol.GetConformer(conf_id).GetPositions()
     if not np.isfinite(pos).all():
         raise MoleculeRejected("the optimized geometry has non-finite coordinates")
@@ -283,6 +373,7 @@ def embed_smiles(
         force_field=force_field,
         energy=energy,
         n_fragments=n_fragments,
+        converged=converged,
     )
 
 
@@ -292,7 +383,8 @@ def structure_conformer(
     """A :class:`Conformer` from given 3D coordinates (no re-embedding).
 
     Raises:
-        MoleculeRejected: Non-finite or mis-shaped coordinates, a single atom, or too many atoms.
+        MoleculeRejected: Non-finite or mis-shaped coordinates, an element the model cannot
+            embed (atomic numbers outside ``1..MAX_Z - 1``), a single atom, or too many atoms.
     """
     settings = settings or ConformerSettings()
     z = np.asarray(structure.z, dtype=np.int64).reshape(-1)
@@ -301,8 +393,7 @@ def structure_conformer(
         raise MoleculeRejected(f"coordinates have shape {pos.shape}, expected ({len(z)}, 3)")
     if not np.isfinite(pos).all():
         raise MoleculeRejected("coordinates contain NaN or infinity")
-    if (z < 1).any() or (z > 118).any():
-        raise MoleculeRejected("atomic numbers must lie in 1..118")
+    _check_elements(z)
     if not settings.hydrogens:
         z, pos = z[z > 1], pos[z > 1]
     if len(z) < 2:

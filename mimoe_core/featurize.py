@@ -14,7 +14,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,11 @@ from mimoe_core.conformers import (
     CONFORMER_VERSION,
     Conformer,
     ConformerSettings,
+    EmbeddingTimeout,
     MoleculeRejected,
     canonical_smiles,
     embed_smiles,
+    prepare_molecule,
     structure_conformer,
 )
 from mimoe_core.data.table import MoleculeTable, SkipRecord, skipped_frame
@@ -40,6 +42,11 @@ from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_traj
 # Bump when the descriptor definitions change: it invalidates cached trajectories.
 DESCRIPTOR_VERSION = 1
 CACHE_FILE = "featurize.sqlite"
+# Finished results reach the cache in chunks (one transaction each), so a killed or
+# interrupted run keeps its work: every CACHE_CHUNK molecules or CACHE_FLUSH_SECONDS.
+CACHE_CHUNK = 64
+CACHE_FLUSH_SECONDS = 10.0
+DESCRIPTOR_CHUNK = 256  # molecules per descriptor batch (and per cache write)
 
 
 @dataclass
@@ -52,10 +59,11 @@ class FeaturizedDataset:
         kept: ``[len(data_list)]`` positions in ``table`` of the kept molecules.
         skipped: Rows not kept (read-time and featurization skips), with reasons.
         conformers: How each kept molecule's structure was made (embedding, force field,
-            energy, fragments), aligned with ``data_list``.
+            energy, fragments, converged), aligned with ``data_list``.
         settings: The conformer settings used.
         radii: The filtration grid in Å, shape ``[T]``.
         stats: Cache hits and misses, seconds, processes.
+        normalize_descriptors: Whether ``topo`` holds the size-normalized descriptor forms.
     """
 
     data_list: list[Data]
@@ -66,6 +74,17 @@ class FeaturizedDataset:
     settings: ConformerSettings
     radii: np.ndarray
     stats: dict = field(default_factory=dict)
+    normalize_descriptors: bool = True
+
+    def feature_settings(self) -> dict:
+        """The settings the model's inputs depend on, besides conformer settings and grid.
+
+        Stored in checkpoints and replayed by prediction.
+        """
+        return {
+            "normalize_descriptors": bool(self.normalize_descriptors),
+            "descriptor_version": DESCRIPTOR_VERSION,
+        }
 
     def __len__(self) -> int:
         return len(self.data_list)
@@ -144,10 +163,18 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\b\d+\b", "N", reason).split(":")[0].split(";")[0]
 
 
+class _NotCached(str):
+    """A skip reason that holds for this run only (a timeout): reported, never cached."""
+
+    __slots__ = ()
+
+
 def _embed_job(job: tuple[int, str, ConformerSettings, bool]) -> tuple[int, Conformer | str]:
     index, smiles, settings, polymer = job
     try:
         return index, embed_smiles(smiles, settings, polymer)
+    except EmbeddingTimeout as err:
+        return index, _NotCached(err)
     except MoleculeRejected as err:
         return index, str(err)
     except (ValueError, RuntimeError) as err:
@@ -163,6 +190,7 @@ def _conformer_entry(conf: Conformer) -> tuple[dict[str, np.ndarray], dict]:
         "force_field": conf.force_field,
         "energy": conf.energy,
         "n_fragments": conf.n_fragments,
+        "converged": conf.converged,
     }
     return {"z": conf.z.astype(np.uint8), "pos": conf.pos}, meta
 
@@ -178,6 +206,7 @@ def _conformer_from_entry(arrays: dict[str, np.ndarray], meta: dict) -> Conforme
         force_field=meta["force_field"],
         energy=float(meta["energy"]) if meta["energy"] is not None else float("nan"),
         n_fragments=meta["n_fragments"],
+        converged=meta.get("converged"),  # absent from entries written before it was recorded
     )
 
 
@@ -189,23 +218,50 @@ def default_n_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _run_jobs(jobs: list, n_jobs: int, progress: bool, desc: str) -> list:
-    """Run ``_embed_job`` over jobs, in worker processes when it pays off."""
+def _run_jobs(jobs: list, n_jobs: int, progress: bool, desc: str) -> Iterator:
+    """Run ``_embed_job`` over jobs, in worker processes when it pays off.
+
+    Yields each ``(index, outcome)`` as it finishes (in any order), so callers can store
+    results while the rest are still running.
+    """
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="mol")
-    results = []
-    if n_jobs <= 1 or len(jobs) < 4 * n_jobs:
-        for job in jobs:
-            results.append(_embed_job(job))
-            bar.update()
-    else:
-        # fork starts workers without re-importing torch; workers use RDKit and numpy only.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(n_jobs) as pool:
-            for result in pool.imap_unordered(_embed_job, jobs, chunksize=4):
-                results.append(result)
+    try:
+        if n_jobs <= 1 or len(jobs) < 4 * n_jobs:
+            for job in jobs:
+                yield _embed_job(job)
                 bar.update()
-    bar.close()
-    return results
+        else:
+            # fork starts workers without re-importing torch; workers use RDKit and numpy.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            with multiprocessing.get_context(method).Pool(n_jobs) as pool:
+                for result in pool.imap_unordered(_embed_job, jobs, chunksize=4):
+                    yield result
+                    bar.update()
+    finally:
+        bar.close()
+
+
+class _ChunkWriter:
+    """Collects cache entries and writes them every CACHE_CHUNK entries or few seconds."""
+
+    def __init__(self, cache: ArrayCache | None) -> None:
+        self.cache = cache
+        self.entries: list = []
+        self.last = time.monotonic()
+
+    def add(self, entry: tuple) -> None:
+        if self.cache is None:
+            return
+        self.entries.append(entry)
+        waited = time.monotonic() - self.last
+        if len(self.entries) >= CACHE_CHUNK or waited > CACHE_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is not None and self.entries:
+            self.cache.put_many(self.entries)
+        self.entries = []
+        self.last = time.monotonic()
 
 
 def make_conformers(
@@ -216,12 +272,21 @@ def make_conformers(
     progress: bool,
     drop_duplicates: bool,
 ) -> tuple[dict[int, Conformer], list[SkipRecord], dict]:
-    """Conformers for every table entry, from the cache or computed; plus the skips."""
+    """Conformers for every table entry, from the cache or computed; plus the skips.
+
+    Each SMILES is prepared here first (parsed, capped, its fragment chosen) so duplicates
+    are found on the structure that is embedded: with ``drop_duplicates`` the first row of
+    each embedded structure is kept and later ones are skipped as duplicates of it. A SMILES
+    that preparation rejects goes to the conformer step like any other (which reports the
+    reason and caches it); its duplicates are found on its canonical SMILES.
+    """
+    from rdkit import Chem
+
     skipped: list[SkipRecord] = []
     conformers: dict[int, Conformer] = {}
     jobs_by_key: dict[str, tuple[int, str]] = {}
     waiting: dict[str, list[int]] = {}
-    first_row_of: dict[str, int] = {}
+    first_of: dict[str, tuple[int, str, int]] = {}  # embedded SMILES -> (i, canonical, frags)
 
     def skip(i: int, reason: str) -> None:
         skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], table.smiles[i] or "", reason))
@@ -238,10 +303,18 @@ def make_conformers(
         except MoleculeRejected as err:
             skip(i, str(err))
             continue
-        if drop_duplicates and canonical in first_row_of:
-            skip(i, f"duplicate of row {first_row_of[canonical]} (same canonical SMILES)")
+        try:
+            mol, n_fragments = prepare_molecule(item, settings, table.polymer)
+            embedded = Chem.MolToSmiles(mol)
+        except (ValueError, RuntimeError):  # MoleculeRejected, or RDKit: the job reports it
+            embedded, n_fragments = f"rejected:{canonical}", 1
+        if drop_duplicates and embedded in first_of:
+            skip(
+                i,
+                _duplicate_reason(table, settings, first_of[embedded], (i, canonical, n_fragments)),
+            )
             continue
-        first_row_of[canonical] = int(table.rows[i])
+        first_of.setdefault(embedded, (i, canonical, n_fragments))
         key = cache_key(
             "conformer", CONFORMER_VERSION, _rdkit_version(), settings.to_dict(),
             table.polymer, canonical,
@@ -255,17 +328,15 @@ def make_conformers(
         key: _conformer_from_entry(*entry) for key, entry in found.items()
     }
     jobs = [(n, jobs_by_key[key][1], settings, table.polymer) for n, key in enumerate(misses)]
-    computed = _run_jobs(jobs, n_jobs, progress, f"conformers {table.name}")
-    new_entries = []
-    for n, outcome in computed:
+    writer = _ChunkWriter(cache)  # finished chunks survive a killed run
+    for n, outcome in _run_jobs(jobs, n_jobs, progress, f"conformers {table.name}"):
         key = misses[n]
         results[key] = outcome
         if isinstance(outcome, Conformer):
-            new_entries.append((key, *_conformer_entry(outcome)))
-        else:
-            new_entries.append((key, {}, {"ok": False, "reason": outcome}))
-    if cache is not None and new_entries:
-        cache.put_many(new_entries)
+            writer.add((key, *_conformer_entry(outcome)))
+        elif not isinstance(outcome, _NotCached):
+            writer.add((key, {}, {"ok": False, "reason": outcome}))
+    writer.flush()
 
     for key, positions in waiting.items():
         for i in positions:
@@ -276,6 +347,28 @@ def make_conformers(
                 skip(i, outcome)
     stats = {"conformer_cache_hits": len(found), "conformers_computed": len(misses)}
     return conformers, skipped, stats
+
+
+def _duplicate_reason(
+    table: MoleculeTable,
+    settings: ConformerSettings,
+    first: tuple[int, str, int],
+    this: tuple[int, str, int],
+) -> str:
+    """``duplicate of row N (how)``, plus ``with different labels`` when the labels differ."""
+    (i, canonical, n_fragments), (j, this_canonical, this_fragments) = first, this
+    if canonical == this_canonical:
+        how = "same canonical SMILES"
+    elif settings.fragments == "largest" and max(n_fragments, this_fragments) > 1:
+        how = "same structure after salt stripping"
+    elif table.polymer and "*" in canonical + this_canonical:
+        how = "same structure after capping '*'"
+    else:
+        how = "same embedded structure"
+    reason = f"duplicate of row {int(table.rows[i])} ({how})"
+    if not np.array_equal(table.targets[i], table.targets[j], equal_nan=True):
+        reason += " with different labels"
+    return reason
 
 
 def _rdkit_version() -> str:
@@ -302,16 +395,17 @@ def make_descriptors(
     for i, key in enumerate(keys_):
         if key in found:
             out[i] = found[key][0]["topo"]
-    if todo:
-        computed = descriptor_trajectories(
-            [conformers[i].pos.astype(np.float64) for i in todo],
-            radii,
-            normalize=normalize,
-            progress=progress,
+    # In chunks, each stored as it finishes; a molecule's values do not depend on its chunk.
+    bar = tqdm(total=len(todo), desc="descriptors", disable=not progress or not todo, unit="mol")
+    for start in range(0, len(todo), DESCRIPTOR_CHUNK):
+        chunk = todo[start : start + DESCRIPTOR_CHUNK]
+        out[chunk] = descriptor_trajectories(
+            [conformers[i].pos.astype(np.float64) for i in chunk], radii, normalize=normalize
         )
-        out[todo] = computed
         if cache is not None:
-            cache.put_many((keys_[i], {"topo": out[i]}, {}) for i in todo)
+            cache.put_many((keys_[i], {"topo": out[i]}, {}) for i in chunk)
+        bar.update(len(chunk))
+    bar.close()
     return out, {"descriptor_cache_hits": len(conformers) - len(todo)}
 
 
@@ -337,8 +431,10 @@ def featurize(
         use_cache: Read and write the cache.
         n_jobs: Worker processes for conformers (default: all cores this process may use).
         progress: Show tqdm progress bars.
-        drop_duplicates: Skip a SMILES whose canonical form appeared in an earlier row (for
-            training; prediction keeps every row).
+        drop_duplicates: Skip a SMILES whose embedded structure (canonical SMILES after the
+            fragment choice and polymer capping) appeared in an earlier row (for training;
+            prediction keeps every row). The reason names the kept row and says when the
+            labels differ.
 
     Returns:
         A :class:`FeaturizedDataset`; ``table.n_rows == len(result) + len(result.skipped)``.
@@ -376,7 +472,10 @@ def featurize(
             )
         )
     info = [
-        {k: getattr(c, k) for k in ("embedding", "force_field", "energy", "n_fragments")}
+        {
+            k: getattr(c, k)
+            for k in ("embedding", "force_field", "energy", "n_fragments", "converged")
+        }
         for c in confs
     ]
     stats |= topo_stats
@@ -391,6 +490,7 @@ def featurize(
         settings=settings,
         radii=radii,
         stats=stats,
+        normalize_descriptors=bool(normalize_descriptors),
     )
 
 

@@ -160,12 +160,17 @@ class PredictionResult:
         """Read what :meth:`save` wrote (plain JSON and a NumPy archive, no pickle).
 
         Raises:
-            FileNotFoundError: if ``result.json`` or ``explanations.npz`` is missing.
+            FileNotFoundError: if ``folder`` does not exist.
+            ValueError: if the folder is incomplete or damaged (``result.json`` or
+                ``explanations.npz`` missing, truncated or inconsistent); the message names
+                the folder and the file.
         """
         folder = Path(folder)
-        meta = json.loads((folder / "result.json").read_text())
-        with np.load(folder / "explanations.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no explanations folder at {folder}")
+        meta = _read_meta(folder)
+        arrays = _read_arrays(folder)
+        _check_lengths(folder, meta, arrays)
         counts = arrays.pop("atom_counts", None)
         flat_z, flat_pos = arrays.pop("atomic_numbers", None), arrays.pop("positions", None)
         if counts is not None:
@@ -173,3 +178,78 @@ class PredictionResult:
             arrays["atomic_numbers"] = np.split(flat_z, bounds)
             arrays["positions"] = np.split(flat_pos, bounds)
         return cls(**meta, **arrays)
+
+
+_META_REQUIRED = ("task", "targets", "ids", "smiles", "rows", "status", "reason", "radii",
+                  "cutoffs")  # fmt: skip
+_META_OPTIONAL = ("descriptor_names", "baseline")
+_ARRAYS_REQUIRED = ("prediction", "alpha", "expert_predictions", "topo")
+_ARRAYS_OPTIONAL = ("labels", "atom_counts", "atomic_numbers", "positions")
+
+
+def _damaged(folder: Path, what: str) -> ValueError:
+    listing = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+    return ValueError(
+        f"{folder} is not a complete explanations folder (written by PredictionResult.save "
+        f"or mimoe predict --explanations): {what}; it holds: {listing}"
+    )
+
+
+def _read_meta(folder: Path) -> dict:
+    file = folder / "result.json"
+    if not file.is_file():
+        raise _damaged(folder, "result.json is missing")
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _damaged(folder, f"result.json is unreadable or truncated ({err})") from None
+    if not isinstance(meta, dict):
+        raise _damaged(folder, "result.json is not a JSON object")
+    missing = [k for k in _META_REQUIRED if k not in meta]
+    unknown = [k for k in meta if k not in _META_REQUIRED + _META_OPTIONAL]
+    if missing or unknown:
+        raise _damaged(folder, f"result.json lacks {missing} / has unknown keys {unknown}")
+    for key in _META_REQUIRED[1:] + _META_OPTIONAL:
+        if key in meta and not isinstance(meta[key], list):
+            raise _damaged(folder, f"result.json: {key} is not a list")
+    return meta
+
+
+def _read_arrays(folder: Path) -> dict[str, np.ndarray]:
+    import zipfile
+    import zlib
+
+    file = folder / "explanations.npz"
+    if not file.is_file():
+        raise _damaged(folder, "explanations.npz is missing")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _damaged(folder, f"explanations.npz is unreadable or truncated ({first})") from None
+    missing = [k for k in _ARRAYS_REQUIRED if k not in arrays]
+    unknown = [k for k in arrays if k not in _ARRAYS_REQUIRED + _ARRAYS_OPTIONAL]
+    if missing or unknown:
+        raise _damaged(folder, f"explanations.npz lacks {missing} / has unknown {unknown}")
+    return arrays
+
+
+def _check_lengths(folder: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Every per-entry list and array has one entry per row; structures add up."""
+    m = len(meta["ids"])
+    for key in ("smiles", "rows", "status", "reason"):
+        if len(meta[key]) != m:
+            raise _damaged(folder, f"result.json has {len(meta[key])} {key} for {m} ids")
+    for key in ("prediction", "alpha", "expert_predictions", "topo", "labels", "atom_counts"):
+        if key in arrays and (arrays[key].ndim == 0 or len(arrays[key]) != m):
+            raise _damaged(folder, f"explanations.npz: {key} does not have {m} rows")
+    counts = arrays.get("atom_counts")
+    structures = [k for k in ("atom_counts", "atomic_numbers", "positions") if k in arrays]
+    if structures and len(structures) != 3:
+        raise _damaged(folder, f"explanations.npz has only {structures} of the structures")
+    if counts is not None:
+        total = int(counts.sum()) if (counts >= 0).all() else -1
+        z, pos = arrays["atomic_numbers"], arrays["positions"]
+        if total != len(z) or pos.ndim != 2 or pos.shape != (total, 3):
+            raise _damaged(folder, "explanations.npz: atom counts do not match the structures")

@@ -65,6 +65,7 @@ def test_featurize_writes_the_report(write_csv, tmp_path, capsys, cache_dir):
     assert molecules["mol_id"].tolist() == ["m0", "m2", "m5", "m6"]
     assert molecules["num_atoms"].tolist() == [9, 12, 10, 8]
     assert set(molecules["force_field"]) == {"mmff94"}
+    assert molecules["converged"].dtype == bool and molecules["converged"].all()
 
     with np.load(out / "descriptors.npz") as npz:
         assert npz["trajectories"].shape == (4, len(DEFAULT_RADII), len(DESCRIPTOR_NAMES))

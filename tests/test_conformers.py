@@ -200,7 +200,7 @@ def test_structure_conformer_uses_coordinates_as_given():
     [
         ([8, 1, 1], np.zeros((2, 3)), None, "shape"),
         ([8, 1], [[0, 0, 0], [np.nan, 0, 0]], None, "NaN"),
-        ([0, 1], [[0, 0, 0], [1, 0, 0]], None, "1..118"),
+        ([0, 1], [[0, 0, 0], [1, 0, 0]], None, "1..99"),
         ([8], [[0, 0, 0]], None, "single atom"),
         ([8, 1, 1], np.eye(3), ConformerSettings(hydrogens=False), "single atom"),
         ([6] * 5, np.eye(5, 3), ConformerSettings(max_atoms=4), "more than max_atoms=4"),
@@ -222,3 +222,82 @@ def test_embedding_that_reports_ids_without_conformers_is_a_clear_rejection():
     )
     with pytest.raises(MoleculeRejected, match="3D embedding failed"):
         embed_smiles(smiles)
+
+
+# --- audit: explicit hydrogens, atomic-number limit, force-field failures, timeouts
+
+
+@pytest.mark.parametrize(
+    ("smiles", "z"), [("[H][H]", [1, 1]), ("[2H]O[2H]", [8, 1, 1]), ("[2H][2H]", [1, 1])]
+)
+def test_explicit_hydrogens_are_atoms(smiles, z):
+    conf = embed_smiles(smiles)
+    assert sorted(conf.z.tolist()) == sorted(z) and np.isfinite(conf.pos).all()
+    assert conf.force_field in ("mmff94", "uff") and conf.converged is True
+
+
+def test_max_atoms_counts_explicit_hydrogens():
+    prepare_molecule("[2H]C([2H])([2H])[2H]", ConformerSettings(max_atoms=5))
+    with pytest.raises(MoleculeRejected, match="5 atoms is more than max_atoms=4"):
+        prepare_molecule("[2H]C([2H])([2H])[2H]", ConformerSettings(max_atoms=4))
+    # without hydrogens only the carbon is left: a single atom
+    with pytest.raises(MoleculeRejected, match="single atom"):
+        prepare_molecule("[2H]C([2H])([2H])[2H]", ConformerSettings(hydrogens=False))
+
+
+def test_max_atom_limit_is_the_model_embedding():
+    from mimoe_core.constants import MAX_Z
+    from mimoe_core.models._common import MAX_Z as MODEL_MAX_Z
+
+    assert MAX_Z == MODEL_MAX_Z == 100
+    with pytest.raises(MoleculeRejected, match=r"Fm \(atomic number 100\)"):
+        prepare_molecule("C[Fm]", ConformerSettings())
+    with pytest.raises(MoleculeRejected, match=r"No \(atomic number 102\)"):
+        structure_conformer(Structure3D(z=np.array([102, 8]), pos=np.eye(2, 3)))
+    assert structure_conformer(Structure3D(z=np.array([99, 8]), pos=np.eye(2, 3))).num_atoms == 2
+
+
+def _fake_mmff(monkeypatch, results):
+    from rdkit.Chem import rdForceFieldHelpers
+
+    def fake(mol, maxIters=200, **kwargs):  # noqa: N803 - RDKit's keyword
+        return list(results)
+
+    monkeypatch.setattr(rdForceFieldHelpers, "MMFFOptimizeMoleculeConfs", fake)
+
+
+def test_failed_force_field_setup_never_wins_the_conformer_choice(monkeypatch):
+    # RDKit reports a failed set-up as (-1, -1.0): the lowest "energy", but not a result.
+    _fake_mmff(monkeypatch, [(0, 5.0), (-1, -1.0), (1, 4.0)])
+    conf = embed_smiles("CCCCCCO", ConformerSettings(num_conformers=3))
+    assert conf.force_field == "mmff94" and conf.energy == 4.0
+    assert conf.converged is False  # the kept conformer needed more iterations
+
+
+def test_force_field_that_fails_everywhere_falls_back_to_uff(monkeypatch):
+    _fake_mmff(monkeypatch, [(-1, -1.0), (-1, -1.0)])
+    conf = embed_smiles("CCCCCCO", ConformerSettings(num_conformers=2))
+    assert conf.force_field == "uff" and conf.energy != -1.0 and conf.converged is True
+
+
+def test_convergence_is_recorded():
+    assert embed_smiles("CCO").converged is True
+    assert embed_smiles("CCCCCCCCCCO", ConformerSettings(max_iters=1)).converged is False
+    given = structure_conformer(Structure3D(z=np.array([8, 1]), pos=np.eye(2, 3)))
+    assert given.converged is None
+
+
+def test_embedding_timeout_is_its_own_rejection(monkeypatch):
+    import itertools
+
+    from rdkit.Chem import rdDistGeom
+
+    import mimoe_core.conformers as conformers
+
+    ticks = itertools.count(step=61.0)  # every clock reading is 61 s after the last
+    monkeypatch.setattr(conformers, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(rdDistGeom, "EmbedMultipleConfs", lambda mol, n, params: [])
+    with pytest.raises(conformers.EmbeddingTimeout, match="timed out") as err:
+        embed_smiles("CCO")
+    assert isinstance(err.value, MoleculeRejected)
+    assert "retried" in str(err.value)

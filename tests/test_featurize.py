@@ -143,7 +143,9 @@ def test_summary_and_report(tmp_path, write_csv, quick_featurize):
     assert list(skipped.columns) == ["row", "mol_id", "input", "reason"]
     assert skipped["row"].tolist() == [1, 3, 4]
     assert "RDKit cannot parse" in skipped["reason"][0]
-    assert skipped["reason"][1] == "duplicate of row 0 (same canonical SMILES)"
+    assert (
+        skipped["reason"][1] == "duplicate of row 0 (same canonical SMILES) with different labels"
+    )
     assert "not a number" in skipped["reason"][2]
 
 
@@ -172,3 +174,64 @@ def test_unforeseen_rdkit_error_costs_one_molecule_not_the_run(monkeypatch, writ
     (skip,) = dataset.skipped
     assert skip.row == 1
     assert "RDKit failed while making the conformer: ValueError: Bad Conformer Id" in skip.reason
+
+
+def test_convergence_is_recorded_per_molecule(write_csv, quick_featurize):
+    table = read_csv(write_csv([["CCO", "1"], ["CCCCCCCCCCO", "2"]]), target_cols=["y"])
+    assert [c["converged"] for c in quick_featurize(table).conformers] == [True, True]
+    short = ConformerSettings(max_iters=1)  # one iteration: the long chain cannot converge
+    dataset = quick_featurize(table, settings=short)
+    assert dataset.conformers[1]["converged"] is False
+    again = quick_featurize(table, settings=short)  # from the cache
+    assert again.stats["conformer_cache_hits"] == 2
+    assert [c["converged"] for c in again.conformers] == [
+        c["converged"] for c in dataset.conformers
+    ]
+
+
+def test_old_cache_entries_without_convergence_stay_readable():
+    from mimoe_core.featurize import _conformer_from_entry
+
+    arrays = {"z": np.array([8, 1, 1], dtype=np.uint8), "pos": np.zeros((3, 3), np.float32)}
+    meta = {"ok": True, "smiles": "O", "embedding": "etkdg", "force_field": "mmff94",
+            "energy": 0.5, "n_fragments": 1}  # fmt: skip
+    conf = _conformer_from_entry(arrays, meta)
+    assert conf.converged is None and conf.z.tolist() == [8, 1, 1]
+
+
+def test_embedding_timeout_is_reported_but_not_cached(monkeypatch, write_csv, quick_featurize):
+    import itertools
+
+    from rdkit.Chem import rdDistGeom
+
+    import mimoe_core.conformers as conformers
+
+    real = rdDistGeom.EmbedMultipleConfs
+    ticks = itertools.count(step=0.001)
+
+    def slow_for_nitrogen(mol, n, params):
+        if any(a.GetAtomicNum() == 7 for a in mol.GetAtoms()):
+            for _ in range(61_000):  # the clock moves on by 61 s: past the 60 s timeout
+                next(ticks)
+            return []
+        return real(mol, n, params)
+
+    rows = [["CCO", "1"], ["CCN", "2"], ["C(#N)[Fe-2](C#N)(C#N)(C#N)(C#N)N=O", "3"]]
+    table = read_csv(write_csv(rows), target_cols=["y"])
+    with monkeypatch.context() as patch:
+        patch.setattr(conformers, "_clock", lambda: next(ticks))
+        patch.setattr(rdDistGeom, "EmbedMultipleConfs", slow_for_nitrogen)
+        first = quick_featurize(table)
+    reasons = {s.row: s.reason for s in first.skipped}
+    assert set(reasons) == {1, 2}
+    assert "timed out" in reasons[1] and "retried" in reasons[1]
+    assert "timed out" in reasons[2]
+
+    # a quiet machine: the next run retries the molecules that timed out
+    second = quick_featurize(table)
+    assert second.smiles[:2] == ["CCO", "CCN"]
+    assert second.stats["conformer_cache_hits"] == 1  # only CCO was cached
+    assert second.stats["conformers_computed"] == 2
+    assert "3D embedding failed" in second.skipped[0].reason  # a real failure...
+    third = quick_featurize(table)
+    assert third.stats["conformers_computed"] == 0  # ...is cached, like every result

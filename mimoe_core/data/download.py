@@ -9,6 +9,7 @@ set ``$MIMOE_DATA_URL`` (or pass ``base_url``) to use a mirror or a local folder
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
 import shutil
 import urllib.error
@@ -23,6 +24,10 @@ from mimoe_core.data.readers import read_csv
 from mimoe_core.data.table import MoleculeTable, Task
 
 DEFAULT_BASE_URL = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/"
+
+
+class _Incomplete(Exception):
+    """The server closed the connection before sending Content-Length bytes."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ def fetch(name: str, base_url: str | None = None, cache_dir: str | Path | None =
 
     Raises:
         ValueError: Unknown name (the message lists the known ones).
-        ConnectionError: The download failed; the message says how to use a local copy.
+        ConnectionError: The download failed (no connection, timeout, HTTP error, a body
+            cut short, a malformed address); the one-line message names the file, the address
+            and how to use a local copy. No partial file is left behind.
     """
     if name not in REMOTE:
         raise ValueError(f"unknown remote dataset {name!r}; known: {', '.join(REMOTE)}")
@@ -73,16 +80,30 @@ def fetch(name: str, base_url: str | None = None, cache_dir: str | Path | None =
     base = base_url or os.environ.get("MIMOE_DATA_URL") or DEFAULT_BASE_URL
     url = base.rstrip("/") + "/" + spec.file
     folder.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
+    # A unique partial file per process: a failed or concurrent download never leaves a
+    # half-written file under the final name (the rename below is atomic).
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
             shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError) as err:
+            expected = response.headers.get("Content-Length")
+            if expected is not None and expected.isdigit() and out.tell() != int(expected):
+                raise _Incomplete(f"incomplete: {out.tell()} of {expected} bytes")
+    except (OSError, ValueError, http.client.HTTPException, _Incomplete) as err:
         partial.unlink(missing_ok=True)
+        # URLError (HTTPError too), timeouts and resets are OSErrors; a malformed address is
+        # a ValueError; a body cut short is an HTTPException (IncompleteRead) or _Incomplete.
+        plain = isinstance(err, urllib.error.URLError) and not isinstance(
+            err, urllib.error.HTTPError
+        )  # "<urlopen error ...>" wraps the reason; "HTTP Error 404: Not Found" is plain
+        reason = " ".join(str(err.reason if plain else err).split()) or type(err).__name__
         raise ConnectionError(
-            f"could not download {url}: {err}. Without internet access, put {spec.file} in a "
-            "folder and set MIMOE_DATA_URL=file:///that/folder/"
+            f"could not download {spec.file} from {url} ({reason}); without internet access "
+            f"put {spec.file} in a folder and set MIMOE_DATA_URL=file:///that/folder/"
         ) from err
+    except BaseException:  # Ctrl-C or a bug: still no partial file left behind
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
     return target
 

@@ -26,6 +26,15 @@ def _missing_columns_error(
     )
 
 
+def _record_text(mol) -> tuple[str, dict[str, str]] | None:
+    """A record's title and SD properties, or None when they are not UTF-8 text."""
+    try:
+        title = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
+        return title, {name: mol.GetProp(name) for name in mol.GetPropNames()}
+    except UnicodeDecodeError:
+        return None
+
+
 def read_csv(
     path: str | Path,
     smiles_col: str = "smiles",
@@ -52,8 +61,9 @@ def read_csv(
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: Empty file, no data rows, or a named column that does not exist (the
-            message lists the columns that do).
+        ValueError: Empty file, not UTF-8 text, not parsable as CSV (e.g. an unclosed
+            quote), no data rows, or a named column that does not exist (the message lists
+            the columns that do).
     """
     path = Path(path)
     _check_file(path)
@@ -61,6 +71,10 @@ def read_csv(
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path} is empty") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path} is not a readable CSV file: {err}") from None
     target_cols = list(target_cols or [])
     wanted = [smiles_col, *target_cols] + ([id_col] if id_col else [])
     missing = [c for c in wanted if c not in frame.columns]
@@ -137,10 +151,17 @@ def read_sdf(
     if not records:
         raise ValueError(f"{path} holds no SDF records")
 
+    read_skips: dict[int, str] = {}
+    texts: list[tuple[str, dict[str, str]] | None] = []
+    for i, mol in enumerate(records):
+        text = _record_text(mol) if mol is not None else None
+        if mol is not None and text is None:
+            read_skips[i] = "the record's title or properties are not UTF-8 text"
+        texts.append(text)
     seen_props: set[str] = set()
-    for mol in records:
-        if mol is not None:
-            seen_props.update(mol.GetPropNames())
+    for text in texts:
+        if text is not None:
+            seen_props.update(text[1])
     missing = [p for p in target_props + ([id_prop] if id_prop else []) if p not in seen_props]
     if missing:
         raise _missing_columns_error(missing, sorted(seen_props), path)
@@ -148,18 +169,17 @@ def read_sdf(
     inputs: list[Structure3D | str] = []
     ids: list[str] = []
     label_rows: list[dict[str, str]] = []
-    read_skips: dict[int, str] = {}
-    for i, mol in enumerate(records):
-        if mol is None:
+    for i, (mol, text) in enumerate(zip(records, texts, strict=True)):
+        if mol is None or text is None:
             inputs.append("")
             ids.append(str(i))
             label_rows.append({})
-            read_skips[i] = "RDKit could not read this SDF record"
+            read_skips.setdefault(i, "RDKit could not read this SDF record")
             continue
-        title = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
-        has_id = id_prop is not None and mol.HasProp(id_prop)
-        ids.append(mol.GetProp(id_prop) if has_id else (title or str(i)))
-        label_rows.append({p: mol.GetProp(p) if mol.HasProp(p) else "" for p in target_props})
+        title, props = text
+        has_id = id_prop is not None and id_prop in props
+        ids.append(props[id_prop] if has_id else (title or str(i)))
+        label_rows.append({p: props.get(p, "") for p in target_props})
         smiles = Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False))
         if mol.GetNumConformers() == 0 or not mol.GetConformer().Is3D():
             inputs.append(smiles)

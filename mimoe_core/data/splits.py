@@ -47,13 +47,44 @@ class Split:
 
     @classmethod
     def load(cls, path: str | Path) -> Split:
-        """Read a split written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        return cls(
-            *(np.asarray(data[p], dtype=np.int64) for p in ("train", "val", "test")),
-            method=data["method"],
-            seed=data.get("seed"),
-        )
+        """Read a split written by :meth:`save`.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is truncated, not JSON, or not a split (missing parts, indices
+                that are not non-negative integers, parts that overlap); the message names it.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no split file at {path}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} cannot be read as a split file ({err})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON (truncated?): {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is not a split file: expected a JSON object")
+        missing = [k for k in ("train", "val", "test", "method") if k not in data]
+        if missing:
+            raise ValueError(f"{path} is not a split file: it lacks {missing}")
+        if not isinstance(data["method"], str) or not isinstance(data.get("seed"), int | None):
+            raise ValueError(f"{path}: method must be a string and seed an integer or null")
+        parts = []
+        for part in ("train", "val", "test"):
+            values = data[part]
+            ok = isinstance(values, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+            )
+            if not ok:
+                raise ValueError(f"{path}: {part} must be a list of non-negative integers")
+            parts.append(np.asarray(values, dtype=np.int64).reshape(-1))
+        every = np.concatenate(parts)
+        if len(np.unique(every)) != len(every):
+            raise ValueError(f"{path}: train, val and test overlap or repeat an index")
+        return cls(*parts, method=data["method"], seed=data.get("seed"))
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

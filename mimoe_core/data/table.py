@@ -64,7 +64,8 @@ class MoleculeTable:
             prediction-only input).
         inputs: One entry per kept row: a SMILES string or a :class:`Structure3D`.
         targets: ``[num_molecules, num_targets]`` float64, NaN where a label is missing.
-        rows: ``[num_molecules]`` 0-based source row of each entry.
+        rows: ``[num_molecules]`` 0-based source row of each entry: distinct, each in
+            ``0..n_rows-1`` (results are indexed by them).
         ids: Source identifier of each entry.
         n_rows: Number of data rows in the source; ``n_rows == len(self) + len(self.skipped)``.
         skipped: Rows dropped while reading (bad labels, empty SMILES, unreadable records).
@@ -94,6 +95,12 @@ class MoleculeTable:
             )
         if len(self.rows) != n or len(self.ids) != n:
             raise ValueError("inputs, rows and ids must have the same length")
+        rows = np.asarray(self.rows)
+        if n and (rows.min() < 0 or rows.max() >= self.n_rows or len(np.unique(rows)) != n):
+            raise ValueError(
+                f"rows must be distinct source rows in 0..n_rows-1 (n_rows={self.n_rows}), "
+                f"got {rows.tolist()[:10]}"
+            )
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -118,8 +125,10 @@ class MoleculeTable:
         """A seeded random subset of ``n`` molecules, kept in source order.
 
         For reduced runs where the first rows are not representative (files sorted by
-        label or by series). Only kept molecules are drawn: the subset carries no skip
-        records and ``n_rows == n``.
+        label or by series). Only kept molecules are drawn: the subset is a table of its own,
+        with no skip records, ``n_rows == n`` and rows renumbered ``0..n-1`` (so everything
+        indexed by row, such as prediction results, stays in range). ``ids`` keep the source's
+        identifiers, which are the source row numbers when the source names none.
         """
         if n >= len(self):
             return self
@@ -130,7 +139,7 @@ class MoleculeTable:
             target_names=list(self.target_names),
             inputs=[self.inputs[i] for i in keep],
             targets=self.targets[keep],
-            rows=self.rows[keep],
+            rows=np.arange(n),
             ids=[self.ids[i] for i in keep],
             n_rows=n,
             skipped=[],

@@ -61,7 +61,9 @@ def predict(
     Every input row gets one entry, in input order: status ``"ok"`` with its prediction,
     routing weights alpha, each selected expert's prediction and the descriptor trajectory
     the gate read, or ``"skipped"`` with the reason (invalid SMILES, failed embedding...).
-    Conformers are made with the training run's settings (from the checkpoint).
+    Inputs are featurized exactly as in training: the checkpoint's conformer settings,
+    filtration grid and descriptor settings (normalized or raw trajectories) are replayed, and
+    a checkpoint from another descriptor version is an error.
 
     Args:
         model: a :class:`Checkpoint`, a checkpoint file, or a run folder with ``model.pt``.
@@ -76,14 +78,22 @@ def predict(
     Returns:
         A :class:`~mimoe_core.results.PredictionResult`.
     """
-    from mimoe_core.featurize import featurize
+    from mimoe_core.featurize import DESCRIPTOR_VERSION, featurize
 
     ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
+    version = ckpt.featurization["descriptor_version"]
+    if version != DESCRIPTOR_VERSION:
+        raise ValueError(
+            f"the model was trained on descriptor version {version}; this mimoe computes "
+            f"version {DESCRIPTOR_VERSION}, so the gate would read different inputs. Retrain, "
+            "or predict with the mimoe version that trained it."
+        )
     table = _as_table(inputs, smiles_col)
     ds = featurize(
         table,
         settings=ckpt.conformer_settings,
         radii=ckpt.radii,
+        normalize_descriptors=ckpt.featurization["normalize_descriptors"],
         progress=progress,
         n_jobs=n_jobs,
         drop_duplicates=False,

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-#: Largest atomic number + 1 accepted by the atom embeddings.
-MAX_Z = 100
+# Largest atomic number + 1 accepted by the atom embeddings (featurization rejects the rest).
+from mimoe_core.constants import MAX_Z as MAX_Z
 
 POOLINGS = ("mean", "sum")
 

@@ -41,6 +41,13 @@ def top_k_routing(logits: Tensor, k: int, temperature: float = 1.0) -> Routing:
 
     Ties are broken by expert index (the lower index wins), so routing is deterministic.
 
+    For k = 1 the formula gives alpha = 1 for the chosen expert whatever the logits, so the
+    task loss would send no gradient to the gate. Following the Switch Transformer (Fedus et
+    al. 2021), the chosen expert is weighted by its full-softmax probability p, normalized by
+    p's value: alpha = p / stop_gradient(p). alpha is exactly 1 (contributions still sum to
+    the prediction), and its gradient is that of log p, i.e. Switch's gradient divided by p
+    (p >= 1/K for the chosen expert, so the factor is at most K).
+
     Args:
         logits: [B, K] gate scores.
         k: experts per molecule, 1 <= k <= K (k = K gives dense softmax weights).
@@ -66,8 +73,15 @@ def top_k_routing(logits: Tensor, k: int, temperature: float = 1.0) -> Routing:
     # A stable sort on the negated scores keeps the lower index first among ties.
     order = torch.sort(-scaled.detach(), dim=-1, stable=True).indices[..., :k]
     selected = torch.zeros_like(scaled, dtype=torch.bool).scatter_(-1, order, True)
+    probs = torch.softmax(scaled, dim=-1)
+    if k == 1:
+        # The masked softmax would be a constant 1 here, with no gradient for the gate. The
+        # selected probability divided by its detached self is exactly 1 in value and has the
+        # gradient of log p (Switch Transformer's p * expert, normalized by p).
+        ratio = probs / probs.detach().clamp_min(torch.finfo(probs.dtype).tiny)
+        return Routing(ratio.masked_fill(~selected, 0.0), selected, probs)
     masked = scaled.masked_fill(~selected, float("-inf"))
-    return Routing(torch.softmax(masked, dim=-1), selected, torch.softmax(scaled, dim=-1))
+    return Routing(torch.softmax(masked, dim=-1), selected, probs)
 
 
 def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
@@ -80,9 +94,20 @@ def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
         P_e = \frac{1}{B} \sum_b p_{b,e},
 
     with p the full softmax over all K experts. f (the load, not differentiable) and P (the
-    importance) both sum to 1; L = 1 when routing is uniform and grows to K when every
-    molecule goes to one expert. The gradient flows through P, pushing probability away from
+    importance) both sum to 1. The gradient flows through P, pushing probability away from
     overloaded experts. The paper's two terms (importance and load) are this one product.
+
+    Range, for 1 <= k < K (for k = K every f_e = 1/K and L = 1 exactly):
+
+    - L = 1 when routing is balanced (f_e = 1/K, or P_e = 1/K).
+    - Upper bound K/k: f_e <= 1/k (a molecule picks an expert once), so L <= K/k, approached
+      when every molecule goes to the same k experts and puts all its probability on them.
+    - Lower bound 1/(kK): the top expert of a molecule has p >= 1/K and lies in its Top-k,
+      so L >= sum_e g_e^2 / k >= 1/(kK), with g_e the share of molecules whose top expert is
+      e. L can be below 1: for k = 1, a share 1 - (K-1)/(2K) of molecules with uniform p (the
+      tie goes to expert 1) and the rest spread evenly over experts 2..K, each with p = 1 on
+      its own expert, gives L = 1 - (K-1)/(4K) (0.875 for K = 2, 0.8 for K = 5). This is the
+      smallest value we know; 1/(kK) is proven, not known to be attained.
 
     Args:
         probs: [B, K] full softmax of the gate logits.

@@ -67,7 +67,7 @@ class MIMoE(nn.Module):
             reports).
         top_k: k for ``sparse``, default 2.
         temperature: softmax temperature of the routing, default 1.0.
-        balance_weight: weight of the load-balancing loss in the trainer, default 0.01
+        balance_weight: weight of the load-balancing loss in the trainer, default 0.1
             (stored here so a checkpoint carries it).
     """
 
@@ -79,7 +79,7 @@ class MIMoE(nn.Module):
         routing: str = "sparse",
         top_k: int = 2,
         temperature: float = 1.0,
-        balance_weight: float = 0.01,
+        balance_weight: float = 0.1,
     ) -> None:
         super().__init__()
         if routing not in ROUTINGS:

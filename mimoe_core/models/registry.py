@@ -40,7 +40,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "cutoffs": [2.0, 2.5, 3.0, 3.5, 4.0],
     "top_k": 2,
     "temperature": 1.0,
-    "balance_weight": 0.01,
+    "balance_weight": 0.1,
     "out_channels": 1,
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},

@@ -120,6 +120,20 @@ def descriptor_trajectories(
         >>> traj[1, :, 3]  # Wiener index of the 3-atom chain: none, path, triangle
         array([0., 4., 3.], dtype=float32)
     """
+    raw, sizes, idx = _raw_parts(positions, radii, progress)
+    num, steps = len(sizes), len(check_radii(radii))
+    out = np.zeros((num, steps, len(DESCRIPTOR_NAMES)), dtype=np.float64)
+    if num == 0:
+        return out.astype(dtype)
+    if normalize:
+        raw = _normalize(raw, sizes, idx["n_edges"], idx["wiener_norm"])
+    for d, name in enumerate(DESCRIPTOR_NAMES):
+        out[:, :, d] = raw[name]
+    return out.astype(dtype)
+
+
+def _raw_parts(positions, radii, progress: bool = False) -> tuple[dict, np.ndarray, dict]:
+    """Raw curves [B, T] by name, atom counts [B] and the graph indices of a batch."""
     grid = check_radii(radii)
     dists = []
     for b, pos in enumerate(positions):
@@ -128,10 +142,9 @@ def descriptor_trajectories(
         except ValueError as err:
             raise ValueError(f"molecule {b}: {err}") from None
     num, steps = len(dists), len(grid)
-    out = np.zeros((num, steps, len(DESCRIPTOR_NAMES)), dtype=np.float64)
+    sizes = np.array([d.shape[0] for d in dists], dtype=np.int64)
     if num == 0:
-        return out.astype(dtype)
-
+        return {}, sizes, {}
     betti0 = np.zeros((num, steps))
     betti1 = np.zeros((num, steps))
     iterator = range(num)
@@ -149,9 +162,4 @@ def descriptor_trajectories(
         "wiener": idx["wiener"],
         "efficiency": idx["efficiency"],
     }
-    if normalize:
-        sizes = np.array([d.shape[0] for d in dists])
-        raw = _normalize(raw, sizes, idx["n_edges"], idx["wiener_norm"])
-    for d, name in enumerate(DESCRIPTOR_NAMES):
-        out[:, :, d] = raw[name]
-    return out.astype(dtype)
+    return raw, sizes, idx

@@ -21,6 +21,24 @@ def wiener_component_weight(m: np.ndarray) -> np.ndarray:
     return out
 
 
+def normalized_ratios(
+    raw: dict[str, np.ndarray], n_atoms: np.ndarray, n_edges: np.ndarray, wiener_norm: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The normalized forms before any clipping, in [0, 1] up to round-off.
+
+    Arguments as in :func:`normalize`. Tests check the bounds on these values.
+    """
+    n = np.asarray(n_atoms, dtype=np.float64)[:, None]
+    cycle_rank = n_edges - n + raw["betti0"]
+    return {
+        "betti0": raw["betti0"] / n,
+        "betti1": raw["betti1"] / np.maximum(cycle_rank, 1.0),
+        "randic": raw["randic"] / (n / 2.0),
+        "wiener": wiener_norm,
+        "efficiency": raw["efficiency"],
+    }
+
+
 def normalize(
     raw: dict[str, np.ndarray], n_atoms: np.ndarray, n_edges: np.ndarray, wiener_norm: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -35,14 +53,6 @@ def normalize(
     Returns:
         Dict with the same keys, each [B, T] in [0, 1].
     """
-    n = np.asarray(n_atoms, dtype=np.float64)[:, None]
-    cycle_rank = n_edges - n + raw["betti0"]
-    out = {
-        "betti0": raw["betti0"] / n,
-        "betti1": raw["betti1"] / np.maximum(cycle_rank, 1.0),
-        "randic": raw["randic"] / (n / 2.0),
-        "wiener": wiener_norm,
-        "efficiency": raw["efficiency"],
-    }
+    out = normalized_ratios(raw, n_atoms, n_edges, wiener_norm)
     # The bounds hold exactly; clipping only removes round-off (e.g. R = n/2 + 1 ulp).
     return {key: np.clip(val, 0.0, 1.0) for key, val in out.items()}

@@ -7,8 +7,8 @@ arbitrary objects, so a checkpoint from an untrusted source cannot run code.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ from mimoe_core.models import MIMoE, create_model
 from mimoe_core.training.scaling import TargetScaler
 
 CHECKPOINT_FORMAT = "mimoe-checkpoint/1"
+#: What a checkpoint written before ``featurization`` was recorded was trained on: the trainer
+#: and the CLI only ever featurized normalized trajectories of descriptor version 1.
+LEGACY_FEATURIZATION = {"normalize_descriptors": True, "descriptor_version": 1}
 _REQUIRED = ("format", "model_config", "state_dict", "task", "targets", "scaler", "radii")
 
 
@@ -35,6 +38,8 @@ class Checkpoint:
         scaler: the regression target scaling of the training split.
         radii: the filtration grid [T] in Å the gate was trained on.
         conformer_settings: how training conformers were made (used again for prediction).
+        featurization: the other settings the model's inputs depend on
+            (``normalize_descriptors``, ``descriptor_version``), replayed by prediction.
         extra: the rest of the payload (epoch, metrics, optimizer state for resuming...).
     """
 
@@ -44,6 +49,7 @@ class Checkpoint:
     scaler: TargetScaler
     radii: list[float]
     conformer_settings: ConformerSettings
+    featurization: dict[str, Any] = field(default_factory=lambda: dict(LEGACY_FEATURIZATION))
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +61,7 @@ def save_checkpoint(
     scaler: TargetScaler,
     radii: list[float],
     conformer_settings: ConformerSettings,
+    featurization: dict[str, Any] | None = None,
     **extra: Any,
 ) -> None:
     """Write a checkpoint; ``extra`` holds plain values (tensors, numbers, str, lists, dicts).
@@ -72,13 +79,41 @@ def save_checkpoint(
         "scaler": scaler.to_dict(),
         "radii": [float(r) for r in radii],
         "conformer_settings": conformer_settings.to_dict(),
+        "featurization": dict(featurization or LEGACY_FEATURIZATION),
         **extra,
     }
+    payload["sha256"] = payload_digest(payload)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of everything in a checkpoint but its own digest: tensor bytes and plain values.
+
+    torch's zip reader does not check its CRCs, so bytes overwritten inside the weights would
+    load silently; the digest makes such damage an error.
+    """
+    digest = hashlib.sha256()
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{where}:{t.dtype}:{tuple(value.shape)}:".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                walk(value[key], f"{where}/{key}")
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        else:
+            digest.update(f"{where}={json.dumps(value, default=str)};".encode())
+
+    walk({k: v for k, v in payload.items() if k != "sha256"}, "")
+    return digest.hexdigest()
 
 
 def read_payload(path: str | Path) -> dict[str, Any]:
@@ -95,7 +130,8 @@ def read_payload(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - torch.load on damaged bytes raises anything
+        # (IndexError, KeyError, UnicodeDecodeError...): every failure here means a bad file.
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path} is not a readable mimoe checkpoint ({first})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -104,6 +140,10 @@ def read_payload(path: str | Path) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {missing}")
+    # Checkpoints written before the digest existed have none; they load as before.
+    if "sha256" in payload and payload["sha256"] != payload_digest(payload):
+        raise ValueError(f"{path} is not a readable mimoe checkpoint (its contents do not match "
+                         "its checksum: the file is damaged)")  # fmt: skip
     return payload
 
 
@@ -123,7 +163,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]})"
         )
     model.eval()
-    rest = {k: v for k, v in payload.items() if k not in _REQUIRED + ("conformer_settings",)}
+    own = _REQUIRED + ("conformer_settings", "featurization", "sha256")
+    rest = {k: v for k, v in payload.items() if k not in own}
     return Checkpoint(
         model=model,
         task=payload["task"],
@@ -131,5 +172,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         scaler=TargetScaler(**payload["scaler"]),
         radii=list(payload["radii"]),
         conformer_settings=ConformerSettings(**payload.get("conformer_settings", {})),
+        featurization={**LEGACY_FEATURIZATION, **payload.get("featurization", {})},
         extra=rest,
     )

@@ -74,6 +74,35 @@ def classification_metrics(prob: np.ndarray, target: np.ndarray) -> dict:
     }
 
 
+def masked_log_loss(prob: np.ndarray, target: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy over present labels (NaN = missing); NaN with no label.
+
+    Example:
+        >>> round(masked_log_loss(np.array([[0.8], [0.3]]), np.array([[1.0], [np.nan]])), 4)
+        0.2231
+    """
+    keep = ~np.isnan(target)
+    if not keep.any():
+        return float("nan")
+    p = np.clip(prob[keep], eps, 1 - eps)
+    t = target[keep]
+    return float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+
+
+def scorable_tasks(task: str, target: np.ndarray) -> int:
+    """How many targets the selection metric can score.
+
+    A target counts when it has a label (regression) or both classes (classification, where
+    ROC-AUC needs both).
+    """
+    count = 0
+    for t in np.asarray(target, dtype=float).reshape(len(target), -1).T:
+        labels = t[~np.isnan(t)]
+        if labels.size and (task == "regression" or labels.min() != labels.max()):
+            count += 1
+    return count
+
+
 def compute_metrics(task: str, pred: np.ndarray, target: np.ndarray) -> dict:
     """:func:`regression_metrics` or :func:`classification_metrics` by task."""
     if task == "regression":

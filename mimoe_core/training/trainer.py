@@ -30,7 +30,12 @@ from mimoe_core.inference._run import resolve_device, run_model
 from mimoe_core.inference.explain import explain_data
 from mimoe_core.models import MIMoE, create_model, load_config
 from mimoe_core.training.checkpoint import read_payload, save_checkpoint
-from mimoe_core.training.metrics import SELECTION_METRIC, compute_metrics
+from mimoe_core.training.metrics import (
+    SELECTION_METRIC,
+    compute_metrics,
+    masked_log_loss,
+    scorable_tasks,
+)
 from mimoe_core.training.scaling import TargetScaler
 
 
@@ -131,6 +136,19 @@ def _make_scheduler(optimizer, settings: TrainSettings, minimize: bool):
     return None
 
 
+def _step_scheduler(scheduler, score: float, maximize: bool) -> None:
+    """Advance the LR schedule after an epoch with validation ``score``."""
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        # A NaN score is no improvement: the worst value for the scheduler's mode
+        # (+inf would count as the best value ever in "max" mode).
+        worst = float("-inf") if maximize else float("inf")
+        scheduler.step(score if np.isfinite(score) else worst)
+    else:
+        scheduler.step()
+
+
 @contextlib.contextmanager
 def _deterministic(enabled: bool):
     previous = torch.are_deterministic_algorithms_enabled()
@@ -186,7 +204,8 @@ def train(
     train_list, val_list = _subset(dataset, split.train), _subset(dataset, split.val)
     train_y = np.stack([d[keys.Y][0].numpy() for d in train_list]).astype(np.float64)
     scaler = TargetScaler.fit(train_y, task)
-    metric_name, maximize = SELECTION_METRIC[task]
+    val_labels = _labels(val_list)
+    metric_name, maximize = _selection_metric(task, val_labels)
 
     torch.manual_seed(settings.seed)
     model = create_model(config).to(device)
@@ -198,10 +217,11 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     common = {
         "task": task, "targets": targets, "scaler": scaler, "radii": list(dataset.radii),
-        "conformer_settings": dataset.settings,
+        "conformer_settings": dataset.settings, "featurization": dataset.feature_settings(),
     }  # fmt: skip
     if resume and out is not None and (out / "last.pt").is_file():
         payload = read_payload(out / "last.pt")
+        _check_same_inputs(payload, common, out / "last.pt")
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
         if scheduler is not None:
@@ -218,13 +238,8 @@ def train(
             row = _train_epoch(model, optimizer, train_list, scaler, task, settings, epoch, device,
                                use_amp)  # fmt: skip
             val = run_model(model, val_list, scaler, task, settings.batch_size, device)
-            val_metrics = compute_metrics(task, val["prediction"], _labels(val_list))
-            score = val_metrics[metric_name]
-            if scheduler is not None:
-                if settings.scheduler == "plateau":
-                    scheduler.step(score if np.isfinite(score) else float("inf"))
-                else:
-                    scheduler.step()
+            score = _selection_score(task, metric_name, val["prediction"], val_labels)
+            _step_scheduler(scheduler, score, maximize)
             improved = _better(score, state["best"], maximize)
             if improved:
                 state["best"], state["best_epoch"], state["bad_epochs"] = float(score), epoch, 0
@@ -252,10 +267,56 @@ def train(
     model.load_state_dict(best_state)
     model.eval()
     history = pd.DataFrame(state["history"])
-    metrics = _final_metrics(model, dataset, split, scaler, task, targets, settings, device, state)
+    metrics = _final_metrics(model, dataset, split, scaler, task, targets, settings, device, state,
+                             metric_name)  # fmt: skip
     if out is not None:
         _write_run(out, dataset, split, history, metrics, model, scaler, task, settings, device)
     return TrainResult(model=model, metrics=metrics, history=history, scaler=scaler)
+
+
+def _check_same_inputs(payload: dict, common: dict, path: Path) -> None:
+    """Resuming on data featurized differently from the interrupted run is an error."""
+    from mimoe_core.training.checkpoint import LEGACY_FEATURIZATION
+
+    now = {
+        "task": common["task"], "targets": common["targets"],
+        "radii": [float(r) for r in common["radii"]],
+        "conformer_settings": common["conformer_settings"].to_dict(),
+        "featurization": common["featurization"],
+    }  # fmt: skip
+    before = {k: payload.get(k) for k in now}
+    before["featurization"] = {**LEGACY_FEATURIZATION, **(payload.get("featurization") or {})}
+    before["conformer_settings"] = {**now["conformer_settings"],
+                                    **(payload.get("conformer_settings") or {})}  # fmt: skip
+    differ = [k for k in now if before[k] != now[k]]
+    if differ:
+        detail = "; ".join(f"{k}: {before[k]} then, {now[k]} now" for k in differ)
+        raise ValueError(f"cannot resume {path}: the data is featurized differently ({detail})")
+
+
+def _selection_metric(task: str, val_labels: np.ndarray) -> tuple[str, bool]:
+    """The validation metric for early stopping, and whether larger is better.
+
+    ROC-AUC needs both classes in at least one validation task; without them every epoch
+    would score NaN and the untrained epoch 0 would be kept, so the validation log-loss is
+    used instead, with a warning.
+    """
+    name, maximize = SELECTION_METRIC[task]
+    if task == "classification" and scorable_tasks(task, val_labels) == 0:
+        warnings.warn(
+            "no validation task holds both classes, so ROC-AUC is undefined; early stopping "
+            "uses the validation log-loss (val_loss) instead. A larger or stratified validation "
+            "set (e.g. --split scaffold_balanced) restores ROC-AUC selection.",
+            stacklevel=3,
+        )
+        return "loss", False
+    return name, maximize
+
+
+def _selection_score(task: str, metric: str, pred: np.ndarray, labels: np.ndarray) -> float:
+    if metric == "loss":
+        return masked_log_loss(pred, labels)
+    return compute_metrics(task, pred, labels)[metric]
 
 
 def _better(score: float, best: float | None, maximize: bool) -> bool:
@@ -328,7 +389,9 @@ def _train_epoch(model, optimizer, train_list, scaler, task, settings, epoch, de
     return row
 
 
-def _final_metrics(model, dataset, split, scaler, task, targets, settings, device, state) -> dict:
+def _final_metrics(
+    model, dataset, split, scaler, task, targets, settings, device, state, metric_name
+) -> dict:
     result: dict[str, Any] = {
         "task": task,
         "targets": targets,
@@ -338,6 +401,7 @@ def _final_metrics(model, dataset, split, scaler, task, targets, settings, devic
         "n_val": len(split.val),
         "n_test": len(split.test),
         "n_skipped": len(dataset.skipped),
+        "selection_metric": f"val_{metric_name}",
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         # The experts' own cutoffs: one for the `one` and `single` routings, not the config's K.

@@ -114,10 +114,10 @@ def test_classification_label_not_0_or_1(run):
 
 
 def test_duplicate_smiles_by_canonical_form(run):
-    dataset = run([["OCC", "1"], ["CC", "2"], ["CCO", "3"], ["C(O)C", "4"]])
+    dataset = run([["OCC", "1"], ["CC", "2"], ["CCO", "1"], ["C(O)C", "4"]])
     assert _reasons(dataset) == {
         2: "duplicate of row 0 (same canonical SMILES)",
-        3: "duplicate of row 0 (same canonical SMILES)",
+        3: "duplicate of row 0 (same canonical SMILES) with different labels",
     }
     assert dataset[0].y.item() == 1.0  # the first occurrence is kept
 
@@ -178,3 +178,64 @@ def test_many_bad_rows_at_once_are_all_reported(run, tmp_path):
     skipped = pd.read_csv(tmp_path / "report" / "skipped.csv", keep_default_na=False)
     assert skipped["row"].tolist() == [1, 2, 3, 4, 5, 7, 8]
     assert skipped["reason"].tolist() == [_reasons(dataset)[r] for r in skipped["row"]]
+
+
+# --- audit: duplicates on the embedded structure, explicit hydrogens, elements past the model
+
+
+def test_duplicates_are_found_after_salt_stripping(run):
+    rows = [["CCO", "5"], ["CC(=O)O.Cl", "1"], ["CC(=O)O", "1"], ["Cl.CC(=O)O", "2"]]
+    dataset = run(rows)
+    assert _reasons(dataset) == {
+        2: "duplicate of row 1 (same structure after salt stripping)",
+        3: "duplicate of row 1 (same canonical SMILES) with different labels",
+    }
+    assert dataset.smiles == ["CCO", "CC(=O)O"]
+    assert dataset[1].y.item() == 1.0  # the first occurrence is kept, with its own label
+
+
+def test_duplicate_with_different_labels_says_so(run):
+    dataset = run([["CC(=O)[O-].[Na+]", "1"], ["CC(=O)[O-].[K+]", "3"], ["OCC", "2"]])
+    assert _reasons(dataset) == {
+        1: "duplicate of row 0 (same structure after salt stripping) with different labels"
+    }
+
+
+def test_duplicates_honour_the_fragments_setting(run):
+    rows = [["CC(=O)O.Cl", "1"], ["CC(=O)O", "1"]]
+    dataset = run(rows, settings=ConformerSettings(fragments="all"))
+    assert dataset.skipped == [] and len(dataset) == 2
+
+
+def test_duplicates_after_polymer_capping(run):
+    # *CC* and *CCCC* differ as repeat units; with methyl caps *C* and CC-capped forms meet.
+    dataset = run([["*CC*", "1"], ["CCCC", "2"]], polymer=True)
+    assert _reasons(dataset) == {
+        1: "duplicate of row 0 (same structure after capping '*') with different labels"
+    }
+
+
+@pytest.mark.parametrize(
+    ("smiles", "z"), [("[H][H]", [1, 1]), ("[2H]O[2H]", [8, 1, 1]), ("[H]O[H]", [8, 1, 1])]
+)
+def test_explicit_hydrogen_molecules_are_kept(run, smiles, z):
+    dataset = run([[smiles, "1"], ["CCO", "2"]])
+    assert dataset.skipped == [] and sorted(dataset[0].z.tolist()) == sorted(z)
+    assert dataset.conformers[0]["force_field"] in ("mmff94", "uff")
+
+
+def test_explicit_hydrogen_molecules_without_hydrogens_are_single_atoms(run):
+    dataset = run([["[H][H]", "1"], ["[2H]O[2H]", "2"], ["CCO", "3"]],
+                  settings=ConformerSettings(hydrogens=False))  # fmt: skip
+    reasons = _reasons(dataset)
+    assert set(reasons) == {0, 1}
+    assert all("single atom" in r or "no heavy atom" in r for r in reasons.values())
+
+
+@pytest.mark.parametrize(("smiles", "symbol", "z"), [("C[Fm]", "Fm", 100), ("[Og]C", "Og", 118)])
+def test_elements_past_the_model_embedding_are_rejected(run, smiles, symbol, z):
+    dataset = run([[smiles, "1"], ["C[Es]", "2"]])  # Es (99) is the last element embedded
+    (skip,) = dataset.skipped
+    assert skip.row == 0
+    assert f"{symbol} (atomic number {z})" in skip.reason and "100" in skip.reason
+    assert 99 in dataset[0].z.tolist()

@@ -172,11 +172,12 @@ def test_sample_is_seeded_in_source_order_and_consistent(write_csv):
     table = read_csv(write_csv(rows), target_cols=["y"])
     sub = table.sample(4, seed=3)
     assert len(sub) == 4 and sub.n_rows == 4 and sub.skipped == []
-    assert sub.rows.tolist() == sorted(sub.rows.tolist())
-    for smiles, row, label in zip(sub.inputs, sub.rows, sub.targets[:, 0], strict=True):
+    source = [int(i) for i in sub.ids]  # ids name the source rows (no id column)
+    assert source == sorted(source) and sub.rows.tolist() == [0, 1, 2, 3]
+    for smiles, row, label in zip(sub.inputs, source, sub.targets[:, 0], strict=True):
         assert table.inputs[row] == smiles and label == row
-    assert table.sample(4, seed=3).rows.tolist() == sub.rows.tolist()
-    assert table.sample(4, seed=4).rows.tolist() != sub.rows.tolist()
+    assert table.sample(4, seed=3).ids == sub.ids
+    assert table.sample(4, seed=4).ids != sub.ids
     assert table.sample(10) is table
 
 
@@ -200,3 +201,63 @@ def test_short_row_is_an_empty_smiles(tmp_path):
     table = read_csv(path, id_col="id")
     assert table.inputs == ["CCO", "CC"]
     assert [(s.row, s.mol_id, s.reason) for s in table.skipped] == [(1, "b", "empty SMILES")]
+
+
+def test_sample_renumbers_rows_so_the_table_stays_consistent(write_csv):
+    smiles = ["C", "CC", "CCC", "CCCC", "CCO", "CCN", "CO"]
+    rows = [[s, str(i) if i != 1 else "bad"] for i, s in enumerate(smiles)]  # label = row
+    table = read_csv(write_csv(rows), target_cols=["y"])
+    assert len(table.skipped) == 1
+    sub = table.sample(4, seed=3)
+    assert sub.n_rows == len(sub) + len(sub.skipped) == 4
+    assert sub.rows.tolist() == [0, 1, 2, 3]
+    for k in range(4):  # ids still name the source row; each entry keeps its input and label
+        source = int(sub.ids[k])
+        assert smiles[source] == sub.inputs[k] and sub.targets[k, 0] == source
+    assert [int(i) for i in sub.ids] == sorted(int(i) for i in sub.ids)
+
+
+def test_table_rows_must_lie_inside_n_rows():
+    with pytest.raises(ValueError, match="rows"):
+        MoleculeTable("x", "regression", [], ["C"], np.zeros((1, 0)), np.array([3]), ["0"], 1)
+    with pytest.raises(ValueError, match="rows"):
+        MoleculeTable(
+            "x", "regression", [], ["C", "O"], np.zeros((2, 0)), np.zeros(2), ["0", "1"], 2
+        )
+
+
+def test_predict_on_a_sampled_table(write_csv):
+    from mimoe_core.conformers import ConformerSettings
+    from mimoe_core.inference import predict
+    from mimoe_core.models import create_model
+    from mimoe_core.topology import DEFAULT_RADII
+    from mimoe_core.training import TargetScaler
+    from mimoe_core.training.checkpoint import Checkpoint
+
+    smiles = ["C", "CC", "CCC", "CCCC", "CCO", "CCN", "CO", "xx", "OCCO"]
+    table = read_csv(write_csv([[s, str(i)] for i, s in enumerate(smiles)]), target_cols=["y"])
+    sub = table.sample(4, seed=0)
+    assert "xx" in sub.inputs  # a skip inside the sample, reported at its own row
+    model = create_model({"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8,
+                                     "num_rbf": 10}, "gate": {"hidden_channels": 8}})  # fmt: skip
+    ckpt = Checkpoint(model.eval(), "regression", ["y"], TargetScaler([0.0], [1.0]),
+                      list(DEFAULT_RADII), ConformerSettings())  # fmt: skip
+    result = predict(ckpt, sub, n_jobs=1, device="cpu")
+    assert len(result.rows) == sub.n_rows == 4
+    assert result.ids == sub.ids and result.rows == [0, 1, 2, 3]
+    for k, smi in enumerate(sub.inputs):
+        assert result.smiles[k] == smi  # the inputs are canonical already
+        assert result.status[k] == ("skipped" if smi == "xx" else "ok")
+        assert np.isfinite(result.prediction[k]).all() == (smi != "xx")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"smiles\n\xff\xfeCCO\n", "not UTF-8 text"), (b'smiles,y\n"CCO,1\n', "not a readable CSV")],
+)
+def test_unreadable_csv_is_a_clear_error_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "broken.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason) as err:
+        read_csv(path)
+    assert type(err.value) is ValueError and "broken.csv" in str(err.value)

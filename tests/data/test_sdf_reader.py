@@ -157,3 +157,34 @@ def test_record_without_id_property_is_not_a_crash(tmp_path):
     table = read_sdf(path, target_props=["y"], id_prop="code")
     assert table.n_rows == len(table) + len(table.skipped) == 2
     assert table.ids[0] == "A"
+
+
+def test_elements_past_the_model_embedding_are_reported(tmp_path, quick_featurize):
+    from mimoe_core.featurize import featurize
+
+    heavy = Chem.RWMol(_embedded("CC", seed=4))
+    heavy.GetAtomWithIdx(1).SetAtomicNum(100)  # fermium: past the model's atom embedding
+    heavy.GetAtomWithIdx(1).SetNoImplicit(True)
+    path = tmp_path / "heavy.sdf"
+    path.write_text(
+        _record(heavy.GetMol(), "fermium", {"y": "1"})
+        + _record(_embedded("CCO", 1), "ok", {"y": "2"})
+    )
+    table = read_sdf(path, target_props=["y"])
+    dataset = featurize(table, n_jobs=1, progress=False)
+    assert dataset.table.n_rows == len(dataset) + len(dataset.skipped) == 2
+    (skip,) = dataset.skipped
+    assert skip.row == 0 and "Fm (atomic number 100)" in skip.reason
+    assert all(int(d.z.max()) < 100 for d in dataset.data_list)
+
+
+def test_record_with_text_that_is_not_utf8_is_reported(tmp_path):
+    good = _record(_embedded("CCO", 1), "first", {"y": "1"})
+    bad = _record(_embedded("CCN", 2), "SECOND", {"y": "2"}).encode().replace(b"SECOND", b"S\xffC")
+    path = tmp_path / "latin.sdf"
+    path.write_bytes(good.encode() + bad)
+    table = read_sdf(path, target_props=["y"])
+    assert table.n_rows == len(table) + len(table.skipped) == 2
+    assert table.ids == ["first"]
+    (skip,) = table.skipped
+    assert skip.row == 1 and "not UTF-8" in skip.reason

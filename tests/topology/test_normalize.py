@@ -5,18 +5,26 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mimoe_core.topology import descriptor_curves
+from mimoe_core.topology._descriptors import _raw_parts
+from mimoe_core.topology._normalize import normalized_ratios
 
 coords = st.floats(-3.0, 3.0, allow_nan=False, width=64)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(arrays(np.float64, st.tuples(st.integers(1, 16), st.just(3)), elements=coords))
-def test_normalized_in_unit_interval(pos):
+def test_unclipped_normalized_ratios_lie_in_the_unit_interval(pos):
+    # The ratios before normalize() clips them: the bounds must hold up to round-off.
     if pos.shape[0] > 3:
         pos = np.round(pos, 0)  # many ties and coincident atoms
-    c = descriptor_curves(pos, np.linspace(0.0, 6.0, 13), normalize=True)
-    for key, val in c.items():
-        assert np.all((val >= 0) & (val <= 1)), key
+    raw, sizes, idx = _raw_parts([pos], np.linspace(0.0, 6.0, 13))
+    ratios = normalized_ratios(raw, sizes, idx["n_edges"], idx["wiener_norm"])
+    for key, val in ratios.items():
+        assert np.all((val >= -1e-12) & (val <= 1 + 1e-12)), (key, val)
+    # and the clipped forms differ from them by round-off only
+    clipped = descriptor_curves(pos, np.linspace(0.0, 6.0, 13), normalize=True)
+    for key, val in ratios.items():
+        np.testing.assert_allclose(clipped[key], val[0], atol=1e-12, rtol=0)
 
 
 def test_known_normalized_values():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from mimoe_core.data import make_split, read_csv
+from mimoe_core.data import Split, make_split, read_csv
 from mimoe_core.featurize import featurize, featurize_dataset
 from mimoe_core.inference import predict
 from mimoe_core.training import (
@@ -164,6 +164,20 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
     assert pickle  # the stdlib module is what weights_only guards against
 
 
+def test_checkpoint_checksum_catches_changed_weights_and_old_files_still_load(freesolv40, tmp_path):
+    ds, split = freesolv40
+    train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    name = next(iter(payload["state_dict"]))
+    payload["state_dict"][name] = payload["state_dict"][name] + 1e-3
+    torch.save(payload, tmp_path / "changed.pt")
+    with pytest.raises(ValueError, match="checksum"):
+        load_checkpoint(tmp_path / "changed.pt")
+    del payload["sha256"]  # a checkpoint from before the checksum
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").targets == ["expt"]
+
+
 def test_classification_multitask_with_missing_labels(write_csv, tmp_path):
     rows = [
         ("CCO", 1, ""), ("CCC", 0, 1), ("CCN", 1, 0), ("c1ccccc1", 0, ""), ("CC(=O)O", 1, 1),
@@ -178,6 +192,83 @@ def test_classification_multitask_with_missing_labels(write_csv, tmp_path):
     assert result.model.out_channels == 2
     assert set(result.metrics["val"]) >= {"roc_auc", "pr_auc", "tasks_scored"}
     assert np.isfinite(pd.read_csv(tmp_path / "history.csv")["loss"]).all()
+
+
+def test_prediction_replays_raw_descriptor_trajectories(freesolv40, tmp_path):
+    ds, split = freesolv40
+    raw = featurize(ds.table, normalize_descriptors=False, progress=False, n_jobs=1)
+    assert raw.feature_settings()["normalize_descriptors"] is False
+    train(raw, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.featurization == {"normalize_descriptors": False, "descriptor_version": 1}
+    smiles = [raw.data_list[i].smiles for i in split.test[:3]]
+    result = predict(ckpt, list(smiles), n_jobs=1)
+    expected = np.stack([raw.data_list[i].topo[0].numpy() for i in split.test[:3]])
+    np.testing.assert_allclose(result.topo, expected, rtol=1e-6)
+    assert result.topo.max() > 1.5  # raw Wiener indices, not the [0, 1] normalized forms
+
+
+def test_a_checkpoint_from_another_descriptor_version_is_refused(freesolv40, tmp_path):
+    ds, split = freesolv40
+    train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path)
+    ckpt.featurization["descriptor_version"] = 99
+    with pytest.raises(ValueError, match="descriptor version 99"):
+        predict(ckpt, ["CCO"], n_jobs=1)
+
+
+def test_resume_on_differently_featurized_data_is_an_error(freesolv40, tmp_path):
+    ds, split = freesolv40
+    train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    raw = featurize(ds.table, normalize_descriptors=False, progress=False, n_jobs=1)
+    with pytest.raises(ValueError, match="featurized differently.*normalize_descriptors"):
+        train(raw, split, TINY, quick(epochs=2), out_dir=tmp_path, resume=True)
+
+
+def test_one_class_validation_falls_back_to_the_validation_loss(write_csv, tmp_path):
+    # Validation holds class 0 only: ROC-AUC is NaN at every epoch, and the old loop kept the
+    # untrained epoch 0 without a word.
+    rows = [
+        ("CCO", 1),
+        ("CCC", 0),
+        ("CCN", 1),
+        ("c1ccccc1", 0),
+        ("CC(=O)O", 1),
+        ("CCCl", 0),
+        ("OCCO", 1),
+        ("CCCC", 0),
+        ("c1ccncc1", 0),
+        ("CC#N", 0),
+        ("CCOC", 0),
+        ("CCCO", 1),
+    ]
+    table = read_csv(write_csv(rows), target_cols=["y"], task="classification")
+    ds = featurize(table, progress=False, n_jobs=1)
+    labels = np.array([float(d.y[0, 0]) for d in ds.data_list])
+    zeros, ones = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    # Training is mostly class 0, so the validation loss (class 0 only) falls as it learns.
+    split = Split(train=np.r_[zeros[:4], ones[:1]], val=zeros[4:6], test=np.r_[zeros[6:], ones[1:]],
+                  method="manual")  # fmt: skip
+    with pytest.warns(UserWarning, match="validation log-loss"):
+        result = train(ds, split, TINY, quick(epochs=4, lr=5e-3), out_dir=tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert result.metrics["selection_metric"] == "val_loss"
+    assert np.isfinite(history["val_loss"]).all()
+    assert result.metrics["best_epoch"] == int(history["val_loss"].idxmin())
+    assert result.metrics["best_epoch"] > 0  # the loss did improve; epoch 0 is not kept blindly
+
+
+def test_a_nan_score_never_counts_as_an_improvement_for_the_plateau_scheduler():
+    from mimoe_core.training.trainer import _make_scheduler, _step_scheduler
+
+    for maximize, good in ((True, 0.7), (False, 1.2)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = _make_scheduler(opt, quick(patience=4), minimize=not maximize)
+        _step_scheduler(scheduler, good, maximize)
+        for _ in range(3):
+            _step_scheduler(scheduler, float("nan"), maximize)
+        assert scheduler.best == good  # NaN did not become the best value
+        assert opt.param_groups[0]["lr"] == 0.5  # three bad epochs > patience 2: halved
 
 
 def test_predict_keeps_input_order_and_explains(freesolv40, tmp_path):
