@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mimoe_core import keys
 from mimoe_core.data.splits import SPLIT_METHODS
 
 
@@ -140,8 +141,8 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     dataset.write_report(out)
     pd.DataFrame(
         {
-            "row": [d.row for d in dataset.data_list],
-            "mol_id": [d.mol_id for d in dataset.data_list],
+            "row": [d[keys.ROW] for d in dataset.data_list],
+            "mol_id": [d[keys.MOL_ID] for d in dataset.data_list],
             "smiles": dataset.smiles,
             "num_atoms": [d.num_nodes for d in dataset.data_list],
             **{
@@ -158,12 +159,12 @@ def cmd_featurize(args: argparse.Namespace) -> int:
         trajectories=dataset.descriptors,
         radii=dataset.radii,
         names=np.array(DESCRIPTOR_NAMES),
-        rows=np.array([d.row for d in dataset.data_list]),
+        rows=np.array([d[keys.ROW] for d in dataset.data_list]),
     )
     written = ["summary.json", "molecules.csv", "descriptors.npz", "skipped.csv"]
     if len(dataset) >= 3:
         split = make_split(args.split, dataset.smiles, seed=args.seed)
-        split.save(out / "splits.json", rows=[d.row for d in dataset.data_list])
+        split.save(out / "splits.json", rows=[d[keys.ROW] for d in dataset.data_list])
         written.append("splits.json")
     else:
         print(f"no split written: {len(dataset)} molecule(s) kept, a split needs at least 3")

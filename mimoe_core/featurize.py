@@ -461,14 +461,16 @@ def featurize(
     for n, (i, conf) in enumerate(zip(kept, confs, strict=True)):
         data_list.append(
             Data(
-                z=torch.from_numpy(conf.z),
-                pos=torch.from_numpy(conf.pos),
-                y=torch.tensor(table.targets[i], dtype=torch.float32).view(1, -1),
-                y_mask=torch.from_numpy(table.mask[i]).view(1, -1),
-                topo=torch.from_numpy(topo[n]).unsqueeze(0),
-                smiles=conf.smiles,
-                row=int(table.rows[i]),
-                mol_id=table.ids[i],
+                **{
+                    keys.Z: torch.from_numpy(conf.z),
+                    keys.POS: torch.from_numpy(conf.pos),
+                    keys.Y: torch.tensor(table.targets[i], dtype=torch.float32).view(1, -1),
+                    keys.Y_MASK: torch.from_numpy(table.mask[i]).view(1, -1),
+                    keys.TOPO: torch.from_numpy(topo[n]).unsqueeze(0),
+                    keys.SMILES: conf.smiles,
+                    keys.ROW: int(table.rows[i]),
+                    keys.MOL_ID: table.ids[i],
+                }
             )
         )
     info = [

@@ -1,14 +1,19 @@
 """mimoe_viz: figures and widgets that read mimoe_core result objects (never trains).
 
 Per molecule: :mod:`~mimoe_viz.mol3d` (3D structure with the filtration, radius slider),
-:mod:`~mimoe_viz.curves` (descriptor curves, barcodes, persistence diagrams),
-:mod:`~mimoe_viz.routing` (routing weights, expert contributions, dataset routing maps).
-Per run: :mod:`~mimoe_viz.runs` (training curves, parity/ROC, ablation bars),
+:mod:`~mimoe_viz.curves` (descriptor and Betti curves), :mod:`~mimoe_viz.persistence`
+(barcodes, persistence diagrams), :mod:`~mimoe_viz.routing` (routing weights, expert
+contributions). Per data set: :mod:`~mimoe_viz.dataset_routing` (routing maps, expert usage,
+cutoff against size or a descriptor), :mod:`~mimoe_viz.analysis`. Per run:
+:mod:`~mimoe_viz.run_folder` (:func:`load_run`), :mod:`~mimoe_viz.training_figures`,
+:mod:`~mimoe_viz.evaluation_figures` (parity, ROC), :mod:`~mimoe_viz.ablation_figures`,
+:mod:`~mimoe_viz.tables` (:mod:`~mimoe_viz.runs` re-exports these five),
 :func:`report` (one HTML page per run), :func:`explore` (a linked dashboard).
 Export: :mod:`~mimoe_viz.export` (PNG through matplotlib, offline HTML).
 """
 
 from mimoe_viz._style import DEFAULT_CUTOFFS, expert_colors, expert_labels
+from mimoe_viz.ablation_figures import ablation_figure, ablation_mpl
 from mimoe_viz.curves import (
     barcode_figure,
     barcode_mpl,
@@ -20,6 +25,7 @@ from mimoe_viz.curves import (
     persistence_diagram_mpl,
 )
 from mimoe_viz.dashboards import explore
+from mimoe_viz.evaluation_figures import parity_figure, parity_mpl, roc_figure, roc_mpl
 from mimoe_viz.export import html_page, save_html, save_png
 from mimoe_viz.mol3d import (
     filtration_edges,
@@ -43,19 +49,9 @@ from mimoe_viz.routing import (
     routing_map,
     routing_map_mpl,
 )
-from mimoe_viz.runs import (
-    RunFolder,
-    ablation_figure,
-    ablation_mpl,
-    load_run,
-    metrics_table_html,
-    parity_figure,
-    parity_mpl,
-    roc_figure,
-    roc_mpl,
-    training_curves_figure,
-    training_curves_mpl,
-)
+from mimoe_viz.run_folder import RunFolder, load_run
+from mimoe_viz.tables import metrics_table_html
+from mimoe_viz.training_figures import training_curves_figure, training_curves_mpl
 
 __all__ = [
     "DEFAULT_CUTOFFS",

@@ -15,6 +15,16 @@ DEFAULT_CUTOFFS: tuple[float, ...] = (2.0, 2.5, 3.0, 3.5, 4.0)
 #: Colour of graph edges longer than every expert cutoff.
 BEYOND_CUTOFFS = "#bbbbbb"
 
+#: Colour per homology dimension (H0, H1, H2), chosen apart from the expert palette.
+HOMOLOGY_COLORS: dict[int, str] = {0: "#2166ac", 1: "#b2182b", 2: "#4d4d4d"}
+
+# A neutral palette for variants, targets and molecules, kept apart from the expert colours.
+SERIES = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
+          "#8c8c8c", "#ccb974", "#64b5cd")  # fmt: skip
+
+#: Colour of reference lines: the chance diagonal, ``y = x``.
+REFERENCE = "#999999"
+
 #: Axis labels of the five descriptors, raw and normalized.
 DESCRIPTOR_LABELS = {
     "betti0": "Betti-0",
@@ -43,3 +53,13 @@ def expert_labels(cutoffs: Sequence[float]) -> list[str]:
         ['E1 · 2 Å', 'E2 · 2.5 Å']
     """
     return [f"E{e + 1} · {float(c):g} Å" for e, c in enumerate(cutoffs)]
+
+
+def homology_color(dim: int) -> str:
+    """The colour of homology dimension ``dim`` (black beyond H2).
+
+    Example:
+        >>> homology_color(1), homology_color(5)
+        ('#b2182b', '#000000')
+    """
+    return HOMOLOGY_COLORS.get(dim, "#000000")

@@ -26,16 +26,16 @@ import pandas as pd
 from mimoe_core.results import PredictionResult
 from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_viz._deps import apply_layout, plotly_go
-from mimoe_viz._style import DESCRIPTOR_LABELS, expert_colors, expert_labels
-from mimoe_viz.routing import (
-    _check_result,
-    _hover_entry,
-    _ok_indices,
-    _spearman,
-    _target_index,
-    dominant_expert,
-    expert_usage,
+from mimoe_viz._routing import (
+    check_result,
+    dominant_groups,
+    hover_entry,
+    ok_indices,
+    spearman,
+    target_index,
 )
+from mimoe_viz._style import DESCRIPTOR_LABELS, expert_colors, expert_labels
+from mimoe_viz.dataset_routing import dominant_expert, expert_usage
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -63,7 +63,7 @@ def _descriptor_names(result: PredictionResult) -> list[str]:
 
 def _radius_index(result: PredictionResult, radius: float | None) -> int:
     """Grid index nearest to ``radius`` (default: the middle expert cutoff)."""
-    _, cutoffs = _check_result(result)
+    _, cutoffs = check_result(result)
     radii = np.asarray(result.radii, dtype=np.float64)
     if radii.size == 0:
         raise ValueError("the result has no filtration grid (radii)")
@@ -108,7 +108,7 @@ def descriptor_at(
 
 def _selected_predictions(result: PredictionResult, t: int) -> tuple[np.ndarray, np.ndarray]:
     """(alpha [M, K] with NaN -> 0, expert predictions [M, K] with unselected -> NaN)."""
-    alpha, _ = _check_result(result)
+    alpha, _ = check_result(result)
     alpha = np.nan_to_num(alpha, nan=0.0)
     experts = np.asarray(result.expert_predictions, dtype=np.float64)
     if experts.ndim != 3 or experts.shape[:2] != alpha.shape:
@@ -152,9 +152,9 @@ def expert_profiles(
     Raises:
         ValueError: if no entry is ok, or for an unknown target or a radius outside the grid.
     """
-    _, cutoffs = _check_result(result)
-    ok = _ok_indices(result)
-    t = _target_index(result, target)
+    _, cutoffs = check_result(result)
+    ok = ok_indices(result)
+    t = target_index(result, target)
     share, mean_alpha = expert_usage(result)
     dom = dominant_expert(result)
     sizes = result.num_atoms.astype(np.float64) if result.atomic_numbers else None
@@ -202,7 +202,7 @@ def _profile_values(
             raise ValueError("quantity 'atoms' needs atom counts; the result kept no structures")
         return result.num_atoms.astype(np.float64), "atoms per molecule (with H)"
     if quantity in ("label", "prediction"):
-        t = _target_index(result, target)
+        t = target_index(result, target)
         if quantity == "label":
             if result.labels is None:
                 raise ValueError("quantity 'label' needs a result with labels")
@@ -247,8 +247,8 @@ def expert_profile_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    _, cutoffs = _check_result(result)
-    ok = _ok_indices(result)
+    _, cutoffs = check_result(result)
+    ok = ok_indices(result)
     values, title = _profile_values(result, quantity, target, radius)
     dom = dominant_expert(result)
     labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
@@ -265,7 +265,7 @@ def expert_profile_figure(
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0.0,
-                hovertext=[_hover_entry(result, m) for m in members],
+                hovertext=[hover_entry(result, m) for m in members],
                 hoverinfo="text+y",
                 showlegend=False,
             )
@@ -310,9 +310,9 @@ def expert_disagreement(result: PredictionResult, target: int | str = 0) -> pd.D
         ValueError: if no entry is ok, for an unknown target, or if expert_predictions is
             not [M, K, targets].
     """
-    _, cutoffs = _check_result(result)
-    ok = _ok_indices(result)
-    t = _target_index(result, target)
+    _, cutoffs = check_result(result)
+    ok = ok_indices(result)
+    t = target_index(result, target)
     alpha, preds = _selected_predictions(result, t)
     names = expert_labels(cutoffs)
     spread = np.zeros(len(result))
@@ -383,8 +383,8 @@ def disagreement_figure(
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
     go = plotly_go()
-    _, cutoffs = _check_result(result)
-    t = _target_index(result, target)
+    _, cutoffs = check_result(result)
+    t = target_index(result, target)
     table = expert_disagreement(result, t).head(top)
     alpha, preds = _selected_predictions(result, t)
     index = table["index"].to_numpy()
@@ -472,7 +472,7 @@ def disagreement_error_figure(
     if result.labels is None:
         raise ValueError("disagreement_error_figure needs a result with labels")
     go = plotly_go()
-    _, cutoffs = _check_result(result)
+    _, cutoffs = check_result(result)
     table = expert_disagreement(result, target)
     table = table[np.isfinite(table["abs_error"])]
     if table.empty:
@@ -480,10 +480,7 @@ def disagreement_error_figure(
     dom = dominant_expert(result)[table["index"].to_numpy()]
     labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     fig = go.Figure()
-    for e in range(len(cutoffs)):
-        sel = dom == e
-        if not sel.any():
-            continue
+    for e, sel in dominant_groups(dom, len(cutoffs)):
         part = table[sel]
         fig.add_trace(
             go.Scatter(
@@ -493,9 +490,9 @@ def disagreement_error_figure(
                 hovertemplate="%{text}<br>spread %{x:.3g}<br>|error| %{y:.3g}<extra></extra>",
             )
         )  # fmt: skip
-    rho = _spearman(table["spread"].to_numpy(), table["abs_error"].to_numpy())
+    rho = spearman(table["spread"].to_numpy(), table["abs_error"].to_numpy())
     stat = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "Spearman ρ undefined"
-    t = _target_index(result, target)
+    t = target_index(result, target)
     space = "logit" if result.task == "classification" else result.targets[t]
     fig.update_layout(
         title=f"Expert disagreement vs error<br><sup>{stat}, n = {len(table)}</sup>",

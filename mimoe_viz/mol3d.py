@@ -11,14 +11,13 @@ Three front ends share the pure functions :func:`filtration_edges` and
 - :func:`molecule_view`: a static ``py3Dmol.view`` (needs the ``[viz]`` extra);
 - :func:`filtration_widget`: an ipywidgets slider driving a 3Dmol.js viewer;
 - :func:`molecule_html` / :func:`save_molecule_html`: standalone HTML with 3Dmol.js inlined
-  (no CDN) and a radius slider in plain JavaScript.
+  (no CDN) and a radius slider in plain JavaScript (the templates are in
+  :mod:`mimoe_viz._mol3d_html`).
 """
 
 from __future__ import annotations
 
-import html
 import importlib.util
-import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -31,6 +30,14 @@ from numpy.typing import ArrayLike
 from mimoe_core.topology import DEFAULT_RADII, descriptor_curves, pairwise_distances
 from mimoe_viz._checks import check_cutoffs, check_radius
 from mimoe_viz._deps import require
+from mimoe_viz._mol3d_html import (
+    FADED,
+    draw_script,
+    legend_html,
+    library_html,
+    page_html,
+    viewer_html,
+)
 from mimoe_viz._style import BEYOND_CUTOFFS, DEFAULT_CUTOFFS, expert_colors, expert_labels
 
 __all__ = [
@@ -45,9 +52,7 @@ __all__ = [
 ]
 
 
-_CDN_URL = "https://cdn.jsdelivr.net/npm/3dmol@{version}/build/3Dmol-min.js"
 _ELEMENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_FADED = 0.3  # opacity of a legend chip whose expert graph is not yet inside G(r)
 
 # Element symbols by atomic number (index 0 unused).
 _SYMBOLS = (
@@ -248,31 +253,6 @@ def _xyz(z: np.ndarray, pos: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _legend_html(cutoffs: np.ndarray, radius: float) -> str:
-    """Coloured chips, one per expert cutoff (faded until G(cutoff) is inside G(r))."""
-    chip = (
-        "display:inline-block;margin:2px 4px 2px 0;padding:1px 6px;border-radius:3px;"
-        "font:12px sans-serif;"
-    )
-    parts = []
-    for c, color, label in zip(
-        cutoffs, expert_colors(cutoffs.size), expert_labels(cutoffs), strict=True
-    ):
-        opacity = 1.0 if radius >= c else _FADED
-        parts.append(
-            f'<span class="mimoe-chip" data-cutoff="{float(c)!r}" '
-            f'title="edges first inside G({float(c):g} Å); solid once r ≥ {float(c):g} Å" '
-            f'style="{chip}background:{color};color:white;opacity:{opacity}">'
-            f"{html.escape(label)}</span>"
-        )
-    parts.append(
-        f'<span class="mimoe-chip" title="edges longer than every expert cutoff" '
-        f'style="{chip}background:{BEYOND_CUTOFFS};color:#222">'
-        f"&gt; {float(cutoffs[-1]):g} Å</span>"
-    )
-    return "".join(parts)
-
-
 # ----------------------------------------------------------------------------- py3Dmol
 
 
@@ -343,7 +323,7 @@ def molecule_view(
     if legend:
         labels = [f"G(r), r = {r:.2f} Å"] + expert_labels(cut)
         colors = ["#333333"] + expert_colors(cut.size)
-        opacity = [1.0] + [1.0 if r >= c else _FADED for c in cut]
+        opacity = [1.0] + [1.0 if r >= c else FADED for c in cut]
         for row, (text, color, alpha) in enumerate(zip(labels, colors, opacity, strict=True)):
             view.addLabel(
                 text,
@@ -361,111 +341,7 @@ def molecule_view(
 
 
 # ----------------------------------------------------------------------------- standalone HTML
-
-# Inlined 3Dmol.js runs inside a function whose define/module/exports parameters shadow any
-# AMD or CommonJS loader on the page (Jupyter's requirejs), so the UMD header falls through
-# to the browser global; `this` is the window, where the library puts $3Dmol.
-_LIBRARY_TEMPLATE = (
-    "<script>(function (define, module, exports) {{\n"
-    "if (window.$3Dmol) {{ return; }}\n{library}\n}}).call(window);</script>\n"
-)
-
-_CDN_TEMPLATE = """<script>(function () {
-  if (window.$3Dmol || window.mimoeMol3dLoading) { return; }
-  window.mimoeMol3dLoading = true;
-  var tag = document.createElement("script");
-  tag.src = %s;
-  document.head.appendChild(tag);
-})();</script>
-"""
-
-# The viewer: waits for $3Dmol (inlined above, or loading from a CDN), draws the atoms once
-# and redraws the cylinders for a grid index. Edges arrive sorted by length, so G(r) is a
-# prefix of the list. Drivers outside the page (the ipywidgets slider) call
-# window.mimoeMol3d[id].draw(k), or leave k in window.mimoeMol3dPending until it is ready.
-_VIEWER_JS = """<script>(function () {
-  var id = %(id)s;
-  var root = document.getElementById(id);
-  var data = JSON.parse(document.getElementById(id + "-data").textContent);
-  var slider = document.getElementById(id + "-slider");
-  var summary = document.getElementById(id + "-summary");
-  var chips = document.querySelectorAll("#" + id + "-legend [data-cutoff]");
-  window.mimoeMol3d = window.mimoeMol3d || {};
-  window.mimoeMol3dPending = window.mimoeMol3dPending || {};
-  function text(k, n) {
-    return "r = " + data.radii[k].toFixed(2) + " \\u00c5 \\u00b7 " + n +
-      (n === 1 ? " edge" : " edges") + " \\u00b7 \\u03b20 = " + data.betti0[k] +
-      " \\u00b7 \\u03b21 = " + data.betti1[k];
-  }
-  function start() {
-    var viewer = $3Dmol.createViewer(document.getElementById(id + "-viewer"),
-                                     {backgroundColor: "white"});
-    viewer.addModel(data.xyz, "xyz", {assignBonds: false});
-    viewer.setStyle({}, {sphere: {scale: data.atom_scale}});
-    viewer.zoomTo();
-    function draw(k) {
-      var r = data.radii[k], n = 0;
-      viewer.removeAllShapes();
-      for (; n < data.edges.length && data.edges[n][2] <= r; n++) {
-        var e = data.edges[n], a = data.pos[e[0]], b = data.pos[e[1]];
-        viewer.addCylinder({start: {x: a[0], y: a[1], z: a[2]},
-                            end: {x: b[0], y: b[1], z: b[2]},
-                            radius: data.edge_radius, fromCap: 1, toCap: 1,
-                            color: e[3] < 0 ? data.beyond : data.colors[e[3]]});
-      }
-      for (var c = 0; c < chips.length; c++) {
-        var cut = parseFloat(chips[c].getAttribute("data-cutoff"));
-        chips[c].style.opacity = r >= cut ? "1" : String(data.faded);
-      }
-      if (summary) { summary.textContent = text(k, n); }
-      if (slider) { slider.value = String(k); }
-      root.setAttribute("data-radius", String(r));
-      root.setAttribute("data-edges", String(n));
-      viewer.render();
-    }
-    window.mimoeMol3d[id] = {viewer: viewer, draw: draw, data: data};
-    var pending = window.mimoeMol3dPending[id];
-    delete window.mimoeMol3dPending[id];
-    draw(pending === undefined ? data.index : pending);
-    if (slider) { slider.addEventListener("input", function () { draw(+slider.value); }); }
-    root.setAttribute("data-status", "ready");
-  }
-  var tries = 0;
-  (function wait() {
-    if (window.$3Dmol) { start(); }
-    else if (tries++ < 400) { setTimeout(wait, 50); }
-    else {
-      root.setAttribute("data-status", "no-3dmol");
-      document.getElementById(id + "-viewer").textContent =
-        "3Dmol.js did not load: pass include_library=True or check the network.";
-    }
-  })();
-})();</script>
-"""
-
-
-def _json_for_script(obj: Any) -> str:
-    # "<" escaped so no string can close the <script> element.
-    return json.dumps(obj, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _library_html(library: str) -> str:
-    from mimoe_viz.assets import THREEDMOL_VERSION, threedmol_js, threedmol_js_path
-
-    if library == "auto":
-        try:
-            threedmol_js_path()
-            library = "inline"
-        except FileNotFoundError:
-            library = "cdn"
-    if library == "inline":
-        text = threedmol_js().replace("</script", "<\\/script")
-        return _LIBRARY_TEMPLATE.format(library=text)
-    if library == "cdn":
-        return _CDN_TEMPLATE % json.dumps(_CDN_URL.format(version=THREEDMOL_VERSION))
-    if library == "none":
-        return ""
-    raise ValueError(f"library must be 'auto', 'inline', 'cdn' or 'none', got {library!r}")
+# The templates and markup live in mimoe_viz._mol3d_html; here the data they show.
 
 
 def _fragment(
@@ -511,7 +387,7 @@ def _fragment(
         "cutoffs": cut.tolist(),
         "colors": expert_colors(cut.size),
         "beyond": BEYOND_CUTOFFS,
-        "faded": _FADED,
+        "faded": FADED,
         "atom_scale": float(atom_scale),
         "edge_radius": float(edge_radius),
     }
@@ -519,31 +395,7 @@ def _fragment(
     summary = _summary_text(
         float(grid[index]), n_edges, int(data["betti0"][index]), int(data["betti1"][index])
     )
-    slider = ""
-    if controls and grid.size > 1:
-        slider = (
-            f'<input type="range" id="{element_id}-slider" min="0" max="{grid.size - 1}" '
-            f'step="1" value="{index}" aria-label="filtration radius in Å" '
-            'style="width:100%;margin:4px 0">'
-        )
-    parts = [
-        f'<div id="{element_id}" class="mimoe-mol3d" '
-        f'style="width:{width}px;font:13px sans-serif;color:#222">',
-        f'<div id="{element_id}-viewer" style="position:relative;width:{width}px;'
-        f'height:{height}px;border:1px solid #ddd"></div>',
-    ]
-    if slider:
-        parts.append(slider)
-    if controls:
-        legend = _legend_html(cut, float(grid[index]))
-        parts.append(f'<div id="{element_id}-summary">{html.escape(summary)}</div>')
-        parts.append(f'<div id="{element_id}-legend">{legend}</div>')
-    parts += [
-        "</div>",
-        f'<script type="application/json" id="{element_id}-data">{_json_for_script(data)}</script>',
-        _VIEWER_JS % {"id": json.dumps(element_id)},
-    ]
-    body = "\n".join(parts)
+    body = viewer_html(element_id, width, height, data, summary, controls)
     return body, element_id, grid, index
 
 
@@ -599,7 +451,7 @@ def molecule_html(
         z, pos, radius, cutoffs, radii, width, height, element_id, atom_scale, edge_radius,
         controls=True,
     )  # fmt: skip
-    return (_library_html("inline") if include_library else "") + body
+    return (library_html("inline") if include_library else "") + body
 
 
 def save_molecule_html(
@@ -623,14 +475,8 @@ def save_molecule_html(
     """
     kwargs["include_library"] = True
     fragment = molecule_html(z, pos, **kwargs)
-    page = (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n</head>\n"
-        f'<body style="margin:16px">\n<h3 style="font:600 15px sans-serif">'
-        f"{html.escape(title)}</h3>\n{fragment}</body>\n</html>\n"
-    )
     out = Path(path)
-    out.write_text(page, encoding="utf-8")
+    out.write_text(page_html(title, fragment), encoding="utf-8")
     return out
 
 
@@ -689,7 +535,7 @@ def filtration_widget(
     atoms = _check_z(z, arr.shape[0])
     cut = _check_cutoffs(cutoffs)
     start = float(cut[-1]) if radius is None else check_radius(radius)
-    lib = _library_html(library)
+    lib = library_html(library)
     body, element_id, grid, index = _fragment(
         atoms, arr, start, cut, radii, width, height, None, 0.3, 0.06, controls=False
     )
@@ -716,15 +562,8 @@ def filtration_widget(
     def update(change: dict[str, Any] | None = None) -> None:
         state = filtration_state(atoms, arr, slider.value, cut)
         summary.value = state["summary_html"]
-        legend.value = _legend_html(cut, state["radius"])
-        k = int(slider.index)
-        script = (
-            f"<script>(function () {{ var v = window.mimoeMol3d && "
-            f'window.mimoeMol3d["{element_id}"]; if (v) {{ v.draw({k}); }} else {{ '
-            f"window.mimoeMol3dPending = window.mimoeMol3dPending || {{}}; "
-            f'window.mimoeMol3dPending["{element_id}"] = {k}; }} }})();</script>'
-        )
-        driver.outputs = _html_output(script)
+        legend.value = legend_html(cut, state["radius"])
+        driver.outputs = _html_output(draw_script(element_id, int(slider.index)))
         box.current_state = state
 
     slider.observe(update, names="value")

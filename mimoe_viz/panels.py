@@ -9,7 +9,7 @@ import numpy as np
 
 from mimoe_core.results import PredictionResult
 from mimoe_core.topology import descriptor_curves, persistence_diagram
-from mimoe_viz import curves, routing
+from mimoe_viz import curves, persistence, routing
 
 
 def molecule_figures(
@@ -36,7 +36,7 @@ def molecule_figures(
     return {
         "curves": curves.descriptor_curves_figure(raw, grid, result.cutoffs, normalized=norm),
         # H0 and H1 only: the 2-skeleton's H2 is mostly essential artefacts of the truncation.
-        "barcode": curves.barcode_figure(
+        "barcode": persistence.barcode_figure(
             diagram,
             max_radius=float(grid[-1]),
             cutoffs=result.cutoffs,

@@ -14,9 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from mimoe_core.results import PredictionResult
-from mimoe_viz import mol3d, routing, runs
+from mimoe_viz import dataset_routing, mol3d
+from mimoe_viz.evaluation_figures import parity_figure, parity_mpl, roc_figure, roc_mpl
 from mimoe_viz.export import html_page, plotly_fragment, save_png
 from mimoe_viz.panels import molecule_figures
+from mimoe_viz.run_folder import load_run
+from mimoe_viz.tables import metrics_table_html
+from mimoe_viz.training_figures import training_curves_figure, training_curves_mpl
 
 
 def pick_examples(result: PredictionResult, num: int = 3) -> list[int]:
@@ -111,7 +115,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         FileNotFoundError: if the run folder lacks ``metrics.json`` or the test
             explanations (``test_explained/``, written by runs since this version).
     """
-    run = runs.load_run(run_dir)
+    run = load_run(run_dir)
     if run.test is None:
         raise FileNotFoundError(
             f"{run.path} has no test_explained/ folder (written by mimoe train); "
@@ -127,22 +131,22 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         f"{', '.join(f'{c:g}' for c in run.cutoffs)} Å · "
         f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
-    body = ["<h2>Metrics</h2>", runs.metrics_table_html(run.metrics)]
+    body = ["<h2>Metrics</h2>", metrics_table_html(run.metrics)]
 
     body.append("<h2>Training</h2>")
-    body.append(_grid([runs.training_curves_figure(run.history)]))
-    save_png(runs.training_curves_mpl(run.history), figures_dir / "training_curves.png")
+    body.append(_grid([training_curves_figure(run.history)]))
+    save_png(training_curves_mpl(run.history), figures_dir / "training_curves.png")
 
     body.append("<h2>Test set</h2>")
     if run.task == "regression":
-        fit, fit_png = runs.parity_figure(result), runs.parity_mpl(result)
+        fit, fit_png = parity_figure(result), parity_mpl(result)
         name = "parity.png"
     else:
-        fit, fit_png = runs.roc_figure(result), runs.roc_mpl(result)
+        fit, fit_png = roc_figure(result), roc_mpl(result)
         name = "roc.png"
     save_png(fit_png, figures_dir / name)
-    body.append(_grid([fit, routing.expert_usage_figure(result)]))
-    save_png(routing.expert_usage_mpl(result), figures_dir / "expert_usage.png")
+    body.append(_grid([fit, dataset_routing.expert_usage_figure(result)]))
+    save_png(dataset_routing.expert_usage_mpl(result), figures_dir / "expert_usage.png")
 
     body.append("<h2>Routing</h2>")
     body.append(
@@ -150,11 +154,11 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         "colour is the routing weight alpha. Below: the alpha-weighted cutoff of each molecule "
         "against its size and against a descriptor of its filtration.</p>"
     )
-    body.append(_grid([routing.routing_map(result, "size")]))
-    save_png(routing.routing_map_mpl(result, "size"), figures_dir / "routing_map.png")
-    body.append(_grid([routing.alpha_vs_size_figure(result),
-                       routing.alpha_vs_descriptor_figure(result)]))  # fmt: skip
-    save_png(routing.alpha_vs_size_mpl(result), figures_dir / "alpha_vs_size.png")
+    body.append(_grid([dataset_routing.routing_map(result, "size")]))
+    save_png(dataset_routing.routing_map_mpl(result, "size"), figures_dir / "routing_map.png")
+    body.append(_grid([dataset_routing.alpha_vs_size_figure(result),
+                       dataset_routing.alpha_vs_descriptor_figure(result)]))  # fmt: skip
+    save_png(dataset_routing.alpha_vs_size_mpl(result), figures_dir / "alpha_vs_size.png")
 
     body.append("<h2>Example molecules</h2>")
     body.append(

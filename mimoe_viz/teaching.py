@@ -27,7 +27,8 @@ from mimoe_core.topology import (
 )
 from mimoe_viz._checks import check_cutoffs, check_grid, check_radius
 from mimoe_viz._deps import apply_layout, make_subplots, plotly_go
-from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, expert_colors, expert_labels
+from mimoe_viz._marks import cutoff_vlines
+from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, SERIES, expert_labels
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -45,8 +46,9 @@ _POINT_COLOR = "#222222"
 _EDGE_COLOR = "#2166ac"
 _TRIANGLE_COLOR = "rgba(178, 24, 43, 0.25)"
 _BALL_COLOR = "rgba(33, 102, 172, 0.08)"
-# Distinct from the expert palette: molecules in comparison figures.
-_SERIES = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+# Molecules in comparison figures: the first eight series colours (a ninth molecule reuses
+# the first), apart from the expert palette.
+_SERIES = SERIES[:8]
 
 
 # --------------------------------------------------------------------------- validation
@@ -76,30 +78,6 @@ def _check_labels(labels: Sequence[str] | None, n: int) -> list[str] | None:
     if len(out) != n:
         raise ValueError(f"labels has {len(out)} entries, expected one per point ({n})")
     return out
-
-
-def _cutoff_lines(fig: go.Figure, cutoffs: np.ndarray, rows: int = 1) -> None:
-    """Dotted vertical lines at the expert cutoffs, in the expert colours, in every row."""
-    colors, labels = expert_colors(len(cutoffs)), expert_labels(cutoffs)
-    for e, cut in enumerate(cutoffs):
-        for row in range(1, rows + 1):
-            fig.add_vline(
-                x=cut,
-                line={"color": colors[e], "width": 1.5, "dash": "dot"},
-                layer="below",
-                row=row if rows > 1 else None,
-                col=1 if rows > 1 else None,
-            )
-        fig.add_annotation(
-            x=cut,
-            xref="x",
-            y=1.0,
-            yref="paper",
-            yanchor="bottom",
-            text=labels[e].split(" ")[0],
-            showarrow=False,
-            font={"color": colors[e], "size": 11},
-        )
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -527,7 +505,7 @@ def trajectory_heatmap_figure(
             hovertemplate="r = %{x:.2f} Å<br>%{y} = %{z:.3f}<extra></extra>",
         )
     )
-    _cutoff_lines(fig, cuts)
+    cutoff_vlines(fig, cuts)
     fig.update_layout(
         title=title or f"What the gate reads: {len(grid)} x {len(names)} trajectory",
         xaxis_title="radius r (Å)",
@@ -602,7 +580,7 @@ def compare_curves_figure(
         label = DESCRIPTOR_LABELS.get(desc, desc)
         fig.update_yaxes(title_text=f"{label}{' (norm.)' if normalize else ''}", row=row, col=1)
     fig.update_xaxes(title_text="radius r (Å)", row=rows, col=1)
-    _cutoff_lines(fig, cuts, rows=rows)
+    cutoff_vlines(fig, cuts, rows=rows)
     kind = "normalized descriptor curves" if normalize else "descriptor curves"
     fig.update_layout(
         title=f"Molecules compared: {kind}",

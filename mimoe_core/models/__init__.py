@@ -11,8 +11,6 @@ from mimoe_core.models.gate import (
 from mimoe_core.models.mimoe import ROUTINGS, MIMoE, MoEOutput
 from mimoe_core.models.radius_graph import (
     ExpertGraph,
-    RadiusGraph,
-    multi_cutoff_graphs,
     radius_graph,
     within_cutoff,
 )
@@ -35,7 +33,6 @@ __all__ = [
     "MIMoE",
     "MLPGate",
     "MoEOutput",
-    "RadiusGraph",
     "Routing",
     "TransformerGate",
     "bundled_configs",
@@ -45,7 +42,6 @@ __all__ = [
     "expert_class",
     "load_balancing_loss",
     "load_config",
-    "multi_cutoff_graphs",
     "radius_graph",
     "top_k_routing",
     "within_cutoff",

@@ -18,6 +18,15 @@ from mimoe_core.constants import MAX_Z as MAX_Z
 
 POOLINGS = ("mean", "sum")
 
+# Below this distance in Å two atoms count as coincident: no direction, finite filters.
+EPS_DIST = 1e-6
+
+
+def unit_vectors(edge_vec: Tensor, edge_weight: Tensor) -> Tensor:
+    """edge_vec / |edge_vec| [E, 3]; zero for coincident atoms (no direction)."""
+    safe = edge_weight.clamp_min(EPS_DIST).unsqueeze(-1)
+    return torch.where(edge_weight.unsqueeze(-1) > EPS_DIST, edge_vec / safe, 0.0)
+
 
 def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
     r"""Smooth envelope :math:`\tfrac12(\cos(\pi d / c) + 1)` for d < c, 0 beyond.
@@ -65,9 +74,10 @@ class Expert(nn.Module):
 
     Subclasses build their layers in ``__init__`` (keyword hyperparameters with defaults,
     ``hidden_channels`` and ``cutoff`` among them), implement :meth:`atom_features` and
-    ``reset_parameters``. The molecule embedding is ``readout(pool(atom_features))``: a
-    small MLP after pooling, so that a shared linear head after the mixture keeps every
-    expert's contribution exact (see :class:`~mimoe_core.models.MIMoE`).
+    :meth:`reset_backbone` (:meth:`reset_parameters` adds the readout). The molecule
+    embedding is ``readout(pool(atom_features))``: a small MLP after pooling, so that a shared
+    linear head after the mixture keeps every expert's contribution exact (see
+    :class:`~mimoe_core.models.MIMoE`).
 
     Args:
         hidden_channels: width of atom features and of the molecule embedding.
@@ -128,8 +138,13 @@ class Expert(nn.Module):
         h = self.atom_features(z, pos, edge_index, edge_weight, edge_vec)
         return self.readout(pool(h, batch, num_graphs_of(batch, num_graphs), self.pooling))
 
-    def reset_readout(self) -> None:
-        """Reset the post-pooling MLP (call from ``reset_parameters``)."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (each backbone implements it)."""
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        """Re-initialize the backbone and the post-pooling readout MLP."""
+        self.reset_backbone()
         for layer in self.readout:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()

@@ -149,13 +149,12 @@ class DimeNetPPExpert(Expert):
         )  # fmt: skip
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Re-initialize every learnable parameter."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.rbf.reset_parameters()
         self.emb.reset_parameters()
         for block in [*self.output_blocks, *self.interaction_blocks]:
             block.reset_parameters()
-        self.reset_readout()
 
     def atom_features(
         self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor

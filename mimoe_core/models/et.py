@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.models.visnet import ExpNormalSmearing
 
-from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum
-from mimoe_core.models.painn import unit_vectors
+from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum, unit_vectors
 
 
 class NeighborEmbedding(nn.Module):
@@ -121,15 +120,14 @@ class EquivariantTransformerExpert(Expert):
         self.out_norm = nn.LayerNorm(hidden_channels)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Re-initialize every learnable parameter."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.embedding.reset_parameters()
         self.rbf.reset_parameters()
         self.neighbor.reset_parameters()
         for layer in self.layers:
             layer.reset_parameters()
         self.out_norm.reset_parameters()
-        self.reset_readout()
 
     def atom_states(
         self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor

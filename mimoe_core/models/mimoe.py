@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mimoe_core.models._common import Expert, num_graphs_of
-from mimoe_core.models.gate import Gate, load_balancing_loss, top_k_routing
+from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, within_cutoff
 
 ROUTINGS = ("sparse", "dense", "one", "single")
@@ -126,17 +126,19 @@ class MIMoE(nn.Module):
                 module.reset_parameters()
 
     def route(self, topo: Tensor | None, num_graphs: int, like: Tensor) -> tuple:
-        """Gate logits and routing weights for a batch (all ones when there is no gate)."""
+        """Gate logits (``None`` without a gate) and the :class:`Routing` of a batch.
+
+        Without a gate (``one``, ``single``) every molecule goes to the one expert, weight 1.
+        """
         if self.gate is None:
             ones = torch.ones(num_graphs, 1, dtype=like.dtype, device=like.device)
-            return None, ones, ones.bool(), ones
+            return None, Routing(ones, ones.bool(), ones)
         if topo is None:
             raise ValueError(f"routing={self.routing!r} needs the descriptor trajectory topo")
         if topo.size(0) != num_graphs:
             raise ValueError(f"topo has {topo.size(0)} molecules, the batch {num_graphs}")
         logits = self.gate(topo.to(like.dtype))
-        routing = top_k_routing(logits, self.top_k, self.temperature)
-        return logits, routing.alpha, routing.selected, routing.probs
+        return logits, top_k_routing(logits, self.top_k, self.temperature)
 
     def forward(
         self,
@@ -165,7 +167,7 @@ class MIMoE(nn.Module):
         if batch is None:
             batch = torch.zeros(z.numel(), dtype=torch.long, device=z.device)
         num = num_graphs_of(batch, num_graphs)
-        logits, alpha, selected, probs = self.route(topo, num, pos)
+        logits, (alpha, selected, probs) = self.route(topo, num, pos)
         # One neighbour search at the largest cutoff serves every expert.
         full = radius_graph(pos, batch, self.cutoffs[-1])
         hidden = self.head.in_features

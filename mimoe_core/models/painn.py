@@ -13,10 +13,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum
-
-# Below this distance in Å two atoms count as coincident: no direction, finite filters.
-_EPS_DIST = 1e-6
+from mimoe_core.models._common import (
+    EPS_DIST,
+    MAX_Z,
+    Expert,
+    cosine_cutoff,
+    scatter_sum,
+    unit_vectors,
+)
 
 
 def sinc_rbf(dist: Tensor, num_rbf: int, cutoff: float) -> Tensor:
@@ -24,15 +28,9 @@ def sinc_rbf(dist: Tensor, num_rbf: int, cutoff: float) -> Tensor:
 
     Distances below 1e-6 Å are clamped, so coincident atoms get the finite limit n pi / c.
     """
-    d = dist.clamp_min(_EPS_DIST).unsqueeze(-1)
+    d = dist.clamp_min(EPS_DIST).unsqueeze(-1)
     n = torch.arange(1, num_rbf + 1, dtype=dist.dtype, device=dist.device)
     return torch.sin(n * (math.pi / cutoff) * d) / d
-
-
-def unit_vectors(edge_vec: Tensor, edge_weight: Tensor) -> Tensor:
-    """edge_vec / |edge_vec| [E, 3]; zero for coincident atoms (no direction)."""
-    safe = edge_weight.clamp_min(_EPS_DIST).unsqueeze(-1)
-    return torch.where(edge_weight.unsqueeze(-1) > _EPS_DIST, edge_vec / safe, 0.0)
 
 
 class PaiNNMessage(nn.Module):
@@ -123,12 +121,11 @@ class PaiNNExpert(Expert):
         self.updates = nn.ModuleList(PaiNNUpdate(hidden_channels) for _ in range(num_layers))
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Re-initialize every learnable parameter."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.embedding.reset_parameters()
         for block in [*self.messages, *self.updates]:
             block.reset_parameters()
-        self.reset_readout()
 
     def atom_states(
         self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor

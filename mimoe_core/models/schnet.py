@@ -48,12 +48,11 @@ class SchNetExpert(Expert):
         )
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Re-initialize every learnable parameter."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.embedding.reset_parameters()
         for block in self.interactions:
             block.reset_parameters()
-        self.reset_readout()
 
     def atom_features(
         self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor

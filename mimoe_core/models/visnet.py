@@ -19,8 +19,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.models.visnet import ViSNetBlock
 
-from mimoe_core.models._common import MAX_Z, Expert
-from mimoe_core.models.painn import unit_vectors
+from mimoe_core.models._common import MAX_Z, Expert, unit_vectors
 
 
 class ViSNetExpert(Expert):
@@ -76,10 +75,9 @@ class ViSNetExpert(Expert):
         )
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Re-initialize every learnable parameter."""
+    def reset_backbone(self) -> None:
+        """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.block.reset_parameters()
-        self.reset_readout()
 
     def atom_features(
         self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor

@@ -116,3 +116,16 @@ def test_repr_and_bad_settings():
             expert_class(name)(hidden_channels=10, num_heads=4)
     with pytest.raises(ValueError, match="pooling"):
         PaiNNExpert(pooling="max")
+
+
+@pytest.mark.parametrize("name", sorted(EXPERTS))
+def test_reset_parameters_resets_backbone_and_readout(name):
+    expert = make(name)
+    with torch.no_grad():
+        for p in expert.parameters():
+            p.fill_(0.123)
+    expert.reset_parameters()
+    readout = [m for m in expert.readout if isinstance(m, torch.nn.Linear)]
+    assert all(not torch.all(m.weight == 0.123) for m in readout)
+    backbone = [p for n, p in expert.named_parameters() if not n.startswith("readout.")]
+    assert any(not torch.all(p == 0.123) for p in backbone)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mimoe_core.models import ExpertGraph, RadiusGraph, multi_cutoff_graphs, radius_graph
+from mimoe_core.models import ExpertGraph, radius_graph, within_cutoff
 
 
 def random_batch(seed=0, sizes=(5, 1, 12, 20, 2)):
@@ -49,33 +49,16 @@ def test_closed_cutoff():
     assert radius_graph(pos, cutoff=2.0).edge_index.size(1) == 2
 
 
-def test_multi_cutoff_nested():
+def test_within_cutoff_gives_the_nested_expert_graphs():
     pos, batch = random_batch(1)
     cutoffs = [2.0, 2.5, 3.0, 3.5, 4.0]
-    graphs = multi_cutoff_graphs(pos, batch, cutoffs)
+    full = radius_graph(pos, batch, cutoffs[-1])
+    graphs = [within_cutoff(full, c) for c in cutoffs]
     for c, g in zip(cutoffs, graphs, strict=True):
         assert torch.equal(g.edge_index, radius_graph(pos, batch, c).edge_index)
     for small, big in zip(graphs, graphs[1:], strict=False):
         big_set = set(map(tuple, big.edge_index.T.tolist()))
         assert set(map(tuple, small.edge_index.T.tolist())) <= big_set
-    for bad in ([], [2.0, 2.0], [3.0, 2.0], [0.0, 1.0], [-1.0]):
-        with pytest.raises(ValueError):
-            multi_cutoff_graphs(pos, batch, bad)
-
-
-def test_neighbour_cap_warns_and_keeps_nearest():
-    pos, batch = random_batch(2)
-    full = radius_graph(pos, batch, 5.0)
-    with pytest.warns(UserWarning, match="max_num_neighbors=3"):
-        g = radius_graph(pos, batch, 5.0, max_num_neighbors=3)
-    assert torch.bincount(g.edge_index[1]).max() <= 3
-    for i in range(len(pos)):
-        kept = g.edge_weight[g.edge_index[1] == i]
-        all_w = torch.sort(full.edge_weight[full.edge_index[1] == i]).values
-        assert torch.equal(torch.sort(kept).values, all_w[: len(kept)])
-        assert len(kept) == min(3, len(all_w))
-    order = g.edge_index[1] * len(pos) + g.edge_index[0]
-    assert torch.all(order[1:] > order[:-1])  # still sorted by (target, source)
 
 
 def test_gradient_flows_through_edge_weight():
@@ -93,10 +76,3 @@ def test_bad_inputs():
         radius_graph(torch.zeros(3, 3), torch.tensor([1, 0, 1]), cutoff=1.0)
     with pytest.raises(ValueError, match="cutoff"):
         radius_graph(torch.zeros(3, 3), cutoff=0.0)
-
-
-def test_module_repr():
-    module = RadiusGraph(cutoff=4.0)
-    assert repr(module) == "RadiusGraph(cutoff=4.0)"
-    pos, batch = random_batch(4)
-    assert torch.equal(module(pos, batch).edge_index, radius_graph(pos, batch, 4.0).edge_index)

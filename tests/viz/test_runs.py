@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import pkgutil
 import re
 import shutil
 import subprocess
@@ -15,6 +17,7 @@ from conftest import benzene, chain, make_result, water
 from matplotlib.container import BarContainer
 from sklearn.metrics import roc_auc_score
 
+import mimoe_viz
 from mimoe_core.results import PredictionResult
 from mimoe_viz._style import expert_colors, expert_labels
 from mimoe_viz.runs import (
@@ -364,15 +367,47 @@ def test_missing_plotly_names_the_extra(monkeypatch, result):
         parity_mpl(result)
 
 
+# Every module of mimoe_viz, the split-out ones included; a new module is added here.
+VIZ_MODULES = {
+    "_checks", "_deps", "_marks", "_mol3d_html", "_routing", "_runs", "_style",
+    "ablation_figures", "analysis", "assets", "curves", "dashboards", "dataset_routing",
+    "evaluation_figures", "export", "mol3d", "notebook", "panels", "persistence", "report",
+    "routing", "run_folder", "runs", "tables", "teaching", "training_figures",
+}  # fmt: skip
+
+
 def test_the_visual_layer_imports_no_training_or_model_code():
+    found = {m.name for m in pkgutil.iter_modules(mimoe_viz.__path__)}
+    assert found == VIZ_MODULES, found ^ VIZ_MODULES
     code = (
-        "import sys, mimoe_viz, mimoe_viz.report, mimoe_viz.dashboards, mimoe_viz.notebook, "
-        "mimoe_viz.teaching, mimoe_viz.analysis\n"
+        "import importlib, sys\n"
+        f"for name in {sorted(VIZ_MODULES)!r}:\n"
+        "    importlib.import_module('mimoe_viz.' + name)\n"
         "bad = [m for m in sys.modules if m.startswith(('mimoe_core.training', "
         "'mimoe_core.models', 'mimoe_core.inference', 'torch'))]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("runs", ("run_folder", "training_figures", "evaluation_figures", "ablation_figures",
+                  "tables")),
+        ("curves", ("persistence",)),
+        ("routing", ("dataset_routing",)),
+    ],
+)  # fmt: skip
+def test_split_modules_stay_importable_from_the_old_ones(old, new):
+    module = importlib.import_module(f"mimoe_viz.{old}")
+    moved = [importlib.import_module(f"mimoe_viz.{name}") for name in new]
+    for part in moved:
+        for name in part.__all__:
+            assert getattr(module, name) is getattr(part, name), (old, name)
+    assert set(module.__all__) >= {n for part in moved for n in part.__all__}
+    for name in module.__all__:
+        assert getattr(mimoe_viz, name, getattr(module, name)) is getattr(module, name)
 
 
 def test_parity_with_top1_routing_round_trips_json():

@@ -1,0 +1,231 @@
+"""Training curves of one run: loss, validation metric and expert usage per epoch.
+
+The plotly function returns a ``go.Figure`` and takes ``layout`` overrides; its ``*_mpl``
+twin draws on a matplotlib ``Figure`` without touching pyplot's global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mimoe_viz._deps import make_subplots, mpl_figure, plotly_go
+from mimoe_viz._runs import maximized, usage_columns
+from mimoe_viz._style import SERIES, expert_colors, expert_labels
+from mimoe_viz.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
+
+__all__ = ["training_curves_figure", "training_curves_mpl"]
+
+
+def _history_parts(
+    history: pd.DataFrame | RunFolder, cutoffs: Sequence[float] | None
+) -> tuple[pd.DataFrame, np.ndarray, str, int | None, list[str], list[str], list[str]]:
+    """Validated history, x values, val column, best row, usage columns, labels, colours."""
+    if isinstance(history, RunFolder):
+        cutoffs = history.cutoffs if cutoffs is None else cutoffs
+        history = history.history
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a DataFrame or RunFolder, got {type(history).__name__}")
+    if history.empty:
+        raise ValueError("the history is empty (no epoch was recorded)")
+    val_cols = [c for c in history.columns if str(c).startswith("val_")]
+    if "loss" not in history.columns or not val_cols:
+        raise ValueError(
+            f"a history needs a 'loss' column and a 'val_*' column; it has {list(history.columns)}"
+        )
+    x = history["epoch"].to_numpy() if "epoch" in history.columns else np.arange(len(history))
+    val_col = val_cols[0]
+    values = history[val_col].to_numpy(dtype=float)
+    best = None
+    if np.isfinite(values).any():
+        best = int(np.nanargmax(values) if maximized(val_col) else np.nanargmin(values))
+    usage = usage_columns(history)
+    if cutoffs is not None and len(cutoffs) != len(usage):
+        raise ValueError(f"{len(cutoffs)} cutoffs given for {len(usage)} usage columns ({usage})")
+    labels = (
+        expert_labels(cutoffs) if cutoffs is not None else [f"E{e + 1}" for e in range(len(usage))]
+    )
+    return history, x, val_col, best, usage, labels, expert_colors(len(usage))
+
+
+def training_curves_figure(
+    history: pd.DataFrame | RunFolder,
+    layout: dict | None = None,
+    *,
+    cutoffs: Sequence[float] | None = None,
+) -> go.Figure:
+    """Loss, validation metric and expert usage per epoch, as three stacked panels.
+
+    Top: total and task loss (left axis) and the load-balancing loss (right axis, dotted).
+    Middle: the validation metric (the ``val_*`` column) with the best epoch starred (lowest
+    for RMSE/MAE, highest for ROC-AUC). Bottom: ``usage_e``, the fraction of training
+    molecules routed to expert e in that epoch (the K lines sum to top_k), in expert colours.
+
+    Args:
+        history: a ``history.csv`` frame with ``loss`` and one ``val_*`` column (``epoch``,
+            ``task_loss``, ``aux_loss`` and ``usage_1..K`` are drawn when present), or a
+            :class:`RunFolder` (its cutoffs then name the experts).
+        layout: overrides passed to ``fig.update_layout``, default None.
+        cutoffs: the K expert cutoffs in Å, to label the usage lines; default None
+            (``E1..EK``).
+
+    Returns:
+        The plotly figure; ``layout.meta`` holds ``best_epoch`` and ``best_value``.
+
+    Raises:
+        ValueError: if the history is empty, lacks ``loss`` or a ``val_*`` column, or the
+            cutoffs do not match the usage columns.
+    """
+    go = plotly_go()
+    history, x, val_col, best, usage, labels, colors = _history_parts(history, cutoffs)
+    metric = val_col[len("val_") :]
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        specs=[[{"secondary_y": True}], [{}], [{}]],
+        subplot_titles=("training loss", f"validation {metric}", "expert usage"),
+    )
+    for col, dash in (("loss", "solid"), ("task_loss", "dash")):
+        if col in history.columns:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=history[col],
+                    name=col,
+                    mode="lines+markers",
+                    line={"dash": dash, "color": "#333333"},
+                    legendgroup="loss",
+                ),
+                row=1,
+                col=1,
+                secondary_y=False,
+            )
+    if "aux_loss" in history.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=history["aux_loss"],
+                name="aux_loss (right axis)",
+                mode="lines",
+                line={"dash": "dot", "color": "#888888"},
+                legendgroup="loss",
+            ),
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=history[val_col], name=val_col, mode="lines+markers", line={"color": SERIES[0]}
+        ),
+        row=2,
+        col=1,
+    )
+    meta: dict[str, Any] = {"best_epoch": None, "best_value": None, "val_metric": val_col}
+    if best is not None:
+        best_x, best_y = x[best].item(), float(history[val_col].iloc[best])
+        meta.update(best_epoch=best_x, best_value=best_y)
+        fig.add_trace(
+            go.Scatter(
+                x=[best_x],
+                y=[best_y],
+                name=f"best epoch ({best_x})",
+                mode="markers",
+                marker={"symbol": "star", "size": 14, "color": "#c44e52"},
+                hovertemplate=f"best epoch %{{x}}<br>{val_col} %{{y:.4g}}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    for col, label, color in zip(usage, labels, colors, strict=True):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=history[col],
+                name=label,
+                mode="lines",
+                line={"color": color},
+                legendgroup="usage",
+                hovertemplate=f"{label}: %{{y:.2f}}<extra></extra>",
+            ),
+            row=3,
+            col=1,
+        )
+    fig.update_yaxes(title_text="loss", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="aux loss", row=1, col=1, secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text=metric, row=2, col=1)
+    fig.update_yaxes(title_text="fraction routed", rangemode="tozero", row=3, col=1)
+    fig.update_xaxes(title_text="epoch", row=3, col=1)
+    fig.update_layout(height=720, template="plotly_white", meta=meta, legend={"tracegroupgap": 40})
+    fig.update_layout(**(layout or {}))
+    return fig
+
+
+def training_curves_mpl(
+    history: pd.DataFrame | RunFolder,
+    fig: Figure | None = None,
+    *,
+    cutoffs: Sequence[float] | None = None,
+) -> Figure:
+    """Matplotlib twin of :func:`training_curves_figure`: three stacked axes.
+
+    Args:
+        history: a ``history.csv`` frame or a :class:`RunFolder` (see
+            :func:`training_curves_figure`).
+        fig: an empty matplotlib figure to draw on, default None (a new 7 x 8 inch one).
+        cutoffs: the K expert cutoffs in Å for the usage legend, default None.
+
+    Returns:
+        The figure; ``fig.axes`` is ``[loss, val, usage, aux]`` (``aux`` only with an
+        ``aux_loss`` column).
+    """
+    history, x, val_col, best, usage, labels, colors = _history_parts(history, cutoffs)
+    if fig is None:
+        fig = mpl_figure(figsize=(7, 8), layout="constrained")
+    ax_loss, ax_val, ax_usage = fig.subplots(3, 1, sharex=True)
+    for col, style in (("loss", "-"), ("task_loss", "--")):
+        if col in history.columns:
+            ax_loss.plot(x, history[col], style, color="#333333", marker=".", label=col)
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("training loss")
+    if "aux_loss" in history.columns:
+        ax_aux = ax_loss.twinx()
+        ax_aux.plot(x, history["aux_loss"], ":", color="#888888", label="aux_loss")
+        ax_aux.set_ylabel("aux loss")
+        handles = ax_loss.get_legend_handles_labels()
+        aux_handles = ax_aux.get_legend_handles_labels()
+        ax_loss.legend(handles[0] + aux_handles[0], handles[1] + aux_handles[1], fontsize=8)
+    else:
+        ax_loss.legend(fontsize=8)
+    metric = val_col[len("val_") :]
+    ax_val.plot(x, history[val_col], "-", marker=".", color=SERIES[0], label=val_col)
+    if best is not None:
+        ax_val.plot(
+            [x[best]],
+            [history[val_col].iloc[best]],
+            "*",
+            color="#c44e52",
+            markersize=14,
+            label=f"best epoch ({x[best]})",
+        )
+    ax_val.set_ylabel(metric)
+    ax_val.set_title(f"validation {metric}")
+    ax_val.legend(fontsize=8)
+    for col, label, color in zip(usage, labels, colors, strict=True):
+        ax_usage.plot(x, history[col], "-", color=color, label=label)
+    ax_usage.set_ylabel("fraction routed")
+    ax_usage.set_xlabel("epoch")
+    ax_usage.set_title("expert usage")
+    ax_usage.set_ylim(bottom=0)
+    if usage:
+        ax_usage.legend(fontsize=8, ncol=min(len(usage), 5))
+    return fig
