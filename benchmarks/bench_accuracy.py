@@ -142,7 +142,17 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-chemprop", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--retable",
+        type=Path,
+        default=None,
+        help="rewrite the tables of an existing result (.md with its .csv beside it) from its "
+        "per-seed runs, without training; keeps its command, machine and date",
+    )
     args = parser.parse_args()
+    if args.retable is not None:
+        retable(args.retable)
+        return
 
     cfg = SETTINGS[args.setting]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -200,6 +210,23 @@ def main() -> None:
     out.write_text("\n".join(header + sections))
     pd.concat(all_runs).to_csv(out.with_suffix(".csv"), index=False)
     print(f"wrote {out} and {out.with_suffix('.csv')}")
+
+
+def retable(md: Path) -> None:
+    """Recompute the mean ± std tables of ``md`` from the runs in ``md``'s CSV."""
+    runs = pd.read_csv(md.with_suffix(".csv"))
+    text = md.read_text()
+    header = text[: text.index("\n### ")].rstrip("\n").splitlines()
+    titles = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    header.append(f"- tables recomputed from the per-seed runs in {md.with_suffix('.csv').name} "
+                  f"on {date.today().isoformat()} (mean ± sample std, ddof=1)")  # fmt: skip
+    sections = []
+    for title in titles:
+        name = title.split(" ", 1)[0]
+        part = runs[runs["dataset"] == name].drop(columns="dataset").dropna(axis=1, how="all")
+        sections.append(_table(part, title))
+    md.write_text("\n".join([*header, "", *sections]))
+    print(md.read_text())
 
 
 def _table(runs: pd.DataFrame, title: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimoe_core import keys
+from mimoe_core import keys, run_folder
 from mimoe_core.data.splits import SPLIT_METHODS
 
 
@@ -221,8 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.metrics[part]
     ]
     print(f"best epoch {result.metrics['best_epoch']}: {', '.join(scores)}")
-    written = sorted(p.name + ("/" if p.is_dir() else "") for p in args.out.iterdir())
-    print(f"wrote {', '.join(written)} in {args.out}")
+    print(f"wrote {', '.join(run_folder.listing(args.out))} in {args.out}")
     return 0
 
 
@@ -251,7 +250,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         msg = f'the report needs the viz extra: pip install "mimoe[viz]" ({err})'
         raise ImportError(msg) from err
     path = report(args.run, out=args.out, examples=args.examples)
-    print(f"report -> {path} (figures as PNG in {args.run / 'figures'})")
+    print(f"report -> {path} (figures as PNG in {args.run / run_folder.FIGURES})")
     return 0
 
 
@@ -298,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train MI-MoE on a bundled dataset or your own file",
         description="Featurize (cached), split, train with early stopping, and write "
-        "model.pt, last.pt, metrics.json, history.csv, splits.json, skipped.csv and "
-        "test_predictions.csv into --out.",
+        f"{', '.join(run_folder.TRAIN_OUTPUTS[:-1])} and {run_folder.TRAIN_OUTPUTS[-1]}/ "
+        "into --out.",
     )
     _add_input_options(tr)
     _add_model_options(tr)

@@ -1,10 +1,16 @@
-"""Limits shared by featurization and the models, importable without torch.
+"""Limits and defaults shared by featurization, models and figures, importable without torch.
 
 ``MAX_Z``: atomic numbers the models embed are ``1 <= z < MAX_Z`` (their atom embeddings have
 ``MAX_Z`` rows); featurization rejects, with a reason, any structure holding an element at or
 past it, so such a molecule is a reported skip and never an index error inside a model.
+
+``DEFAULT_CUTOFFS``: the expert cutoffs in Å of the default model config (``cutoffs`` of
+:data:`mimoe_core.models.registry.DEFAULT_CONFIG` and of ``mimoe_core/configs/*.yaml``),
+also the cutoffs the figures mark when none are given.
 """
 
 from typing import Final
 
 MAX_Z: Final[int] = 100
+
+DEFAULT_CUTOFFS: Final[tuple[float, ...]] = (2.0, 2.5, 3.0, 3.5, 4.0)

@@ -113,14 +113,29 @@ class PredictionResult:
             np.isnan(self.expert_predictions) & (self.alpha[..., None] == 0), 0, contrib
         )
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per input: id, smiles, status, reason, one column per target, alpha_1..K."""
+    def to_frame(self, with_labels: bool = False) -> pd.DataFrame:
+        """One row per input: row, id, smiles, status, reason, the targets, alpha_1..K.
+
+        Args:
+            with_labels: False (default): one column per target holds the prediction.
+                True: the target's column holds the known label and ``<target>_pred`` the
+                prediction (the layout of a run's ``test_predictions.csv``).
+
+        Raises:
+            ValueError: if ``with_labels`` is True and the result has no labels.
+        """
+        if with_labels and self.labels is None:
+            raise ValueError("this result has no labels (predict with labels)")
         frame = pd.DataFrame(
             {"row": self.rows, "id": self.ids, "smiles": self.smiles, "status": self.status,
              "reason": self.reason}
         )  # fmt: skip
         for t, name in enumerate(self.targets):
-            frame[name] = self.prediction[:, t]
+            if with_labels:
+                frame[name] = self.labels[:, t]
+                frame[f"{name}_pred"] = self.prediction[:, t]
+            else:
+                frame[name] = self.prediction[:, t]
         for e in range(self.alpha.shape[1]):
             frame[f"alpha_{e + 1}"] = self.alpha[:, e]
         return frame

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from mimoe_core.run_folder import usage_columns
 
-import pandas as pd
+__all__ = ["MAXIMIZED", "maximized", "usage_columns"]
 
 # Metrics where larger is better; every other metric (rmse, mae, loss) is minimized.
 MAXIMIZED = ("auc", "r2", "accuracy")
@@ -18,9 +18,3 @@ def maximized(metric: str) -> bool:
         (True, False)
     """
     return any(tag in metric for tag in MAXIMIZED)
-
-
-def usage_columns(history: pd.DataFrame) -> list[str]:
-    """The ``usage_1..K`` columns of a history frame, in expert order."""
-    found = [c for c in history.columns if re.fullmatch(r"usage_\d+", str(c))]
-    return sorted(found, key=lambda c: int(c.split("_")[1]))

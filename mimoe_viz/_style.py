@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from mimoe_core.analysis.routing import expert_labels
+from mimoe_core.constants import DEFAULT_CUTOFFS
+
+__all__ = [
+    "BEYOND_CUTOFFS",
+    "DEFAULT_CUTOFFS",
+    "DESCRIPTOR_LABELS",
+    "HOMOLOGY_COLORS",
+    "REFERENCE",
+    "SERIES",
+    "expert_colors",
+    "expert_labels",
+    "homology_color",
+]
 
 # ColorBrewer "Dark2": distinguishable on white, in print and for common colour-vision
 # deficiencies; expert e always gets colour e.
 _PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
             "#666666")  # fmt: skip
-
-#: Expert cutoffs in Å of the shipped configurations (``mimoe_core/configs/*.yaml``).
-DEFAULT_CUTOFFS: tuple[float, ...] = (2.0, 2.5, 3.0, 3.5, 4.0)
 
 #: Colour of graph edges longer than every expert cutoff.
 BEYOND_CUTOFFS = "#bbbbbb"
@@ -43,16 +53,6 @@ def expert_colors(num_experts: int) -> list[str]:
         ['#1b9e77', '#d95f02']
     """
     return [_PALETTE[e % len(_PALETTE)] for e in range(num_experts)]
-
-
-def expert_labels(cutoffs: Sequence[float]) -> list[str]:
-    """``"E1 · 2 Å"``-style names, one per expert cutoff.
-
-    Example:
-        >>> expert_labels([2.0, 2.5])
-        ['E1 · 2 Å', 'E2 · 2.5 Å']
-    """
-    return [f"E{e + 1} · {float(c):g} Å" for e, c in enumerate(cutoffs)]
 
 
 def homology_color(dim: int) -> str:

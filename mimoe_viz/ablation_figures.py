@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mimoe_core.analysis.tables import seed_mean_std
 from mimoe_viz._deps import make_subplots, mpl_figure, plotly_go
 from mimoe_viz._runs import maximized
 from mimoe_viz._style import SERIES
@@ -33,7 +34,7 @@ class _Bars:
     metric: str
     variants: list[str]
     mean: np.ndarray  # [V]
-    std: np.ndarray  # [V], ddof=0 as in summarize()
+    std: np.ndarray  # [V], sample std (ddof=1): seed_mean_std, as in summarize()
     seeds: np.ndarray  # [V] runs with a value
     points: list[np.ndarray]  # per variant, the per-seed values
 
@@ -84,13 +85,14 @@ def _ablation_bars(runs: pd.DataFrame, metric: str | None) -> tuple[list[_Bars],
             left_out.append(str(name))
             continue
         grouped = frame.groupby("variant", sort=False)[chosen]
+        mean, std = seed_mean_std(grouped)
         bars.append(
             _Bars(
                 dataset=name,
                 metric=chosen,
                 variants=[str(v) for v in grouped.groups],
-                mean=grouped.mean().to_numpy(dtype=float),
-                std=grouped.std(ddof=0).fillna(0.0).to_numpy(dtype=float),
+                mean=mean.to_numpy(dtype=float),
+                std=std.to_numpy(dtype=float),
                 seeds=grouped.count().to_numpy(),
                 points=[g.dropna().to_numpy(dtype=float) for _, g in grouped],
             )
@@ -111,8 +113,8 @@ def ablation_figure(
 ) -> go.Figure:
     """Mean ± std over seeds of a test metric per variant, one panel per dataset.
 
-    The bars are what :func:`mimoe_core.training.experiments.summarize` tabulates: the mean
-    over seeds and the population std (ddof = 0, 0 for one seed); the seeds themselves are
+    The bars are what :func:`mimoe_core.analysis.tables.summarize` tabulates: the mean
+    over seeds and the sample std (ddof = 1; no error bar for one seed); the seeds themselves are
     drawn as dots.
 
     Args:

@@ -12,7 +12,9 @@ its ``ok`` entries. Tables are pandas DataFrames; figures are plotly Figures tha
   that spread goes with the error.
 
 Disagreement is measured on ``expert_predictions``: original units for regression, logits
-for classification (the space in which the linear head mixes the experts).
+for classification (the space in which the linear head mixes the experts). The tables
+(:func:`expert_profiles`, :func:`expert_disagreement`, :func:`descriptor_at`) are computed in
+:mod:`mimoe_core.analysis.routing` and re-exported here; this module draws them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from mimoe_core.analysis.routing import (
+    descriptor_at,
+    descriptor_names,
+    dominant_expert,
+    expert_disagreement,
+    expert_profiles,
+    selected_predictions,
+)
 from mimoe_core.results import PredictionResult
-from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_viz._deps import apply_layout, plotly_go
 from mimoe_viz._routing import (
     check_result,
@@ -35,7 +43,6 @@ from mimoe_viz._routing import (
     target_index,
 )
 from mimoe_viz._style import DESCRIPTOR_LABELS, expert_colors, expert_labels
-from mimoe_viz.dataset_routing import dominant_expert, expert_usage
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -54,145 +61,6 @@ __all__ = [
 PROFILE_QUANTITIES = ("atoms", "label", "prediction")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _descriptor_names(result: PredictionResult) -> list[str]:
-    return list(result.descriptor_names) or list(DESCRIPTOR_NAMES)
-
-
-def _radius_index(result: PredictionResult, radius: float | None) -> int:
-    """Grid index nearest to ``radius`` (default: the middle expert cutoff)."""
-    _, cutoffs = check_result(result)
-    radii = np.asarray(result.radii, dtype=np.float64)
-    if radii.size == 0:
-        raise ValueError("the result has no filtration grid (radii)")
-    if radius is None:
-        radius = float(np.sort(cutoffs)[len(cutoffs) // 2])
-    step = float(np.min(np.diff(radii))) if len(radii) > 1 else 0.0
-    if not (radii[0] - step / 2 <= radius <= radii[-1] + step / 2):
-        raise ValueError(f"radius {radius} Å is outside the grid [{radii[0]:g}, {radii[-1]:g}] Å")
-    return int(np.argmin(np.abs(radii - radius)))
-
-
-def descriptor_at(
-    result: PredictionResult, descriptor: str, radius: float | None = None
-) -> tuple[np.ndarray, float]:
-    """One descriptor of every entry at one radius of the filtration grid (the gate's input).
-
-    Args:
-        result: a prediction result with topo [M, T, D].
-        descriptor: one of ``result.descriptor_names`` (e.g. ``"wiener"``).
-        radius: radius in Å inside the grid; default None: the middle expert cutoff
-            (``sorted(cutoffs)[K // 2]``). The nearest grid radius is used.
-
-    Returns:
-        ``(values [M], grid radius used in Å)``; NaN for skipped entries.
-
-    Raises:
-        ValueError: for an unknown descriptor, a radius outside the grid, or topo that is
-            not [M, T, D].
-    """
-    names = _descriptor_names(result)
-    if descriptor not in names:
-        raise ValueError(f"unknown descriptor {descriptor!r}; the result has {names}")
-    topo = np.asarray(result.topo, dtype=np.float64)
-    expected = (len(result), len(result.radii), len(names))
-    if topo.shape != expected:
-        raise ValueError(f"result.topo has shape {topo.shape}, expected [M, T, D] = {expected}")
-    t = _radius_index(result, radius)
-    values = topo[:, t, names.index(descriptor)].copy()
-    values[~result.ok] = np.nan
-    return values, float(result.radii[t])
-
-
-def _selected_predictions(result: PredictionResult, t: int) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha [M, K] with NaN -> 0, expert predictions [M, K] with unselected -> NaN)."""
-    alpha, _ = check_result(result)
-    alpha = np.nan_to_num(alpha, nan=0.0)
-    experts = np.asarray(result.expert_predictions, dtype=np.float64)
-    if experts.ndim != 3 or experts.shape[:2] != alpha.shape:
-        raise ValueError(
-            f"result.expert_predictions has shape {experts.shape}, expected [M, K, targets] "
-            f"with [M, K] = {alpha.shape}"
-        )
-    preds = np.where(alpha > 0, experts[:, :, t], np.nan)
-    return alpha, preds
-
-
-# --------------------------------------------------------------------------- specialization
-
-
-def expert_profiles(
-    result: PredictionResult, target: int | str = 0, radius: float | None = None
-) -> pd.DataFrame:
-    """Which molecules each expert takes: one row per expert.
-
-    A molecule belongs to the expert with its largest routing weight (its dominant expert,
-    ties to the lower index). Columns:
-
-    - ``cutoff`` (Å); ``selected``: share of ok molecules that route to the expert at all
-      (alpha > 0); ``mean_alpha``: mean weight over all ok molecules (sums to 1);
-    - ``dominant``: number of molecules it dominates, and over those molecules:
-      ``atoms_mean``, ``atoms_median`` (atoms with H), the mean of each descriptor the gate
-      read at ``radius`` (columns named after the descriptors), ``prediction_mean`` and
-      ``label_mean`` of ``target`` (NaN where there are no labels or no molecules).
-
-    Args:
-        result: a prediction result (atom counts need its structures; without them the
-            ``atoms_*`` columns are NaN).
-        target: target index or name for the prediction and label means; default 0.
-        radius: radius in Å for the descriptor columns; default None: the middle expert
-            cutoff.
-
-    Returns:
-        A DataFrame indexed by the expert labels (``"E1 · 2 Å"``...); ``attrs["radius"]`` is
-        the grid radius of the descriptor columns.
-
-    Raises:
-        ValueError: if no entry is ok, or for an unknown target or a radius outside the grid.
-    """
-    _, cutoffs = check_result(result)
-    ok = ok_indices(result)
-    t = target_index(result, target)
-    share, mean_alpha = expert_usage(result)
-    dom = dominant_expert(result)
-    sizes = result.num_atoms.astype(np.float64) if result.atomic_numbers else None
-    labels = None if result.labels is None else np.asarray(result.labels, dtype=np.float64)[:, t]
-    pred = np.asarray(result.prediction, dtype=np.float64)[:, t]
-    names = _descriptor_names(result)
-    columns = {name: descriptor_at(result, name, radius) for name in names}
-    rows = []
-    for e, cut in enumerate(cutoffs):
-        members = ok[dom[ok] == e]
-        row: dict[str, Any] = {
-            "cutoff": float(cut),
-            "selected": float(share[e]),
-            "mean_alpha": float(mean_alpha[e]),
-            "dominant": int(members.size),
-        }
-        row["atoms_mean"] = _mean(sizes, members)
-        row["atoms_median"] = (
-            float(np.median(sizes[members])) if sizes is not None and members.size else np.nan
-        )
-        for name in names:
-            row[name] = _mean(columns[name][0], members)
-        row["prediction_mean"] = _mean(pred, members)
-        row["label_mean"] = _mean(labels, members)
-        rows.append(row)
-    frame = pd.DataFrame(rows, index=pd.Index(expert_labels(cutoffs), name="expert"))
-    frame.attrs["radius"] = columns[names[0]][1] if names else float("nan")
-    return frame
-
-
-def _mean(values: np.ndarray | None, members: np.ndarray) -> float:
-    if values is None or members.size == 0:
-        return float("nan")
-    chosen = values[members]
-    chosen = chosen[np.isfinite(chosen)]
-    return float(chosen.mean()) if chosen.size else float("nan")
-
-
 def _profile_values(
     result: PredictionResult, quantity: str, target: int | str, radius: float | None
 ) -> tuple[np.ndarray, str]:
@@ -209,7 +77,7 @@ def _profile_values(
             return np.asarray(result.labels, dtype=np.float64)[:, t], f"label {result.targets[t]}"
         pred = np.asarray(result.prediction, dtype=np.float64)[:, t]
         return pred, f"prediction {result.targets[t]}"
-    names = _descriptor_names(result)
+    names = descriptor_names(result)
     if quantity not in names:
         raise ValueError(
             f"quantity must be one of {list(PROFILE_QUANTITIES)} or a descriptor {names}, "
@@ -282,75 +150,6 @@ def expert_profile_figure(
 # --------------------------------------------------------------------------- disagreement
 
 
-def expert_disagreement(result: PredictionResult, target: int | str = 0) -> pd.DataFrame:
-    r"""How far apart the selected experts' predictions are, per ok molecule.
-
-    With :math:`S` the selected experts (alpha > 0), :math:`\hat y_e` their predictions and
-    :math:`\bar y = \sum_{e \in S} \alpha_e \hat y_e` the mixture:
-
-    .. math::
-        \mathrm{spread} = \max_{e \in S} \hat y_e - \min_{e \in S} \hat y_e, \qquad
-        \mathrm{weighted\_std} = \sqrt{\textstyle\sum_{e \in S} \alpha_e (\hat y_e - \bar y)^2}
-
-    (for k = 2, weighted_std = sqrt(α1 α2) · spread). Regression: original units, and
-    :math:`\bar y` is the prediction. Classification: logits, the space the head mixes in.
-
-    Args:
-        result: a prediction result.
-        target: target index or name; default 0.
-
-    Returns:
-        One row per ok entry, largest spread first (ties in input order): ``index`` (entry
-        index into ``result``), ``id``, ``smiles``, ``atoms`` (0 without structures),
-        ``experts`` (selected expert labels), ``k``, ``spread``, ``weighted_std``,
-        ``prediction`` (probability for classification), ``label`` and ``abs_error``
-        (absolute difference of prediction and label; NaN without a label).
-
-    Raises:
-        ValueError: if no entry is ok, for an unknown target, or if expert_predictions is
-            not [M, K, targets].
-    """
-    _, cutoffs = check_result(result)
-    ok = ok_indices(result)
-    t = target_index(result, target)
-    alpha, preds = _selected_predictions(result, t)
-    names = expert_labels(cutoffs)
-    spread = np.zeros(len(result))
-    wstd = np.zeros(len(result))
-    for m in ok:
-        sel = np.flatnonzero(alpha[m] > 0)
-        values = preds[m, sel]
-        finite = np.isfinite(values)
-        if finite.sum() >= 2:
-            spread[m] = values[finite].max() - values[finite].min()
-            w = alpha[m, sel][finite] / alpha[m, sel][finite].sum()
-            mix = float(np.sum(w * values[finite]))
-            wstd[m] = float(np.sqrt(np.sum(w * (values[finite] - mix) ** 2)))
-    prediction = np.asarray(result.prediction, dtype=np.float64)[:, t]
-    labels = (
-        np.full(len(result), np.nan)
-        if result.labels is None
-        else np.asarray(result.labels, dtype=np.float64)[:, t]
-    )
-    frame = pd.DataFrame(
-        {
-            "index": ok,
-            "id": [result.ids[m] for m in ok],
-            "smiles": [result.smiles[m] for m in ok],
-            "atoms": result.num_atoms[ok],
-            "experts": [", ".join(names[e] for e in np.flatnonzero(alpha[m] > 0)) for m in ok],
-            "k": (alpha[ok] > 0).sum(axis=1),
-            "spread": spread[ok],
-            "weighted_std": wstd[ok],
-            "prediction": prediction[ok],
-            "label": labels[ok],
-            "abs_error": np.abs(prediction[ok] - labels[ok]),
-        }
-    )
-    order = np.lexsort((np.arange(len(frame)), -frame["spread"].to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
-
-
 def disagreement_figure(
     result: PredictionResult,
     target: int | str = 0,
@@ -386,7 +185,7 @@ def disagreement_figure(
     _, cutoffs = check_result(result)
     t = target_index(result, target)
     table = expert_disagreement(result, t).head(top)
-    alpha, preds = _selected_predictions(result, t)
+    alpha, preds = selected_predictions(result, t)
     index = table["index"].to_numpy()
     pairs = zip(table["id"], table["spread"], strict=True)
     rows = [f"{r + 1} · {name} ({s:.2g})" for r, (name, s) in enumerate(pairs)]

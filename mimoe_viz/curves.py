@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_curves
+from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_viz._checks import check_cutoffs, check_grid
 from mimoe_viz._deps import apply_layout, make_subplots, mpl_figure, plotly_go
 from mimoe_viz._marks import cutoff_lines_mpl, cutoff_shapes
-from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, HOMOLOGY_COLORS, homology_color
+from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, HOMOLOGY_COLORS
 from mimoe_viz.persistence import (
     barcode_figure,
     barcode_mpl,
@@ -42,9 +42,7 @@ __all__ = [
     "HOMOLOGY_COLORS",
     "barcode_figure",
     "barcode_mpl",
-    "betti_curves_figure",
     "descriptor_curves_figure",
-    "descriptor_curves_from_pos",
     "descriptor_curves_mpl",
     "persistence_diagram_figure",
     "persistence_diagram_mpl",
@@ -180,32 +178,6 @@ def descriptor_curves_figure(
     return apply_layout(fig, layout)
 
 
-def descriptor_curves_from_pos(
-    pos: ArrayLike,
-    radii: ArrayLike = DEFAULT_RADII,
-    cutoffs: Sequence[float] = DEFAULT_CUTOFFS,
-    layout: Mapping[str, Any] | None = None,
-) -> go.Figure:
-    """:func:`descriptor_curves_figure` of a point cloud: raw and normalized curves.
-
-    Args:
-        pos: atom coordinates in Å, [num_atoms, 3].
-        radii: filtration grid in Å, [T]; default :data:`~mimoe_core.topology.DEFAULT_RADII`.
-        cutoffs: expert cutoffs in Å, [K]; default :data:`DEFAULT_CUTOFFS`.
-        layout: overrides passed to ``Figure.update_layout``; default None.
-
-    Returns:
-        The plotly Figure of :func:`descriptor_curves_figure` with ``normalized`` set.
-
-    Raises:
-        ValueError: for invalid coordinates or radii (from
-            :func:`~mimoe_core.topology.descriptor_curves`) or invalid cutoffs.
-    """
-    raw = descriptor_curves(pos, radii)
-    norm = descriptor_curves(pos, radii, normalize=True)
-    return descriptor_curves_figure(raw, radii, cutoffs, normalized=norm, layout=layout)
-
-
 def descriptor_curves_mpl(
     curves: Mapping[str, ArrayLike],
     radii: ArrayLike,
@@ -260,73 +232,3 @@ def descriptor_curves_mpl(
         axes[0].legend(fontsize="x-small", ncols=min(len(cuts), 5), loc="lower left",
                        bbox_to_anchor=(0, 1.02), frameon=False)  # fmt: skip
     return fig
-
-
-def _betti_rows(curves: Mapping[str, ArrayLike] | ArrayLike, steps: int) -> np.ndarray:
-    """[2, T] Betti-0 and Betti-1 from a descriptor dict or a ``betti_curves`` array."""
-    if isinstance(curves, Mapping):
-        missing = [k for k in ("betti0", "betti1") if k not in curves]
-        if missing:
-            raise ValueError(f"curves lacks {missing}; pass descriptor_curves(...) output")
-        rows = np.stack([np.asarray(curves["betti0"], float), np.asarray(curves["betti1"], float)])
-    else:
-        rows = np.asarray(curves, dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[0] < 2:
-            raise ValueError(f"curves must be a dict or a [2, T] array, got shape {rows.shape}")
-        rows = rows[:2]
-    if rows.shape != (2, steps):
-        raise ValueError(f"Betti curves have shape {rows.shape}, expected (2, T={steps})")
-    return rows
-
-
-def betti_curves_figure(
-    curves: Mapping[str, ArrayLike] | ArrayLike,
-    radii: ArrayLike,
-    cutoffs: Sequence[float] = DEFAULT_CUTOFFS,
-    layout: Mapping[str, Any] | None = None,
-) -> go.Figure:
-    """Betti-0 and Betti-1 against radius as step lines on one axis, for the dashboard.
-
-    Args:
-        curves: a dict with ``"betti0"`` and ``"betti1"`` (each [T], e.g. from
-            :func:`~mimoe_core.topology.descriptor_curves`) or an array [2, T] from
-            :func:`~mimoe_core.topology.betti_curves` (rows beyond the second are ignored).
-        radii: the filtration grid in Å, [T].
-        cutoffs: expert cutoffs in Å, [K]; default :data:`DEFAULT_CUTOFFS`.
-        layout: overrides passed to ``Figure.update_layout``; default None.
-
-    Returns:
-        A plotly Figure with two traces (Betti-0, Betti-1; ``line_shape="hv"``) in the
-        colours of :data:`HOMOLOGY_COLORS` and one line shape per cutoff.
-
-    Raises:
-        ValueError: for missing Betti curves, shapes other than [T], invalid radii/cutoffs.
-        ImportError: if plotly is missing.
-    """
-    go = plotly_go()
-    grid = check_grid(radii)
-    cuts = check_cutoffs(cutoffs)
-    rows = _betti_rows(curves, len(grid))
-    fig = go.Figure()
-    for dim in (0, 1):
-        fig.add_trace(
-            go.Scatter(
-                x=grid,
-                y=rows[dim],
-                mode="lines",
-                line_shape="hv",
-                line={"color": homology_color(dim), "width": 2},
-                name=f"Betti-{dim}",
-                hovertemplate=f"r = %{{x:.2f}} Å<br>β{dim} = %{{y:g}}<extra></extra>",
-            )
-        )
-    cutoff_shapes(fig, cuts)
-    fig.update_layout(
-        title="Betti curves",
-        xaxis_title="radius r (Å)",
-        yaxis_title="Betti number",
-        yaxis_rangemode="tozero",
-        template="plotly_white",
-        hovermode="x unified",
-    )
-    return apply_layout(fig, layout)

@@ -2,10 +2,10 @@
 
 :func:`routing_map` (alpha of every molecule as a heatmap), :func:`expert_usage_figure`,
 :func:`alpha_vs_size_figure` and :func:`alpha_vs_descriptor_figure` (the alpha-weighted
-cutoff against size or a descriptor, with Spearman ρ), with ``*_mpl`` twins. The pure helpers
-:func:`expected_cutoff`, :func:`dominant_expert`, :func:`expert_usage` and
-:func:`routing_order` give the numbers behind the figures to dashboards and reports.
-Everything is re-exported by :mod:`mimoe_viz.routing`.
+cutoff against size or a descriptor, with Spearman ρ), with ``*_mpl`` twins. The numbers
+behind the figures (:func:`expected_cutoff`, :func:`dominant_expert`, :func:`expert_usage`,
+:func:`routing_order`, ``SORT_BY``) are computed in :mod:`mimoe_core.analysis.routing` and
+re-exported here. Everything is re-exported by :mod:`mimoe_viz.routing`.
 
 Plotly functions return a ``plotly.graph_objects.Figure`` and take ``layout`` overrides;
 ``*_mpl`` twins return a matplotlib Axes. Experts keep the colours and labels of
@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mimoe_core.analysis.routing import (
+    SORT_BY,
+    descriptor_at,
+    dominant_expert,
+    expected_cutoff,
+    expert_usage,
+    routing_order,
+)
 from mimoe_core.results import PredictionResult
-from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_viz._deps import apply_layout, mpl_axes, plotly_go
 from mimoe_viz._routing import (
     atom_counts,
@@ -53,100 +60,7 @@ __all__ = [
     "routing_order",
 ]
 
-#: Orders accepted by :func:`routing_order` and :func:`routing_map`.
-SORT_BY = ("size", "dominant", "input")
-
 _TREND_COLOR = "#222222"
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def expected_cutoff(result: PredictionResult) -> np.ndarray:
-    r"""Routing-weighted cutoff of every entry, :math:`\sum_e \alpha_e c_e` in Å.
-
-    Because alpha sums to 1, this is the cutoff the gate "means" for the molecule: between
-    the smallest and the largest expert cutoff.
-
-    Args:
-        result: a prediction result with alpha [M, K] and cutoffs [K] in Å.
-
-    Returns:
-        float64 array [M]; NaN for skipped entries.
-
-    Raises:
-        ValueError: if alpha is not [M, K] for the result's M entries and K cutoffs.
-    """
-    alpha, cutoffs = check_result(result)
-    out = alpha @ cutoffs
-    out[~result.ok] = np.nan
-    return out
-
-
-def dominant_expert(result: PredictionResult) -> np.ndarray:
-    """Index of the expert with the largest routing weight for every entry.
-
-    Args:
-        result: a prediction result with alpha [M, K].
-
-    Returns:
-        int array [M] with values in 0..K-1 (ties: the lower index); -1 for skipped entries.
-
-    Raises:
-        ValueError: if alpha is not [M, K].
-    """
-    alpha, _ = check_result(result)
-    out = np.argmax(np.nan_to_num(alpha, nan=-1.0), axis=1)
-    out[~result.ok] = -1
-    return out
-
-
-def expert_usage(result: PredictionResult) -> tuple[np.ndarray, np.ndarray]:
-    """How often and how strongly each expert is used over the ``ok`` entries.
-
-    Args:
-        result: a prediction result with alpha [M, K].
-
-    Returns:
-        ``(share, mean_alpha)``, each float64 [K]: the fraction of ok molecules with
-        alpha_e > 0 (selected by Top-k), and the mean of alpha_e over all ok molecules
-        (0 where not selected), so ``mean_alpha`` sums to 1.
-
-    Raises:
-        ValueError: if alpha is not [M, K] or no entry is ok.
-    """
-    alpha, _ = check_result(result)
-    ok_alpha = alpha[ok_indices(result)]
-    return (ok_alpha > 0).mean(axis=0), ok_alpha.mean(axis=0)
-
-
-def routing_order(result: PredictionResult, sort_by: str = "size") -> np.ndarray:
-    """Indices of the ``ok`` entries in the display order of :func:`routing_map`.
-
-    Args:
-        result: a prediction result.
-        sort_by: ``"size"`` (atom count ascending, default), ``"dominant"`` (dominant expert
-            ascending, then its weight descending) or ``"input"`` (input order). Ties keep
-            the input order.
-
-    Returns:
-        int array [num_ok] of indices into the result.
-
-    Raises:
-        ValueError: for an unknown ``sort_by``, no ok entry, or ``"size"`` on a result
-            that kept no structures.
-    """
-    if sort_by not in SORT_BY:
-        raise ValueError(f"sort_by must be one of {SORT_BY}, got {sort_by!r}")
-    alpha, _ = check_result(result)
-    ok = ok_indices(result)
-    if sort_by == "input":
-        return ok
-    if sort_by == "size":
-        return ok[np.argsort(atom_counts(result, "sort_by='size'")[ok], kind="stable")]
-    dom = dominant_expert(result)[ok]
-    weight = alpha[ok, dom]
-    return ok[np.lexsort((np.arange(ok.size), -weight, dom))]
 
 
 # --------------------------------------------------------------------------- figures
@@ -385,29 +299,14 @@ def alpha_vs_descriptor_figure(
             [M, T, D], or no ok entry.
         ImportError: if plotly is missing.
     """
-    _, cutoffs = check_result(result)
-    names = list(result.descriptor_names) or list(DESCRIPTOR_NAMES)
-    if descriptor not in names:
-        raise ValueError(f"unknown descriptor {descriptor!r}; the result has {names}")
-    radii = np.asarray(result.radii, dtype=np.float64)
-    topo = np.asarray(result.topo, dtype=np.float64)
-    if topo.shape != (len(result), len(radii), len(names)):
-        raise ValueError(
-            f"result.topo has shape {topo.shape}, expected [M, T, D] = "
-            f"({len(result)}, {len(radii)}, {len(names)})"
-        )
-    if radius is None:
-        radius = float(np.sort(cutoffs)[len(cutoffs) // 2])
-    step = float(np.min(np.diff(radii))) if len(radii) > 1 else 0.0
-    if not (radii[0] - step / 2 <= radius <= radii[-1] + step / 2):
-        raise ValueError(f"radius {radius} Å is outside the grid [{radii[0]:g}, {radii[-1]:g}] Å")
-    t = int(np.argmin(np.abs(radii - radius)))
+    check_result(result)
+    column, used = descriptor_at(result, descriptor, radius)
     ok = ok_indices(result)
-    values = topo[ok, t, names.index(descriptor)]
+    values = column[ok]
     label = DESCRIPTOR_LABELS.get(descriptor, descriptor)
     fig = _expected_cutoff_scatter(
-        result, values, ok, f"{label} at r = {radii[t]:g} Å (gate input)",
-        f"Expected cutoff vs {label} at r = {radii[t]:g} Å",
+        result, values, ok, f"{label} at r = {used:g} Å (gate input)",
+        f"Expected cutoff vs {label} at r = {used:g} Å",
     )  # fmt: skip
     return apply_layout(fig, layout)
 

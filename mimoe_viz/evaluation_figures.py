@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mimoe_core.analysis.routing import dominant_from_alpha
+from mimoe_core.analysis.validation import target_index
 from mimoe_core.results import PredictionResult
 from mimoe_viz._deps import make_subplots, mpl_figure, plotly_go
 from mimoe_viz._routing import dominant_groups
@@ -56,22 +58,12 @@ class _Parity:
         )
 
 
-def _target_index(result: PredictionResult, target: int | str) -> int:
-    if isinstance(target, str):
-        if target not in result.targets:
-            raise ValueError(f"unknown target {target!r}; the result has {result.targets}")
-        return result.targets.index(target)
-    if not -len(result.targets) <= target < len(result.targets):
-        raise ValueError(f"target {target} out of range for {len(result.targets)} targets")
-    return int(target) % len(result.targets)
-
-
 def _parity(result: PredictionResult, target: int | str) -> _Parity:
     if result.task != "regression":
         raise ValueError(f"a parity plot needs a regression result, got task {result.task!r}")
     if result.labels is None:
         raise ValueError("the result has no labels (predict with labels, or use test_explained)")
-    t = _target_index(result, target)
+    t = target_index(result, target)
     true, pred = result.labels[:, t], result.prediction[:, t]
     keep = result.ok & np.isfinite(true) & np.isfinite(pred)
     if not keep.any():
@@ -86,7 +78,7 @@ def _parity(result: PredictionResult, target: int | str) -> _Parity:
         index=index,
         true=true,
         pred=pred,
-        dominant=np.argmax(alpha, axis=1),
+        dominant=dominant_from_alpha(alpha),
         weight=np.max(alpha, axis=1),
         rmse=float(np.sqrt(np.mean(err**2))),
         mae=float(np.mean(np.abs(err))),
@@ -115,7 +107,8 @@ def parity_figure(
 
     Args:
         result: a regression :class:`PredictionResult` with ``labels``.
-        target: the target's index or name, default 0.
+        target: the target's index (0..T-1; negative indices are rejected) or name,
+            default 0.
         layout: overrides passed to ``fig.update_layout``, default None.
 
     Returns:
@@ -170,7 +163,8 @@ def parity_mpl(result: PredictionResult, target: int | str = 0, ax: Axes | None 
 
     Args:
         result: a regression :class:`PredictionResult` with ``labels``.
-        target: the target's index or name, default 0.
+        target: the target's index (0..T-1; negative indices are rejected) or name,
+            default 0.
         ax: the axes to draw on, default None (a new 5 x 5 inch figure).
 
     Returns:

@@ -1,7 +1,8 @@
 """One self-contained HTML page per training run: metrics, curves, routing and molecules.
 
 ``report(run_dir)`` reads only the files a run folder holds (``metrics.json``,
-``history.csv``, ``test_explained/``, ``skipped.csv``): it never loads or runs a model.
+``history.csv``, ``test_explained/``, ``skipped.csv``), through
+:func:`mimoe_core.run_folder.load_run`: it never loads or runs a model.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mimoe_core import run_folder
+from mimoe_core.analysis.routing import dominant_from_alpha
 from mimoe_core.results import PredictionResult
 from mimoe_viz import dataset_routing, mol3d
 from mimoe_viz.evaluation_figures import parity_figure, parity_mpl, roc_figure, roc_mpl
 from mimoe_viz.export import html_page, plotly_fragment, save_png
 from mimoe_viz.panels import molecule_figures
-from mimoe_viz.run_folder import load_run
 from mimoe_viz.tables import metrics_table_html
 from mimoe_viz.training_figures import training_curves_figure, training_curves_mpl
 
@@ -48,7 +50,7 @@ def pick_examples(result: PredictionResult, num: int = 3) -> list[int]:
     if ok.size == 0:
         return []
     alpha = np.nan_to_num(result.alpha[ok])
-    dominant = alpha.argmax(axis=1)
+    dominant = dominant_from_alpha(alpha)
     chosen: list[int] = []
     experts, counts = np.unique(dominant, return_counts=True)
     for expert in experts[np.argsort(-counts, kind="stable")]:
@@ -115,15 +117,15 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         FileNotFoundError: if the run folder lacks ``metrics.json`` or the test
             explanations (``test_explained/``, written by runs since this version).
     """
-    run = load_run(run_dir)
+    run = run_folder.load_run(run_dir)
     if run.test is None:
         raise FileNotFoundError(
-            f"{run.path} has no test_explained/ folder (written by mimoe train); "
+            f"{run.path} has no {run_folder.TEST_EXPLAINED}/ folder (written by mimoe train); "
             "train again with this version to get the test-set explanations"
         )
     result = run.test
-    out = Path(out) if out is not None else run.path / "report.html"
-    figures_dir = run.path / "figures"
+    out = Path(out) if out is not None else run.path / run_folder.REPORT
+    figures_dir = run.path / run_folder.FIGURES
     model = run.metrics.get("model", {})
     subtitle = (
         f"{', '.join(run.targets)} ({run.task}) · {model.get('backbone', '?')} experts, "
@@ -173,7 +175,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         body.append("<h2>Skipped molecules</h2>")
         body.append(
             f"<p>{len(run.skipped)} input rows did not become molecules; reasons in "
-            f"<code>{html.escape(str(run.path / 'skipped.csv'))}</code>. First rows:</p>"
+            f"<code>{html.escape(str(run.path / run_folder.SKIPPED))}</code>. First rows:</p>"
         )
         body.append(run.skipped.head(10).to_html(index=False, escape=True, border=0))
 

@@ -5,11 +5,12 @@ one entry of a :class:`~mimoe_core.results.PredictionResult` (no model, no torch
 entry raises ValueError with its reason. Plotly functions take ``layout`` overrides, twins
 return a matplotlib Axes, and experts keep their colours from :mod:`mimoe_viz._style`.
 
-The data-set figures and the numbers behind them (:func:`routing_map`,
-:func:`expert_usage_figure`, :func:`alpha_vs_size_figure`, :func:`alpha_vs_descriptor_figure`,
-:func:`expected_cutoff`, :func:`dominant_expert`, :func:`expert_usage`,
-:func:`routing_order`) live in :mod:`mimoe_viz.dataset_routing`; they are re-exported here,
-so ``routing.routing_map`` keeps working.
+The data-set figures (:func:`routing_map`, :func:`expert_usage_figure`,
+:func:`alpha_vs_size_figure`, :func:`alpha_vs_descriptor_figure`) live in
+:mod:`mimoe_viz.dataset_routing` and the numbers behind them (:func:`expected_cutoff`,
+:func:`dominant_expert`, :func:`expert_usage`, :func:`routing_order`) in
+:mod:`mimoe_core.analysis.routing`; both are re-exported here, so ``routing.routing_map``
+keeps working.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The code lives in one module per figure family; this module keeps the names importable from
 ``mimoe_viz.runs`` as before:
 
-- :mod:`mimoe_viz.run_folder`: :class:`RunFolder` and :func:`load_run`;
+- :mod:`mimoe_viz.run_folder`: :class:`RunFolder` and :func:`load_run` (from
+  :mod:`mimoe_core.run_folder`, the run folder's one owner);
 - :mod:`mimoe_viz.training_figures`: :func:`training_curves_figure`, :func:`training_curves_mpl`;
 - :mod:`mimoe_viz.evaluation_figures`: :func:`parity_figure`, :func:`roc_figure` and twins;
 - :mod:`mimoe_viz.ablation_figures`: :func:`ablation_figure`, :func:`ablation_mpl`;

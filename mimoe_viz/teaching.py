@@ -7,7 +7,8 @@ most r apart. Points may be 2D (a drawing on paper) or 3D (atoms, in Å).
 
 Every function returns its figure (or table) and never shows it. Plotly functions take
 ``layout`` overrides (a dict passed to ``update_layout``). Expert cutoffs keep the colours of
-:func:`mimoe_viz._style.expert_colors`.
+:func:`mimoe_viz._style.expert_colors`. The numbers (:func:`rips_simplices`,
+:func:`scale_table`) are computed in :mod:`mimoe_core.analysis.topology` and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
-from mimoe_core.topology import (
-    DEFAULT_RADII,
-    DESCRIPTOR_NAMES,
-    descriptor_curves,
-    pairwise_distances,
-)
+from mimoe_core.analysis.topology import rips_simplices, scale_table
+from mimoe_core.analysis.validation import as_3d, check_points
+from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES, descriptor_curves
 from mimoe_viz._checks import check_cutoffs, check_grid, check_radius
 from mimoe_viz._deps import apply_layout, make_subplots, plotly_go
 from mimoe_viz._marks import cutoff_vlines
-from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, SERIES, expert_labels
+from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, SERIES
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -54,23 +51,6 @@ _SERIES = SERIES[:8]
 # --------------------------------------------------------------------------- validation
 
 
-def _check_points(points: ArrayLike) -> np.ndarray:
-    """[n, 2] or [n, 3] finite float64 points, n >= 1."""
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] not in (2, 3) or arr.shape[0] == 0:
-        raise ValueError(f"points must have shape [n, 2] or [n, 3] with n >= 1, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("points contain NaN or infinite coordinates")
-    return arr
-
-
-def _as_3d(points: np.ndarray) -> np.ndarray:
-    """2D points get z = 0, so the topology functions (which take [n, 3]) accept them."""
-    if points.shape[1] == 3:
-        return points
-    return np.hstack([points, np.zeros((points.shape[0], 1))])
-
-
 def _check_labels(labels: Sequence[str] | None, n: int) -> list[str] | None:
     if labels is None:
         return None
@@ -78,105 +58,6 @@ def _check_labels(labels: Sequence[str] | None, n: int) -> list[str] | None:
     if len(out) != n:
         raise ValueError(f"labels has {len(out)} entries, expected one per point ({n})")
     return out
-
-
-# --------------------------------------------------------------------------- pure functions
-
-
-def rips_simplices(points: ArrayLike, radius: float) -> dict[str, np.ndarray]:
-    """The edges and triangles of the Vietoris-Rips complex at scale ``radius``.
-
-    An edge joins two points at distance <= radius (closed, as G(r) in
-    :mod:`mimoe_core.topology`); a triangle spans three points that are pairwise joined.
-
-    Args:
-        points: [n, 2] or [n, 3] coordinates (Å for atoms).
-        radius: the scale r, finite and >= 0.
-
-    Returns:
-        Dict with ``edges``: int64 [E, 2] rows (i, j), i < j, sorted; ``triangles``: int64
-        [F, 3] rows (i, j, k), i < j < k, sorted.
-
-    Raises:
-        ValueError: for points that are not [n, 2] or [n, 3] and finite, or a negative or
-            non-finite radius.
-
-    Example:
-        >>> tri = [[0.0, 0.0], [1.0, 0.0], [0.5, 0.8]]
-        >>> s = rips_simplices(tri, 1.0)
-        >>> s["edges"].tolist(), s["triangles"].tolist()
-        ([[0, 1], [0, 2], [1, 2]], [[0, 1, 2]])
-        >>> len(rips_simplices(tri, 0.95)["triangles"])
-        0
-    """
-    arr = _check_points(points)
-    r = check_radius(radius)
-    adj = pairwise_distances(_as_3d(arr)) <= r
-    np.fill_diagonal(adj, False)
-    i, j = np.nonzero(np.triu(adj, k=1))
-    edges = np.stack([i, j], axis=1).astype(np.int64)
-    tris = [(a, b, c) for a, b in edges for c in np.flatnonzero(adj[a] & adj[b]) if c > b]
-    triangles = np.array(tris, dtype=np.int64).reshape(-1, 3)
-    return {"edges": edges, "triangles": triangles}
-
-
-def _connection_radius(dist: np.ndarray) -> float:
-    """The longest edge of a minimum spanning tree: the smallest r with G(r) connected."""
-    if dist.shape[0] < 2:
-        return 0.0
-    from scipy.sparse.csgraph import minimum_spanning_tree
-
-    # Coincident atoms (distance 0) would be read as missing edges: shift every weight by 1.
-    i, j = minimum_spanning_tree(dist + 1.0 - np.eye(dist.shape[0])).nonzero()
-    return float(dist[i, j].max())
-
-
-def scale_table(
-    positions: Mapping[str, ArrayLike], cutoffs: Sequence[float] = DEFAULT_CUTOFFS
-) -> pd.DataFrame:
-    """Where each molecule's graph G(r) connects and completes, against the expert cutoffs.
-
-    ``connected_at`` is the smallest r at which G(r) is connected (the longest edge of a
-    minimum spanning tree, the last H0 death of the filtration); ``diameter`` is the largest
-    atom-atom distance, the r at which G(r) becomes the complete graph. Per expert, the share
-    of atom pairs that are edges of G(cutoff): 1.0 means that expert sees every pair at once.
-
-    Args:
-        positions: molecule name -> coordinates [n, 3] in Å.
-        cutoffs: expert cutoffs in Å; default :data:`DEFAULT_CUTOFFS`.
-
-    Returns:
-        A DataFrame indexed by name with columns ``atoms``, ``connected_at`` (Å),
-        ``diameter`` (Å) and one column per expert, named by :func:`expert_labels`
-        (``"E1 · 2 Å"``...), holding the share of pairs in [0, 1].
-
-    Raises:
-        ValueError: for an empty mapping, invalid coordinates or cutoffs.
-
-    Example:
-        >>> line = [[0.0, 0, 0], [1.5, 0, 0], [3.0, 0, 0]]
-        >>> scale_table({"line": line}, cutoffs=[2.0, 3.0]).round(3).iloc[0].tolist()
-        [3.0, 1.5, 3.0, 0.667, 1.0]
-    """
-    if not positions:
-        raise ValueError("positions must name at least one molecule")
-    cuts = check_cutoffs(cutoffs)
-    rows = []
-    for name, pos in positions.items():
-        arr = _check_points(pos)
-        if arr.shape[1] != 3:
-            raise ValueError(f"{name}: positions must be [n, 3] in Å, got {arr.shape}")
-        n = arr.shape[0]
-        dist = pairwise_distances(arr)[np.triu_indices(n, k=1)]
-        row: dict[str, Any] = {
-            "atoms": n,
-            "connected_at": _connection_radius(pairwise_distances(arr)),
-            "diameter": float(dist.max()) if dist.size else 0.0,
-        }
-        for label, cut in zip(expert_labels(cuts), cuts, strict=True):
-            row[label] = float(np.mean(dist <= cut)) if dist.size else 1.0
-        rows.append(row)
-    return pd.DataFrame(rows, index=pd.Index(list(positions), name="molecule"))
 
 
 # --------------------------------------------------------------------------- Rips figures
@@ -270,7 +151,7 @@ def _add_complex_2d(
 
 
 def _summary(pts: np.ndarray, r: float, simplices: dict) -> str:
-    curves = descriptor_curves(_as_3d(pts), [r])
+    curves = descriptor_curves(as_3d(pts), [r])
     b0, b1 = int(curves["betti0"][0]), int(curves["betti1"][0])
     return (
         f"r = {r:g} · {len(simplices['edges'])} edges · {len(simplices['triangles'])} "
@@ -308,7 +189,7 @@ def rips_complex_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    pts = _check_points(points)
+    pts = check_points(points)
     r = check_radius(radius)
     names = _check_labels(labels, pts.shape[0])
     simplices = rips_simplices(pts, r)
@@ -413,7 +294,7 @@ def rips_filtration_figure(
             :func:`mimoe_viz.notebook.show_molecule` for 3D), invalid radii or labels.
         ImportError: if plotly is missing.
     """
-    pts = _check_points(points)
+    pts = check_points(points)
     if pts.shape[1] != 2:
         raise ValueError(
             "rips_filtration_figure draws 2D points [n, 2]; for 3D use "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, TransformerGate
 from mimoe_core.models.mimoe import ROUTINGS, MIMoE
@@ -37,7 +38,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG: dict[str, Any] = {
     "backbone": "schnet",
     "routing": "sparse",
-    "cutoffs": [2.0, 2.5, 3.0, 3.5, 4.0],
+    "cutoffs": list(DEFAULT_CUTOFFS),
     "top_k": 2,
     "temperature": 1.0,
     "balance_weight": 0.1,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import mimoe_core
+from mimoe_core import run_folder
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.models import MIMoE, create_model
 from mimoe_core.training.scaling import TargetScaler
@@ -125,7 +126,7 @@ def read_payload(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / run_folder.MODEL
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:

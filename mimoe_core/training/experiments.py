@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+# summarize, markdown_table and _mean_std live in mimoe_core.analysis.tables (torch-free);
+# they stay importable from here.
+from mimoe_core.analysis.tables import _mean_std, markdown_table, summarize  # noqa: F401
 from mimoe_core.data.splits import make_split
 from mimoe_core.featurize import FeaturizedDataset
 from mimoe_core.models import load_config
@@ -84,37 +86,6 @@ def run_experiments(
         (out / "table.md").write_text(markdown_table(summary, dataset.table.name))
         (out / "variants.json").write_text(json.dumps(variants, indent=1, default=str))
     return runs, summary
-
-
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per variant: ``<metric>_mean``, ``<metric>_std``, ``seeds``.
-
-    Every test metric and the wall time (``seconds``) are summarized.
-    """
-    metrics = [c for c in runs.columns if c.startswith("test_")] + ["seconds"]
-    grouped = runs.groupby("variant", sort=False)
-    summary = pd.DataFrame(index=pd.Index(list(grouped.groups), name="variant"))
-    summary = summary.loc[runs["variant"].drop_duplicates()]
-    for m in metrics:
-        summary[f"{m}_mean"] = grouped[m].mean()
-        summary[f"{m}_std"] = grouped[m].std(ddof=0).fillna(0.0)
-    summary["seeds"] = grouped.size()
-    return summary
-
-
-def markdown_table(summary: pd.DataFrame, title: str) -> str:
-    """``mean ± std`` per variant and metric, as a Markdown table."""
-    metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
-    lines = [f"### {title}", "", "| variant | " + " | ".join(metrics) + " | seeds |",
-             "|---|" + "---|" * (len(metrics) + 1)]  # fmt: skip
-    for variant, row in summary.iterrows():
-        cells = [_mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
-        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {int(row['seeds'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def _mean_std(mean: float, std: float) -> str:
-    return "n/a" if np.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
 
 
 def _slug(name: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 import warnings
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Batch
 
-from mimoe_core import keys
+from mimoe_core import keys, run_folder
 from mimoe_core.data.splits import Split
 from mimoe_core.featurize import FeaturizedDataset
 from mimoe_core.inference._run import resolve_device, run_model
@@ -183,7 +182,9 @@ def train(
         out_dir: if given, writes ``model.pt`` (best), ``last.pt`` (for resuming),
             ``history.csv``, ``metrics.json``, ``splits.json``, ``skipped.csv``,
             ``test_predictions.csv`` and ``test_explained/`` (the test set's
-            :class:`~mimoe_core.results.PredictionResult` with labels and structures).
+            :class:`~mimoe_core.results.PredictionResult` with labels and structures); the
+            layout is :mod:`mimoe_core.run_folder`'s, and :func:`~mimoe_core.run_folder.load_run`
+            reads it back.
         resume: continue from ``out_dir/last.pt`` if it exists.
 
     Returns:
@@ -219,9 +220,9 @@ def train(
         "task": task, "targets": targets, "scaler": scaler, "radii": list(dataset.radii),
         "conformer_settings": dataset.settings, "featurization": dataset.feature_settings(),
     }  # fmt: skip
-    if resume and out is not None and (out / "last.pt").is_file():
-        payload = read_payload(out / "last.pt")
-        _check_same_inputs(payload, common, out / "last.pt")
+    if resume and out is not None and (out / run_folder.LAST).is_file():
+        payload = read_payload(out / run_folder.LAST)
+        _check_same_inputs(payload, common, out / run_folder.LAST)
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
         if scheduler is not None:
@@ -245,7 +246,7 @@ def train(
                 state["best"], state["best_epoch"], state["bad_epochs"] = float(score), epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
                 if out is not None:
-                    save_checkpoint(out / "model.pt", model, **common, epoch=epoch)
+                    save_checkpoint(out / run_folder.MODEL, model, **common, epoch=epoch)
             else:
                 state["bad_epochs"] += 1
             row.update(
@@ -257,7 +258,7 @@ def train(
             stop = state["bad_epochs"] >= settings.patience
             if out is not None:
                 save_checkpoint(
-                    out / "last.pt", model, **common, optimizer=optimizer.state_dict(),
+                    out / run_folder.LAST, model, **common, optimizer=optimizer.state_dict(),
                     scheduler=scheduler.state_dict() if scheduler is not None else {},
                     best_state_dict=best_state, train_state=state,
                 )  # fmt: skip
@@ -424,19 +425,11 @@ def _final_metrics(
 def _write_run(out, dataset, split, history, metrics, model, scaler, task, settings, device):
     from mimoe_core.data.table import skipped_frame
 
-    out.mkdir(parents=True, exist_ok=True)
-    history.to_csv(out / "history.csv", index=False)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    split.save(out / "splits.json", rows=[int(d[keys.ROW]) for d in dataset.data_list])
-    skipped_frame(dataset.skipped).to_csv(out / "skipped.csv", index=False)
     test = _subset(dataset, split.test)
     explained = explain_data(model, test, scaler, task, metrics["targets"], dataset.radii,
                              settings.batch_size, device, with_labels=True)  # fmt: skip
-    explained.save(out / "test_explained")
-    frame = pd.DataFrame({"row": explained.rows, "smiles": explained.smiles})
-    for t, name in enumerate(metrics["targets"]):
-        frame[name] = explained.labels[:, t]
-        frame[f"{name}_pred"] = explained.prediction[:, t]
-    for e in range(model.num_experts):
-        frame[f"alpha_{e + 1}"] = explained.alpha[:, e]
-    frame.to_csv(out / "test_predictions.csv", index=False)
+    run_folder.write_run(
+        out, metrics=metrics, history=history,
+        splits=split.to_dict(rows=[int(d[keys.ROW]) for d in dataset.data_list]),
+        skipped=skipped_frame(dataset.skipped), test=explained,
+    )  # fmt: skip

@@ -302,6 +302,27 @@ def test_predict_keeps_input_order_and_explains(freesolv40, tmp_path):
     np.testing.assert_allclose(base + steps, back.prediction[ok], rtol=1e-5)
 
 
+def test_the_trainer_output_is_read_by_the_core_loader(freesolv40, tmp_path):
+    from mimoe_core import run_folder
+
+    ds, split = freesolv40
+    result = train(ds, split, TINY, quick(epochs=1), out_dir=tmp_path)
+    assert set(run_folder.TRAIN_OUTPUTS) <= {p.name for p in tmp_path.iterdir()}
+    run = run_folder.load_run(tmp_path)
+    assert run.metrics == result.metrics and run.targets == ["expt"]
+    assert run.cutoffs == [float(c) for c in result.model.cutoffs]
+    assert run.num_experts == result.model.num_experts == run.test.num_experts
+    assert run_folder.usage_columns(run.history) == [f"usage_{e}" for e in range(1, 6)]
+    frame = pd.read_csv(tmp_path / run_folder.TEST_PREDICTIONS)
+    expected = run.test.to_frame(with_labels=True)
+    assert list(frame.columns) == list(expected.columns)
+    # the columns the file had before it came from to_frame are all still there
+    assert {"row", "smiles", "expt", "expt_pred"} | {f"alpha_{e}" for e in range(1, 6)} <= set(
+        frame.columns
+    )
+    np.testing.assert_allclose(frame["expt_pred"], run.test.prediction[:, 0])
+
+
 def test_training_run_keeps_the_test_explanations(freesolv40, tmp_path):
     from mimoe_core.results import PredictionResult
 

@@ -3,12 +3,11 @@ import sys
 import matplotlib
 import numpy as np
 import pytest
-from conftest import CUTOFFS, benzene, chain, water
+from conftest import CUTOFFS, benzene, water
 
 from mimoe_core.topology import (
     DEFAULT_RADII,
     DESCRIPTOR_NAMES,
-    betti_curves,
     descriptor_curves,
     persistence_diagram,
 )
@@ -72,16 +71,6 @@ def test_descriptor_curves_normalized_on_secondary_axis(benzene_curves):
     assert sum(bool(t.showlegend) for t in fig.data) == 2
 
 
-def test_descriptor_curves_from_pos_matches_core():
-    pos = chain(6)[1]
-    fig = curves.descriptor_curves_from_pos(pos, cutoffs=[2.0, 3.0], layout={"height": 999})
-    assert fig.layout.height == 999
-    assert len(fig.data) == 10
-    np.testing.assert_array_equal(fig.data[6].y, descriptor_curves(pos)["wiener"])
-    np.testing.assert_array_equal(fig.data[7].y, descriptor_curves(pos, normalize=True)["wiener"])
-    assert [s.x0 for s in _cutoff_shapes(fig)] == [2.0, 3.0]
-
-
 def test_descriptor_curves_subset_and_no_cutoffs(benzene_curves):
     raw = {k: benzene_curves[0][k] for k in ("wiener", "betti0")}
     fig = curves.descriptor_curves_figure(raw, DEFAULT_RADII, cutoffs=())
@@ -124,36 +113,6 @@ def test_descriptor_curves_mpl(benzene_curves):
     out = curves.descriptor_curves_mpl(raw, DEFAULT_RADII, CUTOFFS, normalized=norm, fig=target)
     assert out is target
     assert len(target.axes) == 10  # five rows and their twin axes
-
-
-def test_betti_curves_figure_from_dict_and_array():
-    pos = benzene()[1]
-    fig = curves.betti_curves_figure(descriptor_curves(pos), DEFAULT_RADII, CUTOFFS)
-    assert [t.name for t in fig.data] == ["Betti-0", "Betti-1"]
-    assert all(t.line.shape == "hv" for t in fig.data)
-    assert [t.line.color for t in fig.data] == [
-        curves.HOMOLOGY_COLORS[0],
-        curves.HOMOLOGY_COLORS[1],
-    ]
-    assert fig.data[0].y[0] == 12  # all atoms apart at 1.0 Å
-    assert [s.x0 for s in _cutoff_shapes(fig)] == CUTOFFS
-
-    array = betti_curves(persistence_diagram(pos), DEFAULT_RADII)
-    fig2 = curves.betti_curves_figure(array, DEFAULT_RADII, CUTOFFS)
-    for a, b in zip(fig.data, fig2.data, strict=True):
-        np.testing.assert_array_equal(a.y, b.y)
-
-
-def test_betti_curves_figure_bad_input():
-    with pytest.raises(ValueError, match="lacks"):
-        curves.betti_curves_figure({"wiener": np.zeros(41)}, DEFAULT_RADII)
-    with pytest.raises(ValueError, match="shape"):
-        curves.betti_curves_figure(np.zeros((2, 5)), DEFAULT_RADII)
-    with pytest.raises(ValueError, match=r"\[2, T\]"):
-        curves.betti_curves_figure(np.zeros(41), DEFAULT_RADII)
-
-
-# --------------------------------------------------------------------------- barcode / diagram
 
 
 def test_barcode_benzene(benzene_diagram):

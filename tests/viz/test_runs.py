@@ -104,11 +104,12 @@ def test_load_run_tolerates_missing_optional_files(tiny_run, tmp_path):
     run = load_run(tmp_path)
     assert run.test is None and run.history.empty and run.skipped.empty
     assert run.cutoffs == run.metrics["model"]["cutoffs"] and run.num_experts == 5
-    # single routing: metrics.json keeps the config's cutoffs, the history has one expert
+    # K comes from metrics.json alone: a history with other usage columns is an error
     shutil.copy(tiny_run / "history.csv", tmp_path / "history.csv")
     history = pd.read_csv(tmp_path / "history.csv").drop(columns=["usage_2", "usage_3"])
     history.to_csv(tmp_path / "history.csv", index=False)
-    assert load_run(tmp_path).num_experts == 3
+    with pytest.raises(ValueError, match="5 expert cutoffs.*3 usage columns"):
+        load_run(tmp_path)
 
 
 # --- training curves ------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def test_roc_rejects_bad_input(result, classification_result):
 
 
 def test_ablation_bars_are_summarize_means_and_stds():
-    from mimoe_core.training.experiments import summarize
+    from mimoe_core.analysis.tables import summarize
 
     runs = runs_frame()
     fig = ablation_figure(runs)
@@ -280,7 +281,7 @@ def test_ablation_bars_are_summarize_means_and_stds():
     np.testing.assert_allclose(bar.y, summary["test_rmse_mean"])
     np.testing.assert_allclose(bar.error_y.array, summary["test_rmse_std"])
     np.testing.assert_allclose(bar.error_y.array, runs.groupby("variant", sort=False)[
-        "test_rmse"].std(ddof=0))  # fmt: skip
+        "test_rmse"].std(ddof=1))  # fmt: skip
     assert len(fig.data[1].y) == 9  # the seeds
     fig = ablation_figure(runs, metric="test_mae")
     np.testing.assert_allclose(fig.data[0].y, [3.0, 4.0, 5.0])
@@ -334,7 +335,7 @@ def test_ablation_mpl_bars_and_error_bars():
     segments = errorbar.get_segments()
     np.testing.assert_allclose(
         [s[1, 1] - s[0, 1] for s in segments],
-        2 * runs.groupby("variant", sort=False)["test_rmse"].std(ddof=0),
+        2 * runs.groupby("variant", sort=False)["test_rmse"].std(ddof=1),
     )
 
 
@@ -376,6 +377,13 @@ VIZ_MODULES = {
 }  # fmt: skip
 
 
+_NO_TORCH = (
+    "bad = [m for m in sys.modules if m.startswith(('mimoe_core.training', "
+    "'mimoe_core.models', 'mimoe_core.inference', 'torch'))]\n"
+    "assert not bad, bad\n"
+)
+
+
 def test_the_visual_layer_imports_no_training_or_model_code():
     found = {m.name for m in pkgutil.iter_modules(mimoe_viz.__path__)}
     assert found == VIZ_MODULES, found ^ VIZ_MODULES
@@ -383,9 +391,21 @@ def test_the_visual_layer_imports_no_training_or_model_code():
         "import importlib, sys\n"
         f"for name in {sorted(VIZ_MODULES)!r}:\n"
         "    importlib.import_module('mimoe_viz.' + name)\n"
-        "bad = [m for m in sys.modules if m.startswith(('mimoe_core.training', "
-        "'mimoe_core.models', 'mimoe_core.inference', 'torch'))]\n"
-        "assert not bad, bad\n"
+        + _NO_TORCH
+        + "print(' '.join(sorted(m for m in sys.modules if m.startswith('mimoe_core'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    core = out.stdout.split()
+    # The numbers behind the figures come from the torch-free analysis layer.
+    assert "mimoe_core.analysis" in core, core
+    # Every mimoe_core module the visual layer uses imports without torch on its own, in a
+    # fresh interpreter that has not imported mimoe_viz.
+    code = (
+        "import importlib, sys\n"
+        f"for name in {core!r}:\n"
+        "    importlib.import_module(name)\n"
+        + _NO_TORCH
+        + "assert not [m for m in sys.modules if m.startswith('mimoe_viz')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
