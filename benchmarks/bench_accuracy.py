@@ -159,9 +159,12 @@ def main() -> None:
     out = args.out or Path(__file__).parent / "results" / f"accuracy_{args.setting}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = TrainSettings(
-        epochs=cfg["epochs"], patience=cfg["patience"], batch_size=cfg["batch_size"],
-        device=args.device, progress=False,
-    )  # fmt: skip
+        epochs=cfg["epochs"],
+        patience=cfg["patience"],
+        batch_size=cfg["batch_size"],
+        device=args.device,
+        progress=False,
+    )
     try:
         import chemprop
 
@@ -198,8 +201,11 @@ def main() -> None:
                 split = make_split(args.split, ds.smiles, seed=seed)
                 start = time.perf_counter()
                 metrics = run_chemprop(ds, split, task, seed, cfg["epochs"], cfg["batch_size"])
-                row = {"variant": "chemprop D-MPNN", "seed": seed,
-                       "seconds": time.perf_counter() - start}  # fmt: skip
+                row = {
+                    "variant": "chemprop D-MPNN",
+                    "seed": seed,
+                    "seconds": time.perf_counter() - start,
+                }
                 row.update({f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)})
                 rows.append(row)
             runs = pd.concat([runs, pd.DataFrame(rows)], ignore_index=True)
@@ -218,8 +224,10 @@ def retable(md: Path) -> None:
     text = md.read_text()
     header = text[: text.index("\n### ")].rstrip("\n").splitlines()
     titles = [line[4:] for line in text.splitlines() if line.startswith("### ")]
-    header.append(f"- tables recomputed from the per-seed runs in {md.with_suffix('.csv').name} "
-                  f"on {date.today().isoformat()} (mean ± sample std, ddof=1)")  # fmt: skip
+    header.append(
+        f"- tables recomputed from the per-seed runs in {md.with_suffix('.csv').name} "
+        f"on {date.today().isoformat()} (mean ± sample std, ddof=1)"
+    )
     sections = []
     for title in titles:
         name = title.split(" ", 1)[0]
@@ -232,8 +240,12 @@ def retable(md: Path) -> None:
 def _table(runs: pd.DataFrame, title: str) -> str:
     from mimoe_core.training.experiments import markdown_table, summarize
 
-    keep = [c for c in runs.columns if c in ("variant", "seed", "seconds") or
-            c in ("test_rmse", "test_mae", "test_roc_auc", "test_pr_auc")]  # fmt: skip
+    keep = [
+        c
+        for c in runs.columns
+        if c in ("variant", "seed", "seconds")
+        or c in ("test_rmse", "test_mae", "test_roc_auc", "test_pr_auc")
+    ]
     return markdown_table(summarize(runs[keep]), title)
 
 

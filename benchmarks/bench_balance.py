@@ -32,8 +32,9 @@ from mimoe_core.training import TrainSettings, train
 
 def _loads(history: pd.DataFrame, top_k: int) -> np.ndarray:
     """[epochs, K] share of the routing slots per expert (each row sums to 1)."""
-    cols = sorted((c for c in history.columns if c.startswith("usage_")),
-                  key=lambda c: int(c.split("_")[1]))  # fmt: skip
+    cols = sorted(
+        (c for c in history.columns if c.startswith("usage_")), key=lambda c: int(c.split("_")[1])
+    )
     return history[cols].to_numpy() / top_k
 
 
@@ -73,20 +74,29 @@ def main() -> None:
         for seed in seeds:
             split = make_split("scaffold_balanced", ds.smiles, seed=seed)
             config = {
-                "backbone": "schnet", "routing": "sparse", "top_k": top_k,
+                "backbone": "schnet",
+                "routing": "sparse",
+                "top_k": top_k,
                 "balance_weight": weight,
                 "expert": {"hidden_channels": args.hidden, "num_layers": 3},
-            }  # fmt: skip
-            settings = TrainSettings(epochs=args.epochs, patience=args.epochs, seed=seed,
-                                     progress=False)  # fmt: skip
+            }
+            settings = TrainSettings(
+                epochs=args.epochs, patience=args.epochs, seed=seed, progress=False
+            )
             result = train(ds, split, config, settings)
             loads = _loads(result.history, top_k)
             per_seed.append(
-                {"loads": loads, "rmse": result.metrics["test"]["rmse"],
-                 "aux": float(result.history["aux_loss"].iloc[-1])}
-            )  # fmt: skip
-            print(f"weight {weight} seed {seed}: test RMSE {per_seed[-1]['rmse']:.3f}, "
-                  f"final load {np.round(loads[-1], 3).tolist()}", flush=True)  # fmt: skip
+                {
+                    "loads": loads,
+                    "rmse": result.metrics["test"]["rmse"],
+                    "aux": float(result.history["aux_loss"].iloc[-1]),
+                }
+            )
+            print(
+                f"weight {weight} seed {seed}: test RMSE {per_seed[-1]['rmse']:.3f}, "
+                f"final load {np.round(loads[-1], 3).tolist()}",
+                flush=True,
+            )
         rows.append((weight, per_seed))
 
     lines += ["## Summary", ""]
@@ -103,9 +113,12 @@ def main() -> None:
     for weight, per_seed in rows:
         mean = np.mean([s["loads"] for s in per_seed], axis=0)
         epochs = sorted({0, 1, 4, 9, mean.shape[0] // 2, mean.shape[0] - 1} & set(range(len(mean))))
-        lines += [f"### weight {weight:g}", "", "| epoch | " +
-                  " | ".join(f"expert {e + 1}" for e in range(mean.shape[1])) + " |",
-                  "|---|" + "---|" * mean.shape[1]]  # fmt: skip
+        lines += [
+            f"### weight {weight:g}",
+            "",
+            "| epoch | " + " | ".join(f"expert {e + 1}" for e in range(mean.shape[1])) + " |",
+            "|---|" + "---|" * mean.shape[1],
+        ]
         lines += [f"| {ep} | " + " | ".join(f"{v:.3f}" for v in mean[ep]) + " |" for ep in epochs]
         lines.append("")
     text = "\n".join(lines)

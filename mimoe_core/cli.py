@@ -48,9 +48,11 @@ def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("3D conformers")
     group.add_argument("--no-hydrogens", action="store_true", help="drop hydrogens after embedding")
     group.add_argument(
-        "--fragments", choices=("largest", "all"), default="largest",
+        "--fragments",
+        choices=("largest", "all"),
+        default="largest",
         help="salts and mixtures: keep the largest fragment (default) or all",
-    )  # fmt: skip
+    )
     group.add_argument("--polymer-cap", choices=("methyl", "hydrogen"), default="methyl")
     group.add_argument("--num-conformers", type=int, default=1, help="keep the lowest-energy one")
     group.add_argument("--conformer-seed", type=int, default=0)
@@ -75,9 +77,13 @@ def load_table(args: argparse.Namespace):
         table = read_sdf(args.data, args.target_cols, task=args.task, id_prop=args.id_col)
     elif suffixes.endswith((".csv", ".csv.gz")):
         table = read_csv(
-            args.data, args.smiles_col, args.target_cols, task=args.task,
-            id_col=args.id_col, polymer=args.polymer,
-        )  # fmt: skip
+            args.data,
+            args.smiles_col,
+            args.target_cols,
+            task=args.task,
+            id_col=args.id_col,
+            polymer=args.polymer,
+        )
     else:
         raise ValueError(f"--data must be a .csv, .csv.gz or .sdf file, got {args.data.name}")
     return table.head(args.limit) if args.limit is not None else table
@@ -209,9 +215,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
     split = make_split(args.split, dataset.smiles, seed=args.seed)
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-        seed=args.seed, device=args.device, progress=not args.quiet,
-    )  # fmt: skip
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
     result = train(dataset, split, config, settings, out_dir=args.out, resume=args.resume)
     print(dataset.summary_line())
     metric = "rmse" if result.metrics["task"] == "regression" else "roc_auc"
@@ -230,9 +241,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mimoe_core.inference import predict
 
     result = predict(
-        args.model, args.data, smiles_col=args.smiles_col, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet,
-    )  # fmt: skip
+        args.model,
+        args.data,
+        smiles_col=args.smiles_col,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.to_frame().to_csv(args.out, index=False)
     if args.explanations:
@@ -265,8 +280,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
     group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
     group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
-    group.add_argument("--balance-weight", type=float, default=None,
-                       help="load-balancing weight, default 0.1")  # fmt: skip
+    group.add_argument(
+        "--balance-weight", type=float, default=None, help="load-balancing weight, default 0.1"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,9 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--data", type=Path, required=True, help=".csv(.gz) or .sdf")
     pr.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
     pr.add_argument("--out", type=Path, required=True, help="output CSV")
-    pr.add_argument("--explanations", type=Path, default=None,
-                    help="also save the full explanations (alpha, expert predictions, "
-                    "descriptor trajectories) into this folder")  # fmt: skip
+    pr.add_argument(
+        "--explanations",
+        type=Path,
+        default=None,
+        help="also save the full explanations (alpha, expert predictions, "
+        "descriptor trajectories) into this folder",
+    )
     pr.add_argument("--batch-size", type=int, default=64)
     pr.add_argument("--device", default="auto")
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -360,8 +380,15 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
     from mimoe_core.cache import CacheError
 
-    return (ValueError, OSError, ImportError, EOFError, zipfile.BadZipFile, CacheError,
-            sqlite3.DatabaseError)  # fmt: skip
+    return (
+        ValueError,
+        OSError,
+        ImportError,
+        EOFError,
+        zipfile.BadZipFile,
+        CacheError,
+        sqlite3.DatabaseError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -316,9 +316,13 @@ def make_conformers(
             continue
         first_of.setdefault(embedded, (i, canonical, n_fragments))
         key = cache_key(
-            "conformer", CONFORMER_VERSION, _rdkit_version(), settings.to_dict(),
-            table.polymer, canonical,
-        )  # fmt: skip
+            "conformer",
+            CONFORMER_VERSION,
+            _rdkit_version(),
+            settings.to_dict(),
+            table.polymer,
+            canonical,
+        )
         jobs_by_key.setdefault(key, (i, canonical))
         waiting.setdefault(key, []).append(i)
 

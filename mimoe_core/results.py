@@ -127,9 +127,14 @@ class PredictionResult:
         if with_labels and self.labels is None:
             raise ValueError("this result has no labels (predict with labels)")
         frame = pd.DataFrame(
-            {"row": self.rows, "id": self.ids, "smiles": self.smiles, "status": self.status,
-             "reason": self.reason}
-        )  # fmt: skip
+            {
+                "row": self.rows,
+                "id": self.ids,
+                "smiles": self.smiles,
+                "status": self.status,
+                "reason": self.reason,
+            }
+        )
         for t, name in enumerate(self.targets):
             if with_labels:
                 frame[name] = self.labels[:, t]
@@ -163,11 +168,7 @@ class PredictionResult:
                 [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in self.positions]
             )
         np.savez_compressed(out / "explanations.npz", **arrays)
-        meta = {
-            k: getattr(self, k)
-            for k in ("task", "targets", "ids", "smiles", "rows", "status", "reason", "radii",
-                      "cutoffs", "descriptor_names", "baseline")
-        }  # fmt: skip
+        meta = {k: getattr(self, k) for k in _META_REQUIRED + _META_OPTIONAL}
         (out / "result.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -195,8 +196,17 @@ class PredictionResult:
         return cls(**meta, **arrays)
 
 
-_META_REQUIRED = ("task", "targets", "ids", "smiles", "rows", "status", "reason", "radii",
-                  "cutoffs")  # fmt: skip
+_META_REQUIRED = (
+    "task",
+    "targets",
+    "ids",
+    "smiles",
+    "rows",
+    "status",
+    "reason",
+    "radii",
+    "cutoffs",
+)
 _META_OPTIONAL = ("descriptor_names", "baseline")
 _ARRAYS_REQUIRED = ("prediction", "alpha", "expert_predictions", "topo")
 _ARRAYS_OPTIONAL = ("labels", "atom_counts", "atomic_numbers", "positions")

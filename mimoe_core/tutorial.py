@@ -62,10 +62,19 @@ def tutorial_scale(smoke: bool | None = None) -> TutorialScale:
         2
     """
     if smoke_test() if smoke is None else smoke:
-        return TutorialScale(smoke=True, limit=60, epochs=2, patience=2, hidden=16,
-                             batch_size=16, seeds=(0,), n_jobs=2)  # fmt: skip
-    return TutorialScale(smoke=False, limit=None, epochs=200, patience=30, hidden=128,
-                         batch_size=64, seeds=(0, 1, 2))  # fmt: skip
+        return TutorialScale(
+            smoke=True,
+            limit=60,
+            epochs=2,
+            patience=2,
+            hidden=16,
+            batch_size=16,
+            seeds=(0,),
+            n_jobs=2,
+        )
+    return TutorialScale(
+        smoke=False, limit=None, epochs=200, patience=30, hidden=128, batch_size=64, seeds=(0, 1, 2)
+    )
 
 
 def seed_everything(seed: int = 0) -> None:

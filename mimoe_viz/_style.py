@@ -19,8 +19,7 @@ __all__ = [
 
 # ColorBrewer "Dark2": distinguishable on white, in print and for common colour-vision
 # deficiencies; expert e always gets colour e.
-_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
-            "#666666")  # fmt: skip
+_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 
 #: Colour of graph edges longer than every expert cutoff.
 BEYOND_CUTOFFS = "#bbbbbb"
@@ -29,8 +28,18 @@ BEYOND_CUTOFFS = "#bbbbbb"
 HOMOLOGY_COLORS: dict[int, str] = {0: "#2166ac", 1: "#b2182b", 2: "#4d4d4d"}
 
 # A neutral palette for variants, targets and molecules, kept apart from the expert colours.
-SERIES = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
-          "#8c8c8c", "#ccb974", "#64b5cd")  # fmt: skip
+SERIES = (
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+    "#64b5cd",
+)
 
 #: Colour of reference lines: the chance diagonal, ``y = x``.
 REFERENCE = "#999999"

@@ -199,9 +199,15 @@ def disagreement_figure(
     line_x = [v for a, b in zip(lo, hi, strict=True) for v in (a, b, None)]
     line_y = [v for r in rows for v in (r, r, None)]
     fig.add_trace(
-        go.Scatter(x=line_x, y=line_y, mode="lines", name="range",
-                   line={"color": "#bbbbbb", "width": 3}, hoverinfo="skip")
-    )  # fmt: skip
+        go.Scatter(
+            x=line_x,
+            y=line_y,
+            mode="lines",
+            name="range",
+            line={"color": "#bbbbbb", "width": 3},
+            hoverinfo="skip",
+        )
+    )
     for e in range(len(cutoffs)):
         sel = alpha[index, e] > 0
         if not sel.any():
@@ -212,26 +218,43 @@ def disagreement_figure(
                 y=[r for r, s in zip(rows, sel, strict=True) if s],
                 mode="markers",
                 name=labels[e],
-                marker={"color": colors[e], "size": 8 + 14 * alpha[index[sel], e],
-                        "line": {"width": 0.5, "color": "white"}},
+                marker={
+                    "color": colors[e],
+                    "size": 8 + 14 * alpha[index[sel], e],
+                    "line": {"width": 0.5, "color": "white"},
+                },
                 customdata=alpha[index[sel], e],
                 hovertemplate=f"{labels[e]}<br>α = %{{customdata:.2f}}<br>prediction "
                 "%{x:.3g}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     fig.add_trace(
-        go.Scatter(x=mixture, y=rows, mode="markers", name="mixture (prediction)",
-                   marker={"symbol": "diamond", "size": 10, "color": "#222222"},
-                   text=list(table["smiles"]), hovertemplate="%{text}<br>mixture %{x:.3g}"
-                   "<extra></extra>")
-    )  # fmt: skip
+        go.Scatter(
+            x=mixture,
+            y=rows,
+            mode="markers",
+            name="mixture (prediction)",
+            marker={"symbol": "diamond", "size": 10, "color": "#222222"},
+            text=list(table["smiles"]),
+            hovertemplate="%{text}<br>mixture %{x:.3g}<extra></extra>",
+        )
+    )
     if not classification and table["label"].notna().any():
         fig.add_trace(
-            go.Scatter(x=table["label"], y=rows, mode="markers", name="label",
-                       marker={"symbol": "circle-open", "size": 11, "color": "#c44e52",
-                               "line": {"width": 2}},
-                       hovertemplate="label %{x:.3g}<extra></extra>")
-        )  # fmt: skip
+            go.Scatter(
+                x=table["label"],
+                y=rows,
+                mode="markers",
+                name="label",
+                marker={
+                    "symbol": "circle-open",
+                    "size": 11,
+                    "color": "#c44e52",
+                    "line": {"width": 2},
+                },
+                hovertemplate="label %{x:.3g}<extra></extra>",
+            )
+        )
     name = result.targets[t]
     unit = f"logit P({name})" if classification else name
     fig.update_layout(
@@ -283,12 +306,15 @@ def disagreement_error_figure(
         part = table[sel]
         fig.add_trace(
             go.Scatter(
-                x=part["spread"], y=part["abs_error"], mode="markers", name=f"dominant {labels[e]}",
+                x=part["spread"],
+                y=part["abs_error"],
+                mode="markers",
+                name=f"dominant {labels[e]}",
                 marker={"color": colors[e], "size": 7, "opacity": 0.75},
                 text=[f"{i}<br>{s}" for i, s in zip(part["id"], part["smiles"], strict=True)],
                 hovertemplate="%{text}<br>spread %{x:.3g}<br>|error| %{y:.3g}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     rho = spearman(table["spread"].to_numpy(), table["abs_error"].to_numpy())
     stat = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "Spearman ρ undefined"
     t = target_index(result, target)

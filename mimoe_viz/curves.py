@@ -163,9 +163,13 @@ def descriptor_curves_figure(
                 secondary_y=True,
             )
             fig.update_yaxes(
-                range=[-0.05, 1.05], title_text="norm.", showgrid=False, row=row, col=1,
+                range=[-0.05, 1.05],
+                title_text="norm.",
+                showgrid=False,
+                row=row,
+                col=1,
                 secondary_y=True,
-            )  # fmt: skip
+            )
     fig.update_xaxes(title_text="radius r (Å)", row=rows, col=1)
     cutoff_shapes(fig, cuts)
     fig.update_layout(
@@ -223,12 +227,23 @@ def descriptor_curves_mpl(
     if normalized is not None:
         for ax, name in zip(axes, names, strict=True):
             twin = ax.twinx()
-            twin.step(grid, np.asarray(normalized[name], float), where="post",
-                      color=_NORM_COLOR, lw=1, ls="--")  # fmt: skip
+            twin.step(
+                grid,
+                np.asarray(normalized[name], float),
+                where="post",
+                color=_NORM_COLOR,
+                lw=1,
+                ls="--",
+            )
             twin.set_ylim(-0.05, 1.05)
             twin.set_ylabel("norm.", color=_NORM_COLOR)
     axes[-1].set_xlabel("radius r (Å)")
     if len(cuts):
-        axes[0].legend(fontsize="x-small", ncols=min(len(cuts), 5), loc="lower left",
-                       bbox_to_anchor=(0, 1.02), frameon=False)  # fmt: skip
+        axes[0].legend(
+            fontsize="x-small",
+            ncols=min(len(cuts), 5),
+            loc="lower left",
+            bbox_to_anchor=(0, 1.02),
+            frameon=False,
+        )
     return fig

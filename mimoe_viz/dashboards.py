@@ -20,8 +20,9 @@ from mimoe_viz.panels import molecule_figures
 def entry_options(result: PredictionResult) -> list[tuple[str, int]]:
     """``(label, index)`` for every ``ok`` entry: ``"3 · CCO (9 atoms)"``."""
     sizes = result.num_atoms
-    return [(f"{i} · {result.smiles[i]} ({sizes[i]} atoms)", int(i))
-            for i in np.flatnonzero(result.ok)]  # fmt: skip
+    return [
+        (f"{i} · {result.smiles[i]} ({sizes[i]} atoms)", int(i)) for i in np.flatnonzero(result.ok)
+    ]
 
 
 def find_entries(result: PredictionResult, query: str) -> list[int]:
@@ -59,8 +60,11 @@ def entry_summary(result: PredictionResult, index: int) -> str:
             text += f" (label {result.labels[index, t]:.3g})"
         parts.append(text)
     alpha = np.nan_to_num(result.alpha[index])
-    chosen = [f"E{e + 1} ({result.cutoffs[e]:g} Å) α={alpha[e]:.2f}"
-              for e in np.argsort(-alpha) if alpha[e] > 0]  # fmt: skip
+    chosen = [
+        f"E{e + 1} ({result.cutoffs[e]:g} Å) α={alpha[e]:.2f}"
+        for e in np.argsort(-alpha)
+        if alpha[e] > 0
+    ]
     parts.append("experts: " + ", ".join(chosen))
     return " · ".join(parts)
 
@@ -98,8 +102,9 @@ def explore(result: PredictionResult, index: int | None = None) -> Any:
         raise ValueError("the result has no molecule with a structure and a prediction")
     first = options[0][1] if index is None else int(index)
     search = widgets.Text(placeholder="index, id or SMILES fragment", description="Find")
-    choice = widgets.Dropdown(options=options, value=first, description="Molecule",
-                              layout=widgets.Layout(width="60%"))  # fmt: skip
+    choice = widgets.Dropdown(
+        options=options, value=first, description="Molecule", layout=widgets.Layout(width="60%")
+    )
     summary = widgets.HTML()
     structure = widgets.Output()
     panels = {name: widgets.Output() for name in ("curves", "barcode", "alpha", "waterfall")}
@@ -112,8 +117,11 @@ def explore(result: PredictionResult, index: int | None = None) -> Any:
         library = "none" if shown else "auto"
         structure.clear_output(wait=True)
         with structure:
-            display(filtration_widget(z, pos, radii=result.radii, cutoffs=result.cutoffs,
-                                      library=library))  # fmt: skip
+            display(
+                filtration_widget(
+                    z, pos, radii=result.radii, cutoffs=result.cutoffs, library=library
+                )
+            )
         shown.append(entry)
         for name, fig in molecule_figures(result, entry).items():
             panels[name].clear_output(wait=True)
@@ -131,11 +139,14 @@ def explore(result: PredictionResult, index: int | None = None) -> Any:
     search.observe(on_search, names="value")
     choice.observe(on_choice, names="value")
     show(first)
-    box = widgets.VBox([
-        widgets.HBox([search, choice]), summary,
-        widgets.HBox([structure, panels["curves"]]),
-        widgets.HBox([panels["barcode"], panels["alpha"], panels["waterfall"]]),
-    ])  # fmt: skip
+    box = widgets.VBox(
+        [
+            widgets.HBox([search, choice]),
+            summary,
+            widgets.HBox([structure, panels["curves"]]),
+            widgets.HBox([panels["barcode"], panels["alpha"], panels["waterfall"]]),
+        ]
+    )
 
     def select(entry: int) -> None:
         choice.value = int(entry)

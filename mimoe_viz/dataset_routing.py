@@ -265,9 +265,12 @@ def alpha_vs_size_figure(
     ok = ok_indices(result)
     sizes = atom_counts(result, "alpha_vs_size_figure")[ok].astype(np.float64)
     fig = _expected_cutoff_scatter(
-        result, sizes, ok, "atoms per molecule (with H)",
+        result,
+        sizes,
+        ok,
+        "atoms per molecule (with H)",
         "Does the gate pick longer cutoffs for larger molecules?",
-    )  # fmt: skip
+    )
     return apply_layout(fig, layout)
 
 
@@ -305,9 +308,12 @@ def alpha_vs_descriptor_figure(
     values = column[ok]
     label = DESCRIPTOR_LABELS.get(descriptor, descriptor)
     fig = _expected_cutoff_scatter(
-        result, values, ok, f"{label} at r = {used:g} Å (gate input)",
+        result,
+        values,
+        ok,
+        f"{label} at r = {used:g} Å (gate input)",
         f"Expected cutoff vs {label} at r = {used:g} Å",
-    )  # fmt: skip
+    )
     return apply_layout(fig, layout)
 
 
@@ -336,8 +342,9 @@ def routing_map_mpl(
     alpha, cutoffs = check_result(result)
     order = routing_order(result, sort_by)
     ax = mpl_axes(ax, figsize=(4.5, 6.0))
-    image = ax.imshow(alpha[order], aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis",
-                      interpolation="nearest")  # fmt: skip
+    image = ax.imshow(
+        alpha[order], aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest"
+    )
     labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     ax.set_xticks(np.arange(len(cutoffs)), labels, rotation=30, ha="right")
     for tick, color in zip(ax.get_xticklabels(), colors, strict=True):
@@ -364,8 +371,7 @@ def expert_usage_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
     x = np.arange(len(cutoffs))
     colors = expert_colors(len(cutoffs))
     ax.bar(x - 0.2, share, width=0.4, color=colors, label="selected by (share)")
-    ax.bar(x + 0.2, mean_alpha, width=0.4, color=colors, alpha=0.5, hatch="//",
-           label="mean α")  # fmt: skip
+    ax.bar(x + 0.2, mean_alpha, width=0.4, color=colors, alpha=0.5, hatch="//", label="mean α")
     ax.set_xticks(x, expert_labels(cutoffs), rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
@@ -388,8 +394,9 @@ def alpha_vs_size_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
     labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     ax = mpl_axes(ax, figsize=(5.0, 3.6))
     for e, mask in dominant_groups(dom, len(cutoffs)):
-        ax.scatter(x[mask], y[mask], s=14, color=colors[e], alpha=0.75,
-                   label=f"dominant {labels[e]}")  # fmt: skip
+        ax.scatter(
+            x[mask], y[mask], s=14, color=colors[e], alpha=0.75, label=f"dominant {labels[e]}"
+        )
     tx, ty = binned_trend(x, y)[:2]
     ax.plot(tx, ty, color="#222222", marker="D", markersize=4, label="binned mean")
     ax.set_xlabel("atoms per molecule")

@@ -30,9 +30,13 @@ __all__ = ["parity_figure", "parity_mpl", "roc_figure", "roc_mpl"]
 def _diagonal(span: list[float], name: str) -> go.Scatter:
     """The dashed reference line y = x over ``span`` (parity's ``y = x``, ROC's chance)."""
     return plotly_go().Scatter(
-        x=span, y=span, mode="lines", name=name, hoverinfo="skip",
+        x=span,
+        y=span,
+        mode="lines",
+        name=name,
+        hoverinfo="skip",
         line={"color": REFERENCE, "dash": "dash"},
-    )  # fmt: skip
+    )
 
 
 # --- parity ---------------------------------------------------------------------------------

@@ -448,9 +448,18 @@ def molecule_html(
         ValueError: for invalid inputs or an ``element_id`` that is not a plain id.
     """
     body, _, _, _ = _fragment(
-        z, pos, radius, cutoffs, radii, width, height, element_id, atom_scale, edge_radius,
+        z,
+        pos,
+        radius,
+        cutoffs,
+        radii,
+        width,
+        height,
+        element_id,
+        atom_scale,
+        edge_radius,
         controls=True,
-    )  # fmt: skip
+    )
     return (library_html("inline") if include_library else "") + body
 
 

@@ -57,8 +57,15 @@ def show_molecule(
     from mimoe_viz.mol3d import molecule_html
 
     display = require("IPython.display")
-    page = molecule_html(z, pos, radius=radius, cutoffs=cutoffs,
-                         radii=DEFAULT_RADII if radii is None else radii, width=width,
-                         height=height, include_library=not _library_sent)  # fmt: skip
+    page = molecule_html(
+        z,
+        pos,
+        radius=radius,
+        cutoffs=cutoffs,
+        radii=DEFAULT_RADII if radii is None else radii,
+        width=width,
+        height=height,
+        include_library=not _library_sent,
+    )
     _library_sent = True
     return display.HTML(page)

@@ -41,7 +41,7 @@ def molecule_figures(
             max_radius=float(grid[-1]),
             cutoffs=result.cutoffs,
             homology_dimensions=(0, 1),
-        ),  # fmt: skip
+        ),
         "alpha": routing.alpha_figure(result, index),
         "waterfall": routing.contribution_waterfall(result, index),
     }

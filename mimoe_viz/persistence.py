@@ -313,9 +313,13 @@ def persistence_diagram_figure(
                 )
             )
     fig.add_shape(
-        type="line", x0=0, x1=top, y0=top, y1=top,
+        type="line",
+        x0=0,
+        x1=top,
+        y0=top,
+        y1=top,
         line={"color": "#999999", "width": 1, "dash": "dash"},
-    )  # fmt: skip
+    )
     fig.add_annotation(
         x=1, xref="paper", y=top, text="∞", showarrow=False, xanchor="left", xshift=4
     )
@@ -367,12 +371,19 @@ def barcode_mpl(
         ys = np.arange(row, row + len(block))
         row += len(block)
         ends = np.minimum(block[:, 1], top)
-        ax.hlines(ys, block[:, 0], ends, colors=homology_color(dim), lw=3,
-                  label=_dim_name(dim, len(block)))  # fmt: skip
+        ax.hlines(
+            ys,
+            block[:, 0],
+            ends,
+            colors=homology_color(dim),
+            lw=3,
+            label=_dim_name(dim, len(block)),
+        )
         beyond = block[:, 1] > top
         if beyond.any():
-            ax.plot(np.full(int(beyond.sum()), top), ys[beyond], ">",
-                    color=homology_color(dim), ms=6)  # fmt: skip
+            ax.plot(
+                np.full(int(beyond.sum()), top), ys[beyond], ">", color=homology_color(dim), ms=6
+            )
     cutoff_lines_mpl(ax, cuts)
     if len(dgm) == 0:
         _note_empty_mpl(ax)
@@ -417,11 +428,21 @@ def persistence_diagram_mpl(
     for dim in dims:
         block = dgm[dgm[:, 2] == dim]
         finite = block[:, 1] <= top
-        ax.scatter(block[finite, 0], block[finite, 1], color=homology_color(dim), s=20,
-                   label=_dim_name(dim, len(block)))  # fmt: skip
+        ax.scatter(
+            block[finite, 0],
+            block[finite, 1],
+            color=homology_color(dim),
+            s=20,
+            label=_dim_name(dim, len(block)),
+        )
         if (~finite).any():
-            ax.scatter(block[~finite, 0], np.full(int((~finite).sum()), top), marker="^",
-                       color=homology_color(dim), s=40)  # fmt: skip
+            ax.scatter(
+                block[~finite, 0],
+                np.full(int((~finite).sum()), top),
+                marker="^",
+                color=homology_color(dim),
+                s=40,
+            )
     if len(dgm) == 0:
         _note_empty_mpl(ax)
     pad = 0.04 * top

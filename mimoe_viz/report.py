@@ -80,10 +80,15 @@ def molecule_section(result: PredictionResult, index: int, radii: Sequence[float
         f"prediction {pred}{label})</span>"
     )
     viewer = mol3d.molecule_html(
-        z, pos, radius=float(result.cutoffs[len(result.cutoffs) // 2]),
-        cutoffs=result.cutoffs, radii=np.asarray(radii), include_library=False, width=520,
+        z,
+        pos,
+        radius=float(result.cutoffs[len(result.cutoffs) // 2]),
+        cutoffs=result.cutoffs,
+        radii=np.asarray(radii),
+        include_library=False,
+        width=520,
         height=380,
-    )  # fmt: skip
+    )
     figures = molecule_figures(result, index, radii)
     cards = [f'<div class="card">{viewer}</div>']
     cards += [f'<div class="card">{plotly_fragment(fig)}</div>' for fig in figures.values()]
@@ -158,8 +163,14 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     )
     body.append(_grid([dataset_routing.routing_map(result, "size")]))
     save_png(dataset_routing.routing_map_mpl(result, "size"), figures_dir / "routing_map.png")
-    body.append(_grid([dataset_routing.alpha_vs_size_figure(result),
-                       dataset_routing.alpha_vs_descriptor_figure(result)]))  # fmt: skip
+    body.append(
+        _grid(
+            [
+                dataset_routing.alpha_vs_size_figure(result),
+                dataset_routing.alpha_vs_descriptor_figure(result),
+            ]
+        )
+    )
     save_png(dataset_routing.alpha_vs_size_mpl(result), figures_dir / "alpha_vs_size.png")
 
     body.append("<h2>Example molecules</h2>")
@@ -180,7 +191,8 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
         body.append(run.skipped.head(10).to_html(index=False, escape=True, border=0))
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    page = html_page(f"MI-MoE run: {run.path.name}", body, plotly=True, threedmol=True,
-                     subtitle=subtitle)  # fmt: skip
+    page = html_page(
+        f"MI-MoE run: {run.path.name}", body, plotly=True, threedmol=True, subtitle=subtitle
+    )
     out.write_text(page, encoding="utf-8")
     return out

@@ -201,8 +201,11 @@ def contribution_waterfall(
             showlegend=False,
         )
     )
-    ticks = ["baseline", *colored_ticks([labels[e] for e in selected],
-                                          [colors[e] for e in selected]), end]  # fmt: skip
+    ticks = [
+        "baseline",
+        *colored_ticks([labels[e] for e in selected], [colors[e] for e in selected]),
+        end,
+    ]
     if classification:
         prob = float(result.prediction[i, t])
         title = f"P({name}) = {prob:.3f} (logit {total:+.3f}) · {entry_title(result, i)}"
@@ -281,8 +284,9 @@ def contribution_waterfall_mpl(
     heights = [baseline, *steps.tolist(), total]
     bar_colors = ["#777777", *[colors[e] for e in selected], "#444444"]
     bars = ax.bar(np.arange(len(names)), heights, bottom=bottoms, color=bar_colors)
-    ax.bar_label(bars, labels=[f"{baseline:.3g}", *[f"{c:+.3g}" for c in steps],
-                               f"{total:.3g}"], fontsize=8)  # fmt: skip
+    ax.bar_label(
+        bars, labels=[f"{baseline:.3g}", *[f"{c:+.3g}" for c in steps], f"{total:.3g}"], fontsize=8
+    )
     ax.axhline(0.0, color="#999999", linewidth=0.8)
     ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
     name = result.targets[t]

@@ -67,8 +67,12 @@ def execute(path: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory() as runs:
         os.environ.update(SMOKE_TEST="1", OMP_NUM_THREADS="1", MIMOE_RUNS_DIR=runs)
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+        NotebookClient(
+            nb,
+            timeout=900,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     return nb
 
 

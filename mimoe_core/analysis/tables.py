@@ -71,8 +71,12 @@ def markdown_table(summary: pd.DataFrame, title: str) -> str:
         <BLANKLINE>
     """
     metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
-    lines = [f"### {title}", "", "| variant | " + " | ".join(metrics) + " | seeds |",
-             "|---|" + "---|" * (len(metrics) + 1)]  # fmt: skip
+    lines = [
+        f"### {title}",
+        "",
+        "| variant | " + " | ".join(metrics) + " | seeds |",
+        "|---|" + "---|" * (len(metrics) + 1),
+    ]
     for variant, row in summary.iterrows():
         cells = [_mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in metrics]
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {int(row['seeds'])} |")

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mimoe_core.results import PredictionResult
-from mimoe_core.topology._filtration import check_radii
+from mimoe_core.topology._inputs import check_radii
 
 
 def check_grid(radii: ArrayLike) -> np.ndarray:

@@ -41,30 +41,80 @@ class DatasetInfo:
 BUNDLED: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("freesolv", "freesolv", "regression", ("expt",),
-                    "FreeSolv hydration free energy (kcal/mol)"),
-        DatasetInfo("esol", "esol", "regression", ("logS",),
-                    "ESOL aqueous solubility, log10(mol/L)"),
-        DatasetInfo("lipo", "lipo", "regression", ("exp",),
-                    "Lipophilicity, octanol/water logD at pH 7.4"),
-        DatasetInfo("bace", "bace", "classification", ("Class",),
-                    "BACE-1 inhibition, binary (IC50 <= 100 nM)"),
-        DatasetInfo("bace_pic50", "bace", "regression", ("pIC50",),
-                    "BACE-1 inhibition, pIC50"),
-        DatasetInfo("tox21", "tox21", "classification", tuple(_TOX21_TASKS),
-                    "Tox21, 12 binary toxicity assays with missing labels"),
-        DatasetInfo("clintox", "clintox", "classification", ("FDA_APPROVED", "CT_TOX"),
-                    "ClinTox: FDA approval and clinical-trial toxicity, binary", has_ids=False),
-        DatasetInfo("polymer_tg", "polymer_tg", "regression", ("tg",),
-                    "Polymer glass transition temperature (°C)", polymer=True, has_ids=False),
-        DatasetInfo("polymer_density", "polymer_density", "regression", ("density",),
-                    "Polymer density (g/cm³)", polymer=True, has_ids=False),
-        DatasetInfo("polymer_mt", "polymer_mt", "regression", ("mt",),
-                    "Polymer melting temperature (°C)", polymer=True, has_ids=False),
-        DatasetInfo("polymer_o2", "polymer_o2", "regression", ("o2",),
-                    "Polymer O2 permeability (Barrer)", polymer=True, has_ids=False),
+        DatasetInfo(
+            "freesolv",
+            "freesolv",
+            "regression",
+            ("expt",),
+            "FreeSolv hydration free energy (kcal/mol)",
+        ),
+        DatasetInfo(
+            "esol", "esol", "regression", ("logS",), "ESOL aqueous solubility, log10(mol/L)"
+        ),
+        DatasetInfo(
+            "lipo", "lipo", "regression", ("exp",), "Lipophilicity, octanol/water logD at pH 7.4"
+        ),
+        DatasetInfo(
+            "bace",
+            "bace",
+            "classification",
+            ("Class",),
+            "BACE-1 inhibition, binary (IC50 <= 100 nM)",
+        ),
+        DatasetInfo("bace_pic50", "bace", "regression", ("pIC50",), "BACE-1 inhibition, pIC50"),
+        DatasetInfo(
+            "tox21",
+            "tox21",
+            "classification",
+            tuple(_TOX21_TASKS),
+            "Tox21, 12 binary toxicity assays with missing labels",
+        ),
+        DatasetInfo(
+            "clintox",
+            "clintox",
+            "classification",
+            ("FDA_APPROVED", "CT_TOX"),
+            "ClinTox: FDA approval and clinical-trial toxicity, binary",
+            has_ids=False,
+        ),
+        DatasetInfo(
+            "polymer_tg",
+            "polymer_tg",
+            "regression",
+            ("tg",),
+            "Polymer glass transition temperature (°C)",
+            polymer=True,
+            has_ids=False,
+        ),
+        DatasetInfo(
+            "polymer_density",
+            "polymer_density",
+            "regression",
+            ("density",),
+            "Polymer density (g/cm³)",
+            polymer=True,
+            has_ids=False,
+        ),
+        DatasetInfo(
+            "polymer_mt",
+            "polymer_mt",
+            "regression",
+            ("mt",),
+            "Polymer melting temperature (°C)",
+            polymer=True,
+            has_ids=False,
+        ),
+        DatasetInfo(
+            "polymer_o2",
+            "polymer_o2",
+            "regression",
+            ("o2",),
+            "Polymer O2 permeability (Barrer)",
+            polymer=True,
+            has_ids=False,
+        ),
     )
-}  # fmt: skip
+}
 
 
 def bundled_path(name: str) -> Path:

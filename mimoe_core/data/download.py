@@ -52,13 +52,15 @@ class RemoteDataset:
 
 
 REMOTE: dict[str, RemoteDataset] = {
-    "hiv": RemoteDataset("HIV.csv", "classification", targets=("HIV_active",),
-                         exclude=("activity",)),
-    "bbbp": RemoteDataset("BBBP.csv", "classification", targets=("p_np",), id_col="name",
-                          exclude=("num",)),
+    "hiv": RemoteDataset(
+        "HIV.csv", "classification", targets=("HIV_active",), exclude=("activity",)
+    ),
+    "bbbp": RemoteDataset(
+        "BBBP.csv", "classification", targets=("p_np",), id_col="name", exclude=("num",)
+    ),
     "sider": RemoteDataset("sider.csv.gz", "classification"),
     "muv": RemoteDataset("muv.csv.gz", "classification", id_col="mol_id"),
-}  # fmt: skip
+}
 
 
 def fetch(name: str, base_url: str | None = None, cache_dir: str | Path | None = None) -> Path:

@@ -62,6 +62,12 @@ def scatter_sum(src: Tensor, index: Tensor, num: int) -> Tensor:
     return src.new_zeros(num, *src.shape[1:]).index_add_(0, index, src)
 
 
+def check_heads(channels: int, num_heads: int) -> None:
+    """Attention splits ``channels`` into ``num_heads`` equal parts; refuse what cannot."""
+    if num_heads < 1 or channels % num_heads:
+        raise ValueError(f"hidden_channels={channels} must be divisible by num_heads={num_heads}")
+
+
 def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
     """``num_graphs`` if given, else ``batch.max() + 1`` (0 for an empty batch)."""
     if num_graphs is not None:

@@ -138,15 +138,30 @@ class DimeNetPPExpert(Expert):
         # Non-zero initial output layers (PyG's default is zeros, for a single target), so
         # that the readout sees signal and every block gets gradients from the start.
         self.output_blocks = ModuleList(
-            OutputPPBlock(num_radial, hidden_channels, out_emb_channels, hidden_channels,
-                          num_output_layers, act, output_initializer="glorot_orthogonal")
+            OutputPPBlock(
+                num_radial,
+                hidden_channels,
+                out_emb_channels,
+                hidden_channels,
+                num_output_layers,
+                act,
+                output_initializer="glorot_orthogonal",
+            )
             for _ in range(num_layers + 1)
-        )  # fmt: skip
+        )
         self.interaction_blocks = ModuleList(
-            InteractionPPBlock(hidden_channels, int_emb_size, basis_emb_size, num_spherical,
-                               num_radial, num_before_skip, num_after_skip, act)
+            InteractionPPBlock(
+                hidden_channels,
+                int_emb_size,
+                basis_emb_size,
+                num_spherical,
+                num_radial,
+                num_before_skip,
+                num_after_skip,
+                act,
+            )
             for _ in range(num_layers)
-        )  # fmt: skip
+        )
         self.reset_parameters()
 
     def reset_backbone(self) -> None:

@@ -12,7 +12,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.models.visnet import ExpNormalSmearing
 
-from mimoe_core.models._common import MAX_Z, Expert, cosine_cutoff, scatter_sum, unit_vectors
+from mimoe_core.models._common import (
+    MAX_Z,
+    Expert,
+    check_heads,
+    cosine_cutoff,
+    scatter_sum,
+    unit_vectors,
+)
 
 
 class NeighborEmbedding(nn.Module):
@@ -104,10 +111,7 @@ class EquivariantTransformerExpert(Expert):
         cutoff: float = 5.0,
         pooling: str = "mean",
     ) -> None:
-        if num_heads < 1 or hidden_channels % num_heads:
-            raise ValueError(
-                f"hidden_channels={hidden_channels} must be divisible by num_heads={num_heads}"
-            )
+        check_heads(hidden_channels, num_heads)
         super().__init__(hidden_channels, cutoff, pooling)
         self.num_layers, self.num_heads, self.num_rbf = int(num_layers), int(num_heads), num_rbf
         self.embedding = nn.Embedding(MAX_Z, hidden_channels)

@@ -33,7 +33,7 @@ class MoEOutput(NamedTuple):
     Attributes:
         y: [B, out_channels] predictions (standardized units when the trainer scales).
         alpha: [B, K] routing weights (zeros for experts a molecule is not routed to).
-        expert_outputs: [B, K, out_channels] each expert's own prediction W h_e + c; zero
+        expert_predictions: [B, K, out_channels] each expert's own prediction W h_e + c; zero
             where the expert did not run on the molecule.
         selected: [B, K] bool, which experts ran on which molecule.
         logits: [B, K] gate logits, or ``None`` without a gate (``one``, ``single``).
@@ -42,14 +42,14 @@ class MoEOutput(NamedTuple):
 
     y: Tensor
     alpha: Tensor
-    expert_outputs: Tensor
+    expert_predictions: Tensor
     selected: Tensor
     logits: Tensor | None
     aux_loss: Tensor
 
     def contributions(self) -> Tensor:
         """[B, K, out_channels] alpha_e * (W h_e + c); summed over K they give ``y``."""
-        return self.alpha.unsqueeze(-1) * self.expert_outputs
+        return self.alpha.unsqueeze(-1) * self.expert_predictions
 
 
 class MIMoE(nn.Module):
@@ -185,10 +185,10 @@ class MIMoE(nn.Module):
             # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
             emb = emb.to(embeddings.dtype)
             embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
-        expert_outputs = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
-        y = (alpha.unsqueeze(-1) * expert_outputs).sum(dim=1)
+        expert_predictions = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
+        y = (alpha.unsqueeze(-1) * expert_predictions).sum(dim=1)
         aux = load_balancing_loss(probs, selected) if self.gate is not None else y.new_zeros(())
-        return MoEOutput(y, alpha, expert_outputs, selected, logits, aux)
+        return MoEOutput(y, alpha, expert_predictions, selected, logits, aux)
 
     @staticmethod
     def _run_on(

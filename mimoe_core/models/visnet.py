@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.models.visnet import ViSNetBlock
 
-from mimoe_core.models._common import MAX_Z, Expert, unit_vectors
+from mimoe_core.models._common import MAX_Z, Expert, check_heads, unit_vectors
 
 
 class ViSNetExpert(Expert):
@@ -51,10 +51,7 @@ class ViSNetExpert(Expert):
         cutoff: float = 5.0,
         pooling: str = "mean",
     ) -> None:
-        if num_heads < 1 or hidden_channels % num_heads:
-            raise ValueError(
-                f"hidden_channels={hidden_channels} must be divisible by num_heads={num_heads}"
-            )
+        check_heads(hidden_channels, num_heads)
         if lmax not in (1, 2):
             raise ValueError(f"lmax must be 1 or 2, got {lmax}")
         if num_layers < 1:

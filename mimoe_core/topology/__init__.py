@@ -6,7 +6,7 @@ the graphs G(r) on a grid of radii in Å.
 """
 
 from mimoe_core.topology._descriptors import descriptor_curves, descriptor_trajectories
-from mimoe_core.topology._filtration import DEFAULT_RADII, DESCRIPTOR_NAMES, pairwise_distances
+from mimoe_core.topology._inputs import DEFAULT_RADII, DESCRIPTOR_NAMES, pairwise_distances
 from mimoe_core.topology._persistence import betti_curves, persistence_diagram
 
 __all__ = [

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from mimoe_core.topology._filtration import (
+from mimoe_core.topology._indices import graph_indices
+from mimoe_core.topology._inputs import (
     DEFAULT_RADII,
     DESCRIPTOR_NAMES,
     check_positions,
     check_radii,
     pairwise_distances,
 )
-from mimoe_core.topology._indices import graph_indices
 from mimoe_core.topology._normalize import normalize as _normalize
 from mimoe_core.topology._persistence import betti_from_distances
 

@@ -8,7 +8,7 @@ import gudhi
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mimoe_core.topology._filtration import check_radii, pairwise_distances
+from mimoe_core.topology._inputs import check_radii, pairwise_distances
 
 
 def _rips_intervals(

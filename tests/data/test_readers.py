@@ -231,8 +231,8 @@ def test_predict_on_a_sampled_table(write_csv):
     from mimoe_core.inference import predict
     from mimoe_core.models import create_model
     from mimoe_core.topology import DEFAULT_RADII
-    from mimoe_core.training import TargetScaler
-    from mimoe_core.training.checkpoint import Checkpoint
+    from mimoe_core.trained import TrainedModel
+    from mimoe_core.training import ScaledMIMoE, TargetScaler
 
     smiles = ["C", "CC", "CCC", "CCCC", "CCO", "CCN", "CO", "xx", "OCCO"]
     table = read_csv(write_csv([[s, str(i)] for i, s in enumerate(smiles)]), target_cols=["y"])
@@ -240,8 +240,8 @@ def test_predict_on_a_sampled_table(write_csv):
     assert "xx" in sub.inputs  # a skip inside the sample, reported at its own row
     model = create_model({"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8,
                                      "num_rbf": 10}, "gate": {"hidden_channels": 8}})  # fmt: skip
-    ckpt = Checkpoint(model.eval(), "regression", ["y"], TargetScaler([0.0], [1.0]),
-                      list(DEFAULT_RADII), ConformerSettings())  # fmt: skip
+    ckpt = TrainedModel(ScaledMIMoE(model, TargetScaler([0.0], [1.0])).eval(), "regression",
+                        ["y"], list(DEFAULT_RADII), ConformerSettings())  # fmt: skip
     result = predict(ckpt, sub, n_jobs=1, device="cpu")
     assert len(result.rows) == sub.n_rows == 4
     assert result.ids == sub.ids and result.rows == [0, 1, 2, 3]

@@ -158,7 +158,7 @@ def test_shapes_alpha_and_additive_contributions(backbone, molecules):
     num = molecules.num_graphs
     assert out.y.shape == (num, 1)
     assert out.alpha.shape == out.selected.shape == out.logits.shape == (num, 5)
-    assert out.expert_outputs.shape == (num, 5, 1)
+    assert out.expert_predictions.shape == (num, 5, 1)
     assert ((out.alpha > 0).sum(-1) == 2).all()
     torch.testing.assert_close(out.alpha.sum(-1), torch.ones(num, dtype=torch.float64))
     torch.testing.assert_close(out.contributions().sum(1), out.y)
@@ -211,7 +211,10 @@ def test_sparse_dispatch_equals_dense_compute_with_masked_weights(backbone):
     torch.testing.assert_close(sparse.y, dense.y, atol=1e-10, rtol=1e-8)
     sel = sparse.selected.unsqueeze(-1)
     torch.testing.assert_close(
-        sparse.expert_outputs, torch.where(sel, dense.expert_outputs, 0.0), atol=1e-10, rtol=1e-8
+        sparse.expert_predictions,
+        torch.where(sel, dense.expert_predictions, 0.0),
+        atol=1e-10,
+        rtol=1e-8,
     )
 
 

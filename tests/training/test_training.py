@@ -13,8 +13,11 @@ from mimoe_core.data import Split, make_split, read_csv
 from mimoe_core.featurize import featurize, featurize_dataset
 from mimoe_core.inference import predict
 from mimoe_core.training import (
+    ScaledMIMoE,
     TargetScaler,
+    TrainingRun,
     TrainSettings,
+    TrainState,
     classification_metrics,
     load_checkpoint,
     masked_loss,
@@ -115,6 +118,18 @@ def test_resume_after_interruption_matches_uninterrupted_run(freesolv40, tmp_pat
         full.history.drop(columns="seconds"), resumed.history.drop(columns="seconds")
     )
     assert full.metrics["test"] == resumed.metrics["test"]
+
+
+def test_training_run_is_what_train_drives(freesolv40, tmp_path):
+    ds, split = freesolv40
+    run = TrainingRun(ds, split, TINY, quick(epochs=2), out_dir=tmp_path)
+    assert not run.resume()  # no last.pt yet
+    result = run.fit()
+    assert run.state.epoch == 2 and len(run.state.history) == 2
+    assert result.metrics == train(ds, split, TINY, quick(epochs=2)).metrics
+    assert isinstance(result.model, ScaledMIMoE) and result.model.scaler == result.scaler
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["train_state"]
+    assert TrainState.from_dict(saved) == run.state
 
 
 def test_resuming_a_run_that_stopped_early_trains_no_more(freesolv40, tmp_path):

@@ -1,4 +1,4 @@
-"""Input validation, the default filtration grid and pairwise distances."""
+"""Inputs of the topology functions: the default grid, descriptor names, input checks, distances."""
 
 from __future__ import annotations
 
