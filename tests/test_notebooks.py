@@ -21,6 +21,28 @@ SECTIONS = ("Aim", "Theory", "Practical", "Discussion")
 MAX_CELL_LINES = 15
 
 
+# nbclient can miss the kernel's reply to a cell that opens ipywidgets comms and then wait for
+# the whole cell timeout with the kernel idle (jupyter/nbclient#312, jupyter/nbconvert#2029;
+# seen here once in notebook 01's explore() cell). Smoke-mode cells take seconds, so a cell
+# that runs past CELL_TIMEOUT_S is that hang, and the notebook is executed once more. A cell
+# error fails at once, and a second timeout fails the test.
+CELL_TIMEOUT_S = 180
+
+
+def _export_html(path: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+           f"--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}", "--output-dir", str(out),
+           str(path)]  # fmt: skip
+    for attempt in (1, 2):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
+        if proc.returncode == 0 or "CellTimeoutError" not in proc.stderr:
+            return proc
+        if attempt == 1:
+            print(f"{path.name}: a cell hit the {CELL_TIMEOUT_S} s timeout; executing again")
+    return proc
+
+
 def ids(paths):
     return [p.stem for p in paths]
 
@@ -69,11 +91,7 @@ def test_follows_the_template(path):
 def test_exported_html_renders_offline(path, tmp_path):
     from viz.chromium import dump_dom, non_blank_fraction, screenshot
 
-    env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(tmp_path / "runs")}
-    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-           "--ExecutePreprocessor.timeout=600", "--output-dir", str(tmp_path),
-           str(path)]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
+    proc = _export_html(path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = tmp_path / f"{path.stem}.html"
     html = page.read_text()
