@@ -280,8 +280,6 @@ def make_conformers(
     that preparation rejects goes to the conformer step like any other (which reports the
     reason and caches it); its duplicates are found on its canonical SMILES.
     """
-    from rdkit import Chem
-
     skipped: list[SkipRecord] = []
     conformers: dict[int, Conformer] = {}
     jobs_by_key: dict[str, tuple[int, str]] = {}
@@ -303,18 +301,13 @@ def make_conformers(
         except MoleculeRejected as err:
             skip(i, str(err))
             continue
-        try:
-            mol, n_fragments = prepare_molecule(item, settings, table.polymer)
-            embedded = Chem.MolToSmiles(mol)
-        except (ValueError, RuntimeError):  # MoleculeRejected, or RDKit: the job reports it
-            embedded, n_fragments = f"rejected:{canonical}", 1
-        if drop_duplicates and embedded in first_of:
-            skip(
-                i,
-                _duplicate_reason(table, settings, first_of[embedded], (i, canonical, n_fragments)),
-            )
-            continue
-        first_of.setdefault(embedded, (i, canonical, n_fragments))
+        if drop_duplicates:
+            embedded, n_fragments = _embedded_structure(item, canonical, settings, table.polymer)
+            if embedded in first_of:
+                this = (i, canonical, n_fragments)
+                skip(i, _duplicate_reason(table, settings, first_of[embedded], this))
+                continue
+            first_of[embedded] = (i, canonical, n_fragments)
         key = cache_key(
             "conformer",
             CONFORMER_VERSION,
@@ -351,6 +344,27 @@ def make_conformers(
                 skip(i, outcome)
     stats = {"conformer_cache_hits": len(found), "conformers_computed": len(misses)}
     return conformers, skipped, stats
+
+
+def _embedded_structure(
+    smiles: str, canonical: str, settings: ConformerSettings, polymer: bool
+) -> tuple[str, int]:
+    """Canonical SMILES of the structure that will be embedded, and the input's fragments.
+
+    Only salts, mixtures and polymer repeat units change on the way to embedding (fragment
+    choice, capping), so any other input is its own canonical SMILES and is not prepared a
+    second time here. A SMILES that preparation rejects is keyed apart; the conformer job
+    reports why.
+    """
+    if "." not in canonical and "*" not in canonical:
+        return canonical, 1
+    from rdkit import Chem
+
+    try:
+        mol, n_fragments = prepare_molecule(smiles, settings, polymer)
+    except (ValueError, RuntimeError):  # MoleculeRejected, or RDKit
+        return f"rejected:{canonical}", 1
+    return Chem.MolToSmiles(mol), n_fragments
 
 
 def _duplicate_reason(
