@@ -36,13 +36,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mimoe_core.results import PredictionResult
+
+if TYPE_CHECKING:
+    from mimoe_core.data import Split
 
 __all__ = [
     "FIGURES",
@@ -104,7 +109,8 @@ def write_run(
     *,
     metrics: dict,
     history: pd.DataFrame,
-    splits: dict | None = None,
+    split: Split | None = None,
+    split_rows: Sequence[int] | None = None,
     skipped: pd.DataFrame | None = None,
     test: PredictionResult | None = None,
 ) -> None:
@@ -115,7 +121,9 @@ def write_run(
         metrics: the ``metrics.json`` content; ``metrics["model"]["cutoffs"]`` names the
             experts (K is its length).
         history: one row per epoch, to ``history.csv``.
-        splits: the split's plain form (:meth:`Split.to_dict`), to ``splits.json``.
+        split: the :class:`~mimoe_core.data.Split`, to ``splits.json`` by its own
+            :meth:`~mimoe_core.data.Split.save`.
+        split_rows: each split position's source row, saved with the split.
         skipped: the skipped molecules (columns ``row, mol_id, input, reason``), to
             ``skipped.csv``.
         test: the test set's result with labels: saved to ``test_explained/`` and, as
@@ -125,8 +133,8 @@ def write_run(
     out.mkdir(parents=True, exist_ok=True)
     history.to_csv(out / HISTORY, index=False)
     (out / METRICS).write_text(json.dumps(metrics, indent=1))
-    if splits is not None:
-        (out / SPLITS).write_text(json.dumps(splits, indent=1))
+    if split is not None:
+        split.save(out / SPLITS, rows=split_rows)
     if skipped is not None:
         skipped.to_csv(out / SKIPPED, index=False)
     if test is not None:

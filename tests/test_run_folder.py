@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mimoe_core import run_folder
+from mimoe_core.data import Split
 from mimoe_core.results import PredictionResult
 from mimoe_core.run_folder import RunFolder, listing, load_run, write_run
 
@@ -49,7 +50,7 @@ def _write(folder, **kw):
     args = {
         "metrics": _metrics(),
         "history": _history(),
-        "splits": {"method": "random", "seed": 0, "train": [0], "val": [1], "test": [2]},
+        "split": Split(np.array([0]), np.array([1]), np.array([2]), method="random", seed=0),
         "skipped": pd.DataFrame(
             [(5, "m5", "xx", "invalid SMILES")], columns=run_folder.SKIPPED_COLUMNS
         ),  # fmt: skip

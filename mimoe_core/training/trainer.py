@@ -460,7 +460,7 @@ class TrainingRun:
                                                  with_labels=True)  # fmt: skip
         run_folder.write_run(
             self.out, metrics=metrics, history=history,
-            splits=split.to_dict(rows=[int(d[keys.ROW]) for d in dataset.data_list]),
+            split=split, split_rows=[int(d[keys.ROW]) for d in dataset.data_list],
             skipped=skipped_frame(dataset.skipped), test=explained,
         )  # fmt: skip
 
