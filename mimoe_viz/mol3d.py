@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mimoe_core.topology import DEFAULT_RADII, descriptor_curves, pairwise_distances
+from mimoe_core.topology._inputs import check_positions, check_radii
 from mimoe_viz._checks import check_cutoffs, check_radius
 from mimoe_viz._deps import require
 from mimoe_viz._mol3d_html import (
@@ -67,14 +68,7 @@ _SYMBOLS = (
 
 
 def _check_pos(pos: ArrayLike) -> np.ndarray:
-    arr = np.asarray(pos, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"pos must have shape [num_atoms, 3], got {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError("pos has no atoms; at least one is needed")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("pos contains NaN or infinite coordinates")
-    return arr
+    return check_positions(pos, name="pos")
 
 
 def _check_z(z: ArrayLike, num_atoms: int) -> np.ndarray:
@@ -96,13 +90,7 @@ def _check_cutoffs(cutoffs: ArrayLike) -> np.ndarray:
 
 def _check_grid(radii: ArrayLike, radius: float) -> tuple[np.ndarray, int]:
     """Slider grid (``radii`` with ``radius`` inserted if absent) and the index of ``radius``."""
-    grid = np.asarray(radii, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0:
-        raise ValueError(f"radii must be a non-empty 1-D sequence, got shape {grid.shape}")
-    if not np.all(np.isfinite(grid)) or np.any(grid < 0):
-        raise ValueError("radii must be finite and non-negative")
-    if np.any(np.diff(grid) <= 0):
-        raise ValueError("radii must be strictly increasing (sorted, without repeats)")
+    grid = check_radii(radii)
     close = np.flatnonzero(np.isclose(grid, radius, rtol=0.0, atol=1e-9))
     if close.size:
         return grid, int(close[0])
