@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from mimoe_core.data import load_dataset, make_split
-from mimoe_core.featurize import featurize
+from mimoe_core.featurization import featurize
 from mimoe_core.training import TrainSettings, run_experiments
 from mimoe_core.training.metrics import compute_metrics
 
@@ -46,14 +46,14 @@ def model_variants(hidden: int) -> dict[str, dict]:
     return {
         "single-scale SchNet (6 layers, 5 Å)": {
             "backbone": "schnet",
-            "routing": "single",
+            "variant": "plain",
             "expert": expert,
-            "single": {"cutoff": 5.0, "num_layers": 6},
+            "plain": {"cutoff": 5.0, "num_layers": 6},
         },
-        "MI-MoE(SchNet) sparse k=2": {"backbone": "schnet", "routing": "sparse", "expert": expert},
+        "MI-MoE(SchNet) sparse k=2": {"backbone": "schnet", "variant": "sparse", "expert": expert},
         "MI-MoE(PaiNN) sparse k=2": {
             "backbone": "painn",
-            "routing": "sparse",
+            "variant": "sparse",
             "expert": expert,
             "gate": {"name": "transformer"},
         },

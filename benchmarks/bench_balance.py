@@ -1,7 +1,7 @@
 """What the load-balancing weight does on a real dataset: expert usage over epochs, and accuracy.
 
 MI-MoE(SchNet), sparse k=2 of 5, trained on FreeSolv (all molecules, seeded scaffold split per
-seed) with several balancing weights, the default 0.01 among them. For each weight the script
+seed) with several balancing weights, the default 0.1 among them. For each weight the script
 prints the load of each expert (the fraction of routing slots it receives, summing to 1) at
 a few epochs, the largest load at the end (1/K = 0.2 is perfectly balanced, 1/k = 0.5 means
 collapse onto k experts), the balancing loss and the test RMSE, mean ± sample std (ddof=1)
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from mimoe_core.data import load_dataset, make_split
-from mimoe_core.featurize import featurize
+from mimoe_core.featurization import featurize
 from mimoe_core.training import TrainSettings, train
 
 
@@ -75,7 +75,7 @@ def main() -> None:
             split = make_split("scaffold_balanced", ds.smiles, seed=seed)
             config = {
                 "backbone": "schnet",
-                "routing": "sparse",
+                "variant": "sparse",
                 "top_k": top_k,
                 "balance_weight": weight,
                 "expert": {"hidden_channels": args.hidden, "num_layers": 3},

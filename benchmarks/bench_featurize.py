@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from mimoe_core.data import load_dataset
-from mimoe_core.featurize import default_n_jobs, featurize
+from mimoe_core.featurization import default_n_jobs, featurize
 
 TARGET_PARALLEL = 1.7
 TARGET_CACHED = 20.0

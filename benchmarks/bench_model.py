@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from mimoe_core.featurize import featurize_dataset
+from mimoe_core.featurization import featurize_dataset
 from mimoe_core.models import create_model
 
 TARGET_SPARSE_VS_DENSE = 0.6
@@ -42,19 +42,19 @@ def variants(backbone: str, args) -> dict[str, dict]:
     return {
         f"single-scale {backbone} ({args.single_layers} layers, {args.single_cutoff} Å)": {
             **common,
-            "routing": "single",
-            "single": {"cutoff": args.single_cutoff, "num_layers": args.single_layers},
+            "variant": "plain",
+            "plain": {"cutoff": args.single_cutoff, "num_layers": args.single_layers},
         },
-        f"MI-MoE({backbone}) dense, K=5": {**common, "routing": "dense"},
-        f"MI-MoE({backbone}) sparse, k={args.top_k} of 5": {**common, "routing": "sparse"},
+        f"MI-MoE({backbone}) dense, K=5": {**common, "variant": "dense"},
+        f"MI-MoE({backbone}) sparse, k={args.top_k} of 5": {**common, "variant": "sparse"},
         f"MI-MoE({backbone}) sparse, worst case (the {args.top_k} largest cutoffs)": {
             **common,
-            "routing": "sparse",
+            "variant": "sparse",
             "force_largest": True,
         },
         f"MI-MoE({backbone}) sparse weights, all experts computed": {
             **common,
-            "routing": "sparse",
+            "variant": "sparse",
             "compute_all": True,
         },
     }

@@ -18,7 +18,7 @@ import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mimoe_core.featurize import featurize_dataset  # noqa: E402
+from mimoe_core.featurization import featurize_dataset  # noqa: E402
 from mimoe_core.topology import (  # noqa: E402
     DESCRIPTOR_NAMES,
     descriptor_trajectories,
@@ -34,7 +34,7 @@ TARGET_SPEEDUP = 50.0
 def load_positions(dataset: str) -> tuple[list[np.ndarray], str]:
     """Conformers of a bundled dataset via the featurizer (cached after the first run)."""
     data = featurize_dataset(dataset, progress=False)
-    return [d.pos.double().numpy() for d in data.data_list], "mimoe_core.featurize"
+    return [d.pos.double().numpy() for d in data.data_list], "mimoe_core.featurization"
 
 
 def baseline(pos: np.ndarray, radii: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimoe_core import keys, run_folder
+from mimoe_core import __version__, keys, run_folder
 from mimoe_core.data.splits import SPLIT_METHODS
 
 
@@ -42,6 +42,11 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         "--polymer", action="store_true", help="'*' atoms are polymer connection points (CSV)"
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N molecules")
+    parser.add_argument(
+        "--unit",
+        default=None,
+        help="unit of the targets for reports (e.g. kcal/mol); bundled datasets know theirs",
+    )
 
 
 def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +91,8 @@ def load_table(args: argparse.Namespace):
         )
     else:
         raise ValueError(f"--data must be a .csv, .csv.gz or .sdf file, got {args.data.name}")
+    if getattr(args, "unit", None):
+        table.unit = args.unit
     return table.head(args.limit) if args.limit is not None else table
 
 
@@ -103,7 +110,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def _featurize_input(args: argparse.Namespace, radii=None):
     """Featurize the table named by the input options with the conformer options."""
     from mimoe_core.conformers import ConformerSettings
-    from mimoe_core.featurize import featurize
+    from mimoe_core.featurization import featurize
     from mimoe_core.topology import DEFAULT_RADII
 
     settings = ConformerSettings(
@@ -180,17 +187,24 @@ def cmd_featurize(args: argparse.Namespace) -> int:
 
 
 def model_config_from_args(args: argparse.Namespace) -> dict:
-    """The model config: ``--config``, else the backbone's bundled one, with options on top."""
+    """The model config, with the options on top.
+
+    The base is ``--config``, else the ``--init-from`` run's, else the backbone's bundled one.
+    """
     from mimoe_core.models import load_config
 
-    if args.config:
+    if getattr(args, "init_from", None) and not args.config and not args.backbone:
+        from mimoe_core.training.transfer import load_source
+
+        config = load_config(load_source(args.init_from).model.config)
+    elif args.config:
         config = load_config(args.config)
         if args.backbone:
             config["backbone"] = args.backbone
     else:  # every backbone has a bundled config named after it ("dimenet++" -> dimenetpp)
         config = load_config((args.backbone or "schnet").replace("+", "p"))
     overrides = {
-        "routing": args.routing,
+        "variant": args.variant,
         "top_k": args.top_k,
         "cutoffs": [float(c) for c in args.cutoffs] if args.cutoffs else None,
         "balance_weight": args.balance_weight,
@@ -205,10 +219,11 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train MI-MoE and write the run folder."""
+    """Train MI-MoE (or an ensemble of it) and write the run folder."""
     from mimoe_core.data import make_split
-    from mimoe_core.training import TrainSettings, train
+    from mimoe_core.training import TrainSettings, train, train_ensemble
 
+    estimator = _uncertainty_choice(args)
     config = model_config_from_args(args)
     dataset = _featurize_input(args)
     if len(dataset) < 3:
@@ -222,18 +237,64 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        init_from=str(args.init_from) if args.init_from else None,
+        freeze=args.freeze,
+        uncertainty=estimator if estimator in ("experts", "mve") else "none",
+        calibration=args.calibration,
+        coverage=args.interval,
     )
-    result = train(dataset, split, config, settings, out_dir=args.out, resume=args.resume)
+    if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
+        config["variance_head"] = True
+    if estimator.startswith("ensemble"):
+        metrics = train_ensemble(
+            dataset,
+            split,
+            args.ensemble_size,
+            config,
+            settings,
+            args.out,
+            calibration=args.calibration,
+            coverage=args.interval,
+            resume=args.resume,
+        ).metrics
+    else:
+        metrics = train(
+            dataset, split, config, settings, out_dir=args.out, resume=args.resume
+        ).metrics
     print(dataset.summary_line())
-    metric = "rmse" if result.metrics["task"] == "regression" else "roc_auc"
+    metric = "rmse" if metrics["task"] == "regression" else "roc_auc"
     scores = [
-        f"{part} {metric} {result.metrics[part][metric]:.4f}"
-        for part in ("val", "test")
-        if result.metrics[part]
+        f"{part} {metric} {metrics[part][metric]:.4f}" for part in ("val", "test") if metrics[part]
     ]
-    print(f"best epoch {result.metrics['best_epoch']}: {', '.join(scores)}")
+    best = f"best epoch {metrics['best_epoch']}" if "best_epoch" in metrics else "ensemble"
+    print(f"{best}: {', '.join(scores)}")
+    unc = metrics.get("uncertainty", {}).get("test") or {}
+    if "coverage" in unc and unc["coverage"] is not None:
+        print(
+            f"test intervals ({args.interval:.0%} nominal): coverage {unc['coverage']:.3f}, "
+            f"mean width {unc['width']:.4g}"
+        )
     print(f"wrote {', '.join(run_folder.listing(args.out))} in {args.out}")
     return 0
+
+
+def _uncertainty_choice(args: argparse.Namespace) -> str:
+    """The estimator the train options ask for, or a ValueError that says what is wrong."""
+    if args.ensemble_size < 1:
+        raise ValueError(f"--ensemble-size must be >= 1, got {args.ensemble_size}")
+    if not 0 < args.interval < 1:
+        raise ValueError(f"--interval must be in (0, 1), got {args.interval}")
+    estimator = args.uncertainty or ("ensemble" if args.ensemble_size > 1 else "none")
+    if estimator == "ensemble" and args.ensemble_size < 2:
+        raise ValueError("--uncertainty ensemble needs --ensemble-size of at least 2")
+    if estimator in ("experts", "none") and args.ensemble_size > 1:
+        raise ValueError(
+            f"--ensemble-size {args.ensemble_size} trains an ensemble; its uncertainty is "
+            f"ensemble (or mve, for members with a variance head), not {estimator}"
+        )
+    if estimator == "mve" and args.ensemble_size > 1:
+        return "ensemble+mve"
+    return estimator
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -243,6 +304,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict(
         args.model,
         args.data,
+        interval=args.interval,
         smiles_col=args.smiles_col,
         batch_size=args.batch_size,
         device=args.device,
@@ -254,6 +316,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result.save(args.explanations)
     ok = sum(s == "ok" for s in result.status)
     print(f"{len(result)} rows: {ok} predicted, {len(result) - ok} skipped -> {args.out}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Per-molecule embeddings of a trained model, to .npz or .csv."""
+    from mimoe_core.inference import embed
+
+    if args.out.suffix not in (".npz", ".csv"):
+        raise ValueError(f"--out must end in .npz or .csv, got {args.out.name}")
+    result = embed(
+        args.model,
+        args.data,
+        smiles_col=args.smiles_col,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result.save(args.out)
+    ok = sum(s == "ok" for s in result.status)
+    print(
+        f"{len(result)} rows: {ok} embedded ({result.hidden_channels} features, "
+        f"{result.num_experts} experts), {len(result) - ok} skipped -> {args.out}"
+    )
     return 0
 
 
@@ -270,12 +356,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from mimoe_core.models import EXPERTS, ROUTINGS
+    from mimoe_core.models import EXPERTS, VARIANTS
 
     group = parser.add_argument_group("model")
     group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
     group.add_argument("--backbone", choices=sorted(EXPERTS), default=None, help="default schnet")
-    group.add_argument("--routing", choices=ROUTINGS, default=None, help="default sparse")
+    group.add_argument(
+        "--variant", choices=VARIANTS, default=None, help="the model: default sparse (MI-MoE)"
+    )
     group.add_argument("--top-k", type=int, default=None, help="experts per molecule (sparse)")
     group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
     group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
@@ -285,12 +373,23 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_trained_model_options(parser: argparse.ArgumentParser) -> None:
+    """What ``predict`` and ``embed`` read: a trained model, molecules, how to run it."""
+    parser.add_argument("--model", type=Path, required=True, help="run folder or model.pt")
+    parser.add_argument("--data", type=Path, required=True, help=".csv(.gz) or .sdf")
+    parser.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mimoe`` command."""
     parser = argparse.ArgumentParser(
         prog="mimoe",
         description="MI-MoE: topology-aware multiscale mixture of 3D-GNN experts.",
     )
+    parser.add_argument("--version", action="version", version=f"mimoe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     datasets = sub.add_parser("datasets", help="list the bundled datasets")
     datasets.set_defaults(func=cmd_datasets)
@@ -327,6 +426,47 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    group.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fine-tune a trained run (same backbone and cutoffs) on this data",
+    )
+    group.add_argument(
+        "--freeze",
+        choices=("none", "experts", "gate"),
+        default="none",
+        help="with --init-from: hold the experts or the gate fixed (default none)",
+    )
+    unc = tr.add_argument_group("uncertainty")
+    unc.add_argument(
+        "--ensemble-size",
+        type=int,
+        default=1,
+        help="train N members with seeds seed..seed+N-1 into one folder (default 1)",
+    )
+    unc.add_argument(
+        "--uncertainty",
+        choices=("ensemble", "mve", "experts", "none"),
+        default=None,
+        help="ensemble (members' std; the default with --ensemble-size > 1), mve (a "
+        "variance head, Gaussian NLL), experts (the selected experts' disagreement) or none "
+        "(default for one model)",
+    )
+    unc.add_argument(
+        "--calibration",
+        choices=("conformal", "zscale", "none"),
+        default="conformal",
+        help="fitted on the validation set: split-conformal intervals (default), z-scaled "
+        "Gaussian intervals, or the raw std",
+    )
+    unc.add_argument(
+        "--interval",
+        type=float,
+        default=0.9,
+        help="coverage of the test intervals in metrics.json (default 0.9)",
+    )
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     _add_conformer_options(tr)
     tr.set_defaults(func=cmd_train)
@@ -337,10 +477,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="One output row per input row, in input order: row, id, smiles, status "
         "(ok/skipped), reason, one column per target, alpha_1..alpha_K.",
     )
-    pr.add_argument("--model", type=Path, required=True, help="run folder or model.pt")
-    pr.add_argument("--data", type=Path, required=True, help=".csv(.gz) or .sdf")
-    pr.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
+    _add_trained_model_options(pr)
     pr.add_argument("--out", type=Path, required=True, help="output CSV")
+    pr.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="coverage of the <target>_lower/_upper columns, in (0, 1); default 0.9 when the "
+        "model has an uncertainty (an ensemble, or --uncertainty experts)",
+    )
     pr.add_argument(
         "--explanations",
         type=Path,
@@ -348,10 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save the full explanations (alpha, expert predictions, "
         "descriptor trajectories) into this folder",
     )
-    pr.add_argument("--batch-size", type=int, default=64)
-    pr.add_argument("--device", default="auto")
-    pr.add_argument("--quiet", action="store_true", help="no progress bars")
     pr.set_defaults(func=cmd_predict)
+
+    em = sub.add_parser(
+        "embed",
+        help="per-molecule embeddings for clustering and similarity search",
+        description="One row per input row, in input order: the alpha-weighted mixture the "
+        "model's head reads and, in .npz, each selected expert's readout and the gate's input "
+        "(the descriptor trajectory). .csv holds row, id, smiles, status, reason, alpha_1..K "
+        "and mix_1..H.",
+    )
+    _add_trained_model_options(em)
+    em.add_argument("--out", type=Path, required=True, help="FILE.npz (everything) or FILE.csv")
+    em.set_defaults(func=cmd_embed)
 
     rep = sub.add_parser(
         "report",

@@ -14,8 +14,38 @@ import numpy as np
 import pandas as pd
 
 
+class _Entries:
+    """What results with one entry per input row share: length, K, which rows are ok."""
+
+    ids: list[str]
+    smiles: list[str]
+    rows: list[int]
+    status: list[str]
+    reason: list[str]
+    alpha: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_experts(self) -> int:
+        """K, the number of experts."""
+        return self.alpha.shape[1]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """[M] bool, True for entries that were not skipped."""
+        return np.array([s == "ok" for s in self.status], dtype=bool)
+
+    def _row_frame(self) -> pd.DataFrame:
+        """The columns every per-row table starts with: row, id, smiles, status, reason."""
+        names = ("rows", "ids", "smiles", "status", "reason")
+        columns = ("row", "id", "smiles", "status", "reason")
+        return pd.DataFrame({c: getattr(self, n) for c, n in zip(columns, names, strict=True)})
+
+
 @dataclass
-class PredictionResult:
+class PredictionResult(_Entries):
     """Predictions with their routing explanations, one entry per input row, input order.
 
     Attributes:
@@ -39,6 +69,12 @@ class PredictionResult:
         atomic_numbers: per entry the atomic numbers [n] of the structure the model saw
             (empty for skipped rows); empty list when structures were not kept.
         positions: per entry the coordinates [n, 3] in Å (empty for skipped rows).
+        std: [M, num_targets] the prediction's uncertainty (calibrated when the model is;
+            for classification the spread of the probability), or None.
+        lower, upper: [M, num_targets] the interval at ``coverage`` (regression), or None.
+        coverage: the nominal coverage of ``lower``/``upper``, or None.
+        uncertainty: where ``std`` comes from: ``"ensemble"``, ``"mve"``, ``"experts"``, or
+            ``""`` without one.
     """
 
     task: str
@@ -59,19 +95,11 @@ class PredictionResult:
     labels: np.ndarray | None = None
     atomic_numbers: list[np.ndarray] = field(default_factory=list)
     positions: list[np.ndarray] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def num_experts(self) -> int:
-        """K, the number of experts."""
-        return self.alpha.shape[1]
-
-    @property
-    def ok(self) -> np.ndarray:
-        """[M] bool, True for entries with a prediction."""
-        return np.array([s == "ok" for s in self.status], dtype=bool)
+    std: np.ndarray | None = None
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    coverage: float | None = None
+    uncertainty: str = ""
 
     @property
     def num_atoms(self) -> np.ndarray:
@@ -116,6 +144,9 @@ class PredictionResult:
     def to_frame(self, with_labels: bool = False) -> pd.DataFrame:
         """One row per input: row, id, smiles, status, reason, the targets, alpha_1..K.
 
+        With an uncertainty, each target also gets ``<target>_std`` and, with an interval,
+        ``<target>_lower`` and ``<target>_upper``.
+
         Args:
             with_labels: False (default): one column per target holds the prediction.
                 True: the target's column holds the known label and ``<target>_pred`` the
@@ -126,21 +157,17 @@ class PredictionResult:
         """
         if with_labels and self.labels is None:
             raise ValueError("this result has no labels (predict with labels)")
-        frame = pd.DataFrame(
-            {
-                "row": self.rows,
-                "id": self.ids,
-                "smiles": self.smiles,
-                "status": self.status,
-                "reason": self.reason,
-            }
-        )
+        frame = self._row_frame()
         for t, name in enumerate(self.targets):
             if with_labels:
                 frame[name] = self.labels[:, t]
                 frame[f"{name}_pred"] = self.prediction[:, t]
             else:
                 frame[name] = self.prediction[:, t]
+            for suffix in ("std", "lower", "upper"):
+                values = getattr(self, suffix)
+                if values is not None:
+                    frame[f"{name}_{suffix}"] = values[:, t]
         for e in range(self.alpha.shape[1]):
             frame[f"alpha_{e + 1}"] = self.alpha[:, e]
         return frame
@@ -156,8 +183,9 @@ class PredictionResult:
             "expert_predictions": self.expert_predictions,
             "topo": self.topo,
         }
-        if self.labels is not None:
-            arrays["labels"] = self.labels
+        for name in ("labels", "std", "lower", "upper"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         if self.positions:
             # Ragged structures as one flat block plus atom counts.
             arrays["atom_counts"] = self.num_atoms
@@ -168,7 +196,7 @@ class PredictionResult:
                 [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in self.positions]
             )
         np.savez_compressed(out / "explanations.npz", **arrays)
-        meta = {k: getattr(self, k) for k in _META_REQUIRED + _META_OPTIONAL}
+        meta = {k: getattr(self, k) for k in _META_REQUIRED + _META_OPTIONAL + _META_SCALARS}
         (out / "result.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -208,8 +236,17 @@ _META_REQUIRED = (
     "cutoffs",
 )
 _META_OPTIONAL = ("descriptor_names", "baseline")
+_META_SCALARS = ("coverage", "uncertainty")
 _ARRAYS_REQUIRED = ("prediction", "alpha", "expert_predictions", "topo")
-_ARRAYS_OPTIONAL = ("labels", "atom_counts", "atomic_numbers", "positions")
+_ARRAYS_OPTIONAL = (
+    "labels",
+    "atom_counts",
+    "atomic_numbers",
+    "positions",
+    "std",
+    "lower",
+    "upper",
+)
 
 
 def _damaged(folder: Path, what: str) -> ValueError:
@@ -231,7 +268,7 @@ def _read_meta(folder: Path) -> dict:
     if not isinstance(meta, dict):
         raise _damaged(folder, "result.json is not a JSON object")
     missing = [k for k in _META_REQUIRED if k not in meta]
-    unknown = [k for k in meta if k not in _META_REQUIRED + _META_OPTIONAL]
+    unknown = [k for k in meta if k not in _META_REQUIRED + _META_OPTIONAL + _META_SCALARS]
     if missing or unknown:
         raise _damaged(folder, f"result.json lacks {missing} / has unknown keys {unknown}")
     for key in _META_REQUIRED[1:] + _META_OPTIONAL:
@@ -266,7 +303,17 @@ def _check_lengths(folder: Path, meta: dict, arrays: dict[str, np.ndarray]) -> N
     for key in ("smiles", "rows", "status", "reason"):
         if len(meta[key]) != m:
             raise _damaged(folder, f"result.json has {len(meta[key])} {key} for {m} ids")
-    for key in ("prediction", "alpha", "expert_predictions", "topo", "labels", "atom_counts"):
+    for key in (
+        "prediction",
+        "alpha",
+        "expert_predictions",
+        "topo",
+        "labels",
+        "atom_counts",
+        "std",
+        "lower",
+        "upper",
+    ):
         if key in arrays and (arrays[key].ndim == 0 or len(arrays[key]) != m):
             raise _damaged(folder, f"explanations.npz: {key} does not have {m} rows")
     counts = arrays.get("atom_counts")
@@ -278,3 +325,141 @@ def _check_lengths(folder: Path, meta: dict, arrays: dict[str, np.ndarray]) -> N
         z, pos = arrays["atomic_numbers"], arrays["positions"]
         if total != len(z) or pos.ndim != 2 or pos.shape != (total, 3):
             raise _damaged(folder, "explanations.npz: atom counts do not match the structures")
+
+
+# --------------------------------------------------------------------------- embeddings
+
+#: The ``format`` entry of an embeddings ``.npz``'s metadata.
+EMBEDDING_FORMAT = "mimoe-embeddings/1"
+
+
+@dataclass
+class EmbeddingResult(_Entries):
+    """Per-molecule embeddings of a trained model, one entry per input row, input order.
+
+    What the model's shared linear head reads (chemprop's ``fingerprint``, Uni-Mol tools'
+    ``get_repr``): ``head(mixture)``, unscaled, is the model's prediction.
+
+    Attributes:
+        ids, smiles, rows: identifier, SMILES and 0-based source row of each entry.
+        status: ``"ok"`` or ``"skipped"``; ``reason`` says why a row was skipped.
+        mixture: [M, H] the alpha-weighted expert embedding ``sum_e alpha_e h_e`` (NaN for
+            skipped rows).
+        experts: [M, K, H] each expert's readout embedding ``h_e``; NaN where the expert
+            was not selected for the molecule, and for skipped rows.
+        alpha: [M, K] routing weights (NaN for skipped rows).
+        gate_input: [M, T, D] the descriptor trajectories the gate read (NaN for skipped
+            rows).
+        cutoffs: the K expert cutoffs in Å; ``radii``: the filtration grid [T] in Å.
+        descriptor_names: the D descriptor names.
+    """
+
+    ids: list[str]
+    smiles: list[str]
+    rows: list[int]
+    status: list[str]
+    reason: list[str]
+    mixture: np.ndarray
+    experts: np.ndarray
+    alpha: np.ndarray
+    gate_input: np.ndarray
+    cutoffs: list[float]
+    radii: list[float]
+    descriptor_names: list[str] = field(default_factory=list)
+
+    @property
+    def hidden_channels(self) -> int:
+        """H, the width of the embeddings."""
+        return self.mixture.shape[1]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: row, id, smiles, status, reason, alpha_1..K, mix_1..H."""
+        frame = self._row_frame()
+        columns = {f"alpha_{e + 1}": self.alpha[:, e] for e in range(self.alpha.shape[1])}
+        columns |= {f"mix_{h + 1}": self.mixture[:, h] for h in range(self.mixture.shape[1])}
+        return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``path``: ``.npz`` (every array + metadata) or ``.csv`` (:meth:`to_frame`).
+
+        The ``.npz`` holds ``mixture``, ``experts``, ``alpha``, ``gate_input`` and
+        ``metadata``, a JSON string (ids, smiles, rows, status, reason, cutoffs, radii,
+        descriptor_names, format); :meth:`load` reads it back without pickle. The ``.csv``
+        holds no per-expert embeddings and gate inputs, and is not read back.
+
+        Raises:
+            ValueError: for another suffix.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".npz", ".csv"):
+            raise ValueError(f"embeddings are saved as .npz or .csv, got {path.name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            self.to_frame().to_csv(path, index=False)
+            return
+        meta = {"format": EMBEDDING_FORMAT, **{k: getattr(self, k) for k in _EMB_META}}
+        arrays = {k: np.asarray(getattr(self, k), dtype=np.float64) for k in _EMB_ARRAYS}
+        with path.open("wb") as handle:  # a handle: numpy adds no second suffix
+            np.savez_compressed(handle, metadata=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingResult:
+        """Read an ``.npz`` written by :meth:`save` (``allow_pickle=False``).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: another suffix (a ``.csv`` is not read back), or a file that is not
+                a complete embeddings archive; the message names the file.
+        """
+        import zipfile
+        import zlib
+
+        path = Path(path)
+        if path.suffix.lower() != ".npz":
+            raise ValueError(
+                f"embeddings are read from the .npz that EmbeddingResult.save writes, got "
+                f"{path.name!r} (a .csv holds only the mixture and is not read back)"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(f"no embeddings file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise _bad_embeddings(path, f"unreadable or truncated ({first})") from None
+        missing = [k for k in (*_EMB_ARRAYS, "metadata") if k not in arrays]
+        if missing:
+            raise _bad_embeddings(path, f"it lacks {missing}")
+        try:
+            meta = json.loads(str(arrays.pop("metadata")))
+        except json.JSONDecodeError as err:
+            raise _bad_embeddings(path, f"its metadata is not JSON ({err})") from None
+        if not isinstance(meta, dict) or meta.pop("format", None) != EMBEDDING_FORMAT:
+            raise _bad_embeddings(path, f"its metadata is not {EMBEDDING_FORMAT!r}")
+        if sorted(meta) != sorted(_EMB_META):
+            raise _bad_embeddings(path, f"its metadata has keys {sorted(meta)}")
+        m = len(meta["ids"])
+        lengths = [len(meta[k]) for k in ("smiles", "rows", "status", "reason")]
+        lengths += [len(arrays[k]) if arrays[k].ndim else -1 for k in _EMB_ARRAYS]
+        if any(n != m for n in lengths):
+            raise _bad_embeddings(path, f"its lists and arrays do not all have {m} entries")
+        return cls(**meta, **{k: arrays[k] for k in _EMB_ARRAYS})
+
+
+_EMB_META = (
+    "ids",
+    "smiles",
+    "rows",
+    "status",
+    "reason",
+    "cutoffs",
+    "radii",
+    "descriptor_names",
+)
+_EMB_ARRAYS = ("mixture", "experts", "alpha", "gate_input")
+
+
+def _bad_embeddings(path: Path, what: str) -> ValueError:
+    return ValueError(f"{path} is not an embeddings file written by EmbeddingResult.save: {what}")

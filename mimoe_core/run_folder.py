@@ -12,7 +12,10 @@ place that knows its layout:
 - ``skipped.csv``: molecules dropped during featurization;
 - ``test_predictions.csv``: the test set as :meth:`PredictionResult.to_frame` with labels;
 - ``test_explained/``: the test set's :class:`~mimoe_core.results.PredictionResult`;
-- ``report.html`` and ``figures/``: written later by ``mimoe report``.
+- ``report.html`` and ``figures/``: written later by ``mimoe report``;
+- ensembles only (:func:`mimoe_core.training.train_ensemble`): ``ensemble.json`` (the
+  members and the calibration, read by :class:`mimoe_core.ensemble.Ensemble`) and
+  ``members/member_<i>/``, one run folder per member; ``history.csv`` is member 0's.
 
 :func:`write_run` writes the plain files and :func:`load_run` reads them back into a
 :class:`RunFolder`. Only json, numpy and pandas are imported (never torch), so figures and
@@ -50,9 +53,11 @@ if TYPE_CHECKING:
     from mimoe_core.data import Split
 
 __all__ = [
+    "ENSEMBLE",
     "FIGURES",
     "HISTORY",
     "LAST",
+    "MEMBERS",
     "METRICS",
     "MODEL",
     "REPORT",
@@ -78,6 +83,8 @@ TEST_PREDICTIONS = "test_predictions.csv"
 TEST_EXPLAINED = "test_explained"
 REPORT = "report.html"
 FIGURES = "figures"
+ENSEMBLE = "ensemble.json"
+MEMBERS = "members"
 
 # What ``train(..., out_dir=...)`` leaves in the folder.
 TRAIN_OUTPUTS = (MODEL, LAST, METRICS, HISTORY, SPLITS, SKIPPED, TEST_PREDICTIONS, TEST_EXPLAINED)

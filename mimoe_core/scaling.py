@@ -192,7 +192,12 @@ class ScaledMIMoE(nn.Module):
         per_expert = self.output_transform(out.expert_predictions)
         if not compute_all:  # experts that did not run stay zero, as in MoEOutput
             per_expert = per_expert * out.selected.unsqueeze(-1)
-        return out._replace(y=self.output_transform(out.y), expert_predictions=per_expert)
+        log_var = out.log_var
+        if log_var is not None:  # var(std * z + mean) = std^2 var(z)
+            log_var = log_var + 2 * torch.log(self.output_transform.std.to(log_var.dtype))
+        return out._replace(
+            y=self.output_transform(out.y), expert_predictions=per_expert, log_var=log_var
+        )
 
     def state_dict(self, *args, **kwargs) -> dict:
         """The inner model's state dict, keys unchanged, plus ``output_transform.*``."""

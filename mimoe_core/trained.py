@@ -1,15 +1,16 @@
-"""A trained model as one object, its checkpoint format, and the batched forward pass.
+"""A trained model as one object, and its checkpoint format.
 
 :class:`TrainedModel` is what a training run leaves behind: the model (its target scaling
 inside, as buffers; see :mod:`mimoe_core.scaling`), the task and target names, and the
 featurization settings that prediction must replay. It loads a checkpoint or a run folder
 (:meth:`TrainedModel.load`), predicts molecules (:meth:`~TrainedModel.predict`), explains
-featurized ones (:meth:`~TrainedModel.explain`) and writes itself back
+featurized ones (:meth:`~TrainedModel.explain`), gives their per-molecule embeddings
+(:meth:`~TrainedModel.embed`, :meth:`~TrainedModel.embed_data`) and writes itself back
 (:meth:`~TrainedModel.save`).
 
 This module imports neither :mod:`mimoe_core.training` nor :mod:`mimoe_core.inference`; both
-build on it (the trainer writes checkpoints and evaluates with :func:`run_model`, inference
-loads them), so neither needs the other.
+build on it (the trainer writes checkpoints, inference loads them; both run models with
+:mod:`mimoe_core.forward`), so neither needs the other.
 
 A checkpoint is a plain dict of tensors, numbers, strings and lists, written with
 ``torch.save`` and read with ``torch.load(..., weights_only=True)``: loading never unpickles
@@ -21,20 +22,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
+from typing_extensions import Unpack
 
 import mimoe_core
 from mimoe_core import keys, run_folder
+from mimoe_core.calibration import Calibration, with_uncertainty
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data.table import MoleculeTable, SkipRecord
+from mimoe_core.forward import resolve_device, run_embeddings, run_model
 from mimoe_core.models import MIMoE, create_model
-from mimoe_core.results import PredictionResult
+from mimoe_core.results import EmbeddingResult, PredictionResult
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
 from mimoe_core.topology import DESCRIPTOR_NAMES
 
@@ -47,82 +51,50 @@ _REQUIRED = ("format", "model_config", "state_dict", "task", "targets", "scaler"
 _SCALING_KEYS = ("output_transform.mean", "output_transform.std")
 
 
-# --- the batched forward pass ----------------------------------------------------------------
+@dataclass
+class _Entries:
+    """Where featurized molecules and skipped rows go in a result, one entry per slot."""
+
+    slots: list[int]
+    rows: list[int]
+    ids: list[str]
+    smiles: list[str]
+    status: list[str]
+    reason: list[str]
+    topo: np.ndarray
+
+    def row_fields(self) -> dict[str, list]:
+        """The per-row fields every result object takes: ids, smiles, rows, status, reason."""
+        names = ("ids", "smiles", "rows", "status", "reason")
+        return {name: getattr(self, name) for name in names}
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
+def _entries(
+    data_list: Sequence[Data], num_rows: int | None, skipped: Sequence[SkipRecord], num_radii: int
+) -> _Entries:
+    """The entry layout of :meth:`TrainedModel.explain` and :meth:`TrainedModel.embed_data`.
 
-
-def prepare_batch(
-    data_list: Sequence[Data], device: torch.device | str, dtype: torch.dtype
-) -> Batch:
-    """Molecules -> one PyG ``Batch`` on ``device``, coordinates in the model's ``dtype``.
-
-    The one place batches are made, for training steps and for evaluation alike.
+    With ``num_rows``, entry r is source row r (``data.row``) and skipped rows carry their
+    skip record; without, one entry per molecule in ``data_list`` order.
     """
-    batch = Batch.from_data_list(list(data_list)).to(device)
-    batch[keys.POS] = batch[keys.POS].to(dtype)
-    return batch
-
-
-@torch.no_grad()
-def run_model(
-    model: ScaledMIMoE | MIMoE,
-    data_list: Sequence[Data],
-    task: str,
-    batch_size: int = 64,
-    device: torch.device | str = "cpu",
-) -> dict[str, np.ndarray]:
-    """Predictions and routing of ``model`` (put in eval mode) for featurized molecules.
-
-    Args:
-        model: a :class:`~mimoe_core.scaling.ScaledMIMoE` (its eval outputs are in the
-            original units), or a bare :class:`MIMoE` (its outputs taken as they are).
-        data_list: featurized molecules.
-        task: ``"regression"`` or ``"classification"`` (outputs are logits; probabilities
-            are returned).
-        batch_size: molecules per forward pass.
-        device: where ``model`` is and the forward passes run.
-
-    Returns:
-        ``prediction`` [M, num_targets] (original units; probabilities for classification),
-        ``alpha`` [M, K], ``expert_predictions`` [M, K, num_targets] (original units for
-        regression, logits for classification; NaN where an expert did not run).
-    """
-    model.eval()
-    device = torch.device(device)
-    dtype = next(model.parameters()).dtype
-    preds, alphas, experts = [], [], []
-    for start in range(0, len(data_list), batch_size):
-        batch = prepare_batch(data_list[start : start + batch_size], device, dtype)
-        out = model.forward_batch(batch)
-        y, per_expert = out.y.float(), out.expert_predictions.float()
-        if task != "regression":
-            y = torch.sigmoid(y)
-        per_expert = per_expert.masked_fill(~out.selected.unsqueeze(-1), float("nan"))
-        preds.append(y.cpu())
-        alphas.append(out.alpha.float().cpu())
-        experts.append(per_expert.cpu())
-    num_t, num_k = model.out_channels, model.num_experts
-    if not preds:
-        return {
-            "prediction": np.zeros((0, num_t)),
-            "alpha": np.zeros((0, num_k)),
-            "expert_predictions": np.zeros((0, num_k, num_t)),
-        }
-    return {
-        "prediction": torch.cat(preds).double().numpy(),
-        "alpha": torch.cat(alphas).double().numpy(),
-        "expert_predictions": torch.cat(experts).double().numpy(),
-    }
+    if num_rows is None:
+        slots = list(range(len(data_list)))
+        num = len(data_list)
+    else:
+        slots = [int(d[keys.ROW]) for d in data_list]
+        num = num_rows
+    rows = list(range(num)) if num_rows is not None else [int(d[keys.ROW]) for d in data_list]
+    ids, smiles = [""] * num, [""] * num
+    status, reason = ["skipped"] * num, [""] * num
+    topo = np.full((num, num_radii, len(DESCRIPTOR_NAMES)), np.nan)
+    for slot, data in zip(slots, data_list, strict=True):
+        topo[slot] = data[keys.TOPO][0].numpy()
+        ids[slot], smiles[slot], status[slot] = str(data[keys.MOL_ID]), data[keys.SMILES], "ok"
+    for skip in skipped:
+        if num_rows is not None:
+            ids[skip.row], smiles[skip.row] = skip.mol_id, skip.input
+            reason[skip.row] = skip.reason
+    return _Entries(slots, rows, ids, smiles, status, reason, topo)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -165,6 +137,16 @@ def as_table(inputs, smiles_col: str = "smiles") -> MoleculeTable:
 # --- the trained model -----------------------------------------------------------------------
 
 
+class PredictOptions(TypedDict, total=False):
+    """The keyword options of :meth:`TrainedModel.predict`, for functions that pass them on."""
+
+    smiles_col: str
+    batch_size: int
+    device: str
+    progress: bool
+    n_jobs: int | None
+
+
 @dataclass
 class TrainedModel:
     """A trained MI-MoE and everything needed to use it; what a checkpoint holds.
@@ -195,8 +177,10 @@ class TrainedModel:
         if not isinstance(self.model, ScaledMIMoE):
             raise TypeError(f"model must be a ScaledMIMoE or MIMoE, got {type(self.model)}")
         if isinstance(self.radii, TargetScaler):  # the old Checkpoint(model, ..., scaler, ...)
-            raise TypeError("the target scaling is part of the model now: pass "
-                            "ScaledMIMoE(model, scaler), then radii")  # fmt: skip
+            raise TypeError(
+                "the target scaling is part of the model now: pass "
+                "ScaledMIMoE(model, scaler), then radii"
+            )
         self.targets = list(self.targets)
         self.radii = [float(r) for r in self.radii]
 
@@ -217,8 +201,9 @@ class TrainedModel:
             ValueError: corrupt file, unknown format, or weights that do not fit the config.
         """
         payload = read_payload(path)
-        model = ScaledMIMoE(create_model(payload["model_config"]),
-                            TargetScaler(**payload["scaler"]))  # fmt: skip
+        model = ScaledMIMoE(
+            create_model(payload["model_config"]), TargetScaler(**payload["scaler"])
+        )
         state = payload["state_dict"]
         expected = set(model.state_dict())
         missing = sorted(expected - set(state) - set(_SCALING_KEYS))
@@ -248,9 +233,16 @@ class TrainedModel:
         under ``extra``'s entries.
         """
         kept = {k: v for k, v in self.extra.items() if k != "version"}
-        save_checkpoint(path, self.model, self.task, self.targets, self.radii,
-                        self.conformer_settings, self.featurization,
-                        **{**kept, **extra})  # fmt: skip
+        save_checkpoint(
+            path,
+            self.model,
+            self.task,
+            self.targets,
+            self.radii,
+            self.conformer_settings,
+            self.featurization,
+            **{**kept, **extra},
+        )
 
     def predict(
         self,
@@ -260,6 +252,7 @@ class TrainedModel:
         device: str = "auto",
         progress: bool = False,
         n_jobs: int | None = None,
+        coverage: float = 0.9,
     ) -> PredictionResult:
         """Featurize molecules as in training, predict them and explain each by its routing.
 
@@ -278,11 +271,83 @@ class TrainedModel:
             device: ``"auto"`` (default), ``"cpu"`` or ``"cuda"``; the model moves there.
             progress: tqdm bars while featurizing, default False.
             n_jobs: conformer worker processes (default: all cores).
+            coverage: the interval's coverage when the model has a :attr:`calibration`,
+                default 0.9.
 
         Returns:
             A :class:`~mimoe_core.results.PredictionResult`.
         """
-        from mimoe_core.featurize import DESCRIPTOR_VERSION, featurize
+        data_list, placed = self.prepare(
+            inputs,
+            smiles_col=smiles_col,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            n_jobs=n_jobs,
+        )
+        return self.explain(data_list, **placed, coverage=coverage)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The uncertainty calibration fitted at training (``uncertainty="experts"``), if any."""
+        data = self.extra.get("calibration")
+        return Calibration.from_dict(data) if data else None
+
+    def embed(
+        self,
+        inputs: str | Path | Sequence[str] | MoleculeTable,
+        **options: Unpack[PredictOptions],
+    ) -> EmbeddingResult:
+        """Per-molecule embeddings: the mixture the linear head reads and each expert's.
+
+        Molecules are featurized exactly as :meth:`predict` featurizes them (same settings,
+        same checks, same options), and every input row gets one entry in input order: ``ok``
+        with its embeddings, or ``skipped`` with the reason and NaN arrays. The head applied
+        to ``mixture`` (then unscaled) is :meth:`predict`'s prediction.
+
+        Args:
+            inputs: as for :meth:`predict`.
+            **options: :meth:`predict`'s options (:class:`PredictOptions`: ``smiles_col``,
+                ``batch_size``, ``device``, ``progress``, ``n_jobs``).
+
+        Returns:
+            A :class:`~mimoe_core.results.EmbeddingResult`.
+        """
+        data_list, placed = self.prepare(inputs, **options)
+        return self.embed_data(data_list, **placed)
+
+    def prepare(
+        self, inputs: str | Path | Sequence[str] | MoleculeTable, **options: Unpack[PredictOptions]
+    ) -> tuple[list[Data], dict[str, Any]]:
+        """Featurize ``inputs`` as in training, for :meth:`explain` or :meth:`embed_data`.
+
+        Returns:
+            The featurized molecules, and the keyword arguments that run and place them
+            (``batch_size``, ``device``, ``num_rows``, ``skipped``): one entry per input row.
+        """
+        table, ds = self._featurize(
+            inputs,
+            options.get("smiles_col", "smiles"),
+            options.get("progress", False),
+            options.get("n_jobs"),
+        )
+        placed = {
+            "batch_size": options.get("batch_size", 64),
+            "device": options.get("device", "auto"),
+            "num_rows": table.n_rows,
+            "skipped": ds.skipped,
+        }
+        return ds.data_list, placed
+
+    def _featurize(
+        self,
+        inputs: str | Path | Sequence[str] | MoleculeTable,
+        smiles_col: str,
+        progress: bool,
+        n_jobs: int | None,
+    ) -> tuple[MoleculeTable, Any]:
+        """The input table and its featurized dataset, with this model's settings replayed."""
+        from mimoe_core.featurization import DESCRIPTOR_VERSION, featurize
 
         version = self.featurization["descriptor_version"]
         if version != DESCRIPTOR_VERSION:
@@ -301,8 +366,57 @@ class TrainedModel:
             n_jobs=n_jobs,
             drop_duplicates=False,
         )
-        return self.explain(ds.data_list, batch_size=batch_size, device=device,
-                            num_rows=table.n_rows, skipped=ds.skipped)  # fmt: skip
+        return table, ds
+
+    def embed_data(self, data_list: Sequence[Data], **placement: Any) -> EmbeddingResult:
+        """Embeddings of featurized molecules as a plain result (:meth:`explain`'s layout).
+
+        ``data_list`` are molecules from :func:`mimoe_core.featurization.featurize` with this
+        model's settings, and ``placement`` the keyword arguments of :meth:`explain` that run
+        and place them (``batch_size`` 64, ``device``, ``num_rows`` and ``skipped`` for one
+        entry per source row), as :meth:`prepare` returns them.
+
+        Returns:
+            An :class:`EmbeddingResult`: ``mixture`` [M, H], ``experts`` [M, K, H] (NaN where
+            an expert was not selected), ``alpha`` [M, K], ``gate_input`` [M, T, D]; NaN
+            rows for skipped entries.
+        """
+        unknown = set(placement) - {"batch_size", "device", "num_rows", "skipped"}
+        if unknown:
+            raise TypeError(f"embed_data() got unexpected keyword arguments {sorted(unknown)}")
+        device = self._move_to(placement.get("device"))
+        out = run_embeddings(self.model, data_list, placement.get("batch_size", 64), device)
+        entries = _entries(
+            data_list, placement.get("num_rows"), placement.get("skipped", ()), len(self.radii)
+        )
+        num = len(entries.ids)
+        num_k, hidden = self.model.num_experts, self.model.head.in_features
+        mixture = np.full((num, hidden), np.nan)
+        experts = np.full((num, num_k, hidden), np.nan)
+        alpha = np.full((num, num_k), np.nan)
+        for n, slot in enumerate(entries.slots):
+            mixture[slot] = out["mixture"][n]
+            experts[slot] = out["experts"][n]
+            alpha[slot] = out["alpha"][n]
+        return EmbeddingResult(
+            **entries.row_fields(),
+            mixture=mixture,
+            experts=experts,
+            alpha=alpha,
+            gate_input=entries.topo,
+            cutoffs=[float(c) for c in self.model.cutoffs],
+            radii=list(self.radii),
+            descriptor_names=list(DESCRIPTOR_NAMES),
+        )
+
+    def _move_to(self, device: torch.device | str | None) -> torch.device:
+        """Resolve ``device`` (None: where the model is) and move the model there."""
+        if device is None:
+            device = next(self.model.parameters()).device
+        elif isinstance(device, str):
+            device = resolve_device(device)
+        self.model.to(device)
+        return device
 
     def explain(
         self,
@@ -312,11 +426,12 @@ class TrainedModel:
         num_rows: int | None = None,
         skipped: Sequence[SkipRecord] = (),
         with_labels: bool = False,
+        coverage: float = 0.9,
     ) -> PredictionResult:
         """Predictions, routing and structures of featurized molecules as a plain result.
 
         Args:
-            data_list: featurized molecules (from :func:`mimoe_core.featurize.featurize`
+            data_list: featurized molecules (from :func:`mimoe_core.featurization.featurize`
                 with this model's settings).
             batch_size: molecules per forward pass, default 64.
             device: where the forward passes run (the model moves there); default: where
@@ -326,59 +441,41 @@ class TrainedModel:
                 entry per molecule in ``data_list`` order.
             skipped: skip records of the rows that did not become molecules.
             with_labels: keep the molecules' labels (``data.y``) in ``labels``.
+            coverage: the interval's coverage when the model has a :attr:`calibration`,
+                default 0.9.
 
         Returns:
-            A :class:`PredictionResult` with structures (atomic numbers and coordinates).
+            A :class:`PredictionResult` with structures (atomic numbers and coordinates),
+            and with ``std`` (and for regression ``lower``/``upper``) when the model has a
+            :attr:`calibration`.
         """
-        if device is None:
-            device = next(self.model.parameters()).device
-        elif isinstance(device, str):
-            device = resolve_device(device)
-        self.model.to(device)
+        device = self._move_to(device)
         out = run_model(self.model, data_list, self.task, batch_size, device)
-        if num_rows is None:
-            slots = list(range(len(data_list)))
-            num = len(data_list)
-        else:
-            slots = [int(d[keys.ROW]) for d in data_list]
-            num = num_rows
+        entries = _entries(data_list, num_rows, skipped, len(self.radii))
+        num = len(entries.ids)
         num_k, num_t = self.model.num_experts, len(self.targets)
         prediction = np.full((num, num_t), np.nan)
         alpha = np.full((num, num_k), np.nan)
         experts = np.full((num, num_k, num_t), np.nan)
         labels = np.full((num, num_t), np.nan)
-        topo = np.full((num, len(self.radii), len(DESCRIPTOR_NAMES)), np.nan)
-        ids, smiles = [""] * num, [""] * num
-        rows = list(range(num)) if num_rows is not None else [int(d[keys.ROW]) for d in data_list]
-        status, reason = ["skipped"] * num, [""] * num
         atomic_numbers = [np.zeros(0, dtype=np.int64) for _ in range(num)]
         positions = [np.zeros((0, 3)) for _ in range(num)]
-        for n, (slot, data) in enumerate(zip(slots, data_list, strict=True)):
+        for n, (slot, data) in enumerate(zip(entries.slots, data_list, strict=True)):
             prediction[slot] = out["prediction"][n]
             alpha[slot] = out["alpha"][n]
             experts[slot] = out["expert_predictions"][n]
             labels[slot] = data[keys.Y][0].double().numpy()[:num_t] if with_labels else np.nan
-            topo[slot] = data[keys.TOPO][0].numpy()
-            ids[slot], smiles[slot], status[slot] = str(data[keys.MOL_ID]), data[keys.SMILES], "ok"
             atomic_numbers[slot] = data[keys.Z].numpy().astype(np.int64)
             positions[slot] = data[keys.POS].double().numpy()
-        for skip in skipped:
-            if num_rows is not None:
-                ids[skip.row], smiles[skip.row] = skip.mol_id, skip.input
-                reason[skip.row] = skip.reason
         baseline = list(self.scaler.mean) if self.task == "regression" else [0.0] * num_t
-        return PredictionResult(
+        result = PredictionResult(
             task=self.task,
             targets=list(self.targets),
-            ids=ids,
-            smiles=smiles,
-            rows=rows,
-            status=status,
-            reason=reason,
+            **entries.row_fields(),
             prediction=prediction,
             alpha=alpha,
             expert_predictions=experts,
-            topo=topo,
+            topo=entries.topo,
             radii=list(self.radii),
             cutoffs=[float(c) for c in self.model.cutoffs],
             descriptor_names=list(DESCRIPTOR_NAMES),
@@ -387,6 +484,12 @@ class TrainedModel:
             atomic_numbers=atomic_numbers,
             positions=positions,
         )
+        if "std" in out:  # the variance head's own estimate, before any calibration
+            std = np.full((num, num_t), np.nan)
+            for n, slot in enumerate(entries.slots):
+                std[slot] = out["std"][n]
+            result = replace(result, std=std, uncertainty="mve")
+        return with_uncertainty(result, self.calibration, coverage)
 
 
 # --- the checkpoint file ---------------------------------------------------------------------
@@ -484,8 +587,10 @@ def read_payload(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: checkpoint lacks {missing}")
     # Checkpoints written before the digest existed have none; they load as before.
     if "sha256" in payload and payload["sha256"] != payload_digest(payload):
-        raise ValueError(f"{path} is not a readable mimoe checkpoint (its contents do not match "
-                         "its checksum: the file is damaged)")  # fmt: skip
+        raise ValueError(
+            f"{path} is not a readable mimoe checkpoint (its contents do not match "
+            "its checksum: the file is damaged)"
+        )
     return payload
 
 

@@ -6,7 +6,9 @@ Per molecule: :mod:`~mimoe_viz.mol3d` (3D structure with the filtration, radius 
 contributions). Per data set: :mod:`~mimoe_viz.dataset_routing` (routing maps, expert usage,
 cutoff against size or a descriptor), :mod:`~mimoe_viz.analysis`. Per run:
 :mod:`~mimoe_viz.run_folder` (:func:`load_run`), :mod:`~mimoe_viz.training_figures`,
-:mod:`~mimoe_viz.evaluation_figures` (parity, ROC), :mod:`~mimoe_viz.ablation_figures`,
+:mod:`~mimoe_viz.evaluation_figures` (parity, ROC), :mod:`~mimoe_viz.uncertainty_figures`
+(calibration, error against std, intervals), :mod:`~mimoe_viz.embedding_figures` (dataset
+map of the embeddings), :mod:`~mimoe_viz.ablation_figures`,
 :mod:`~mimoe_viz.tables` (:mod:`~mimoe_viz.runs` re-exports these five),
 :func:`report` (one HTML page per run), :func:`explore` (a linked dashboard).
 Export: :mod:`~mimoe_viz.export` (PNG through matplotlib, offline HTML).
@@ -23,6 +25,7 @@ from mimoe_viz.curves import (
     persistence_diagram_mpl,
 )
 from mimoe_viz.dashboards import explore
+from mimoe_viz.embedding_figures import dataset_map_figure, project_embedding
 from mimoe_viz.evaluation_figures import parity_figure, parity_mpl, roc_figure, roc_mpl
 from mimoe_viz.export import html_page, save_html, save_png
 from mimoe_viz.mol3d import (
@@ -50,8 +53,18 @@ from mimoe_viz.routing import (
 from mimoe_viz.run_folder import RunFolder, load_run
 from mimoe_viz.tables import metrics_table_html
 from mimoe_viz.training_figures import training_curves_figure, training_curves_mpl
+from mimoe_viz.uncertainty_figures import (
+    coverage_calibration_figure,
+    error_vs_std_figure,
+    parity_interval_figure,
+)
 
 __all__ = [
+    "dataset_map_figure",
+    "project_embedding",
+    "coverage_calibration_figure",
+    "error_vs_std_figure",
+    "parity_interval_figure",
     "DEFAULT_CUTOFFS",
     "RunFolder",
     "ablation_figure",

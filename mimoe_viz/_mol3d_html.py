@@ -54,9 +54,21 @@ VIEWER_JS = """<script>(function () {
       (n === 1 ? " edge" : " edges") + " \\u00b7 \\u03b20 = " + data.betti0[k] +
       " \\u00b7 \\u03b21 = " + data.betti1[k];
   }
+  function fallback(status) {
+    root.setAttribute("data-status", status);
+    var picture = document.getElementById(id + "-static");
+    if (picture) {
+      picture.style.display = "block";
+      document.getElementById(id + "-viewer").style.display = "none";
+    }
+  }
   function start() {
-    var viewer = $3Dmol.createViewer(document.getElementById(id + "-viewer"),
-                                     {backgroundColor: "white"});
+    var viewer = null;
+    try {
+      viewer = $3Dmol.createViewer(document.getElementById(id + "-viewer"),
+                                   {backgroundColor: "white"});
+    } catch (err) { viewer = null; }
+    if (!viewer) { fallback("no-webgl"); return; }
     viewer.addModel(data.xyz, "xyz", {assignBonds: false});
     viewer.setStyle({}, {sphere: {scale: data.atom_scale}});
     viewer.zoomTo();
@@ -92,13 +104,29 @@ VIEWER_JS = """<script>(function () {
     if (window.$3Dmol) { start(); }
     else if (tries++ < 400) { setTimeout(wait, 50); }
     else {
-      root.setAttribute("data-status", "no-3dmol");
       document.getElementById(id + "-viewer").textContent =
         "3Dmol.js did not load: pass include_library=True or check the network.";
+      fallback("no-3dmol");
     }
   })();
 })();</script>
 """
+
+
+# The static picture of a viewer (class mimoe-mol3d-static) is hidden while the 3D view
+# works; it shows without JavaScript (<noscript>), in print (the canvas does not print)
+# and when WebGL or 3Dmol.js fails (VIEWER_JS's fallback).
+STATIC_CSS = (
+    "<style>.mimoe-mol3d-static{display:none;max-width:100%;border:1px solid #ddd}"
+    "@media print{.mimoe-mol3d .mimoe-mol3d-viewer,.mimoe-mol3d canvas,"
+    ".mimoe-mol3d input[type=range]{display:none!important}"
+    ".mimoe-mol3d .mimoe-mol3d-static{display:block!important}}</style>"
+)
+NOSCRIPT_CSS = (
+    "<noscript><style>.mimoe-mol3d .mimoe-mol3d-static{display:block!important}"
+    ".mimoe-mol3d .mimoe-mol3d-viewer,.mimoe-mol3d input[type=range]{display:none!important}"
+    "</style></noscript>"
+)
 
 
 def json_for_script(obj: Any) -> str:
@@ -157,12 +185,15 @@ def viewer_html(
     data: dict[str, Any],
     summary: str,
     controls: bool,
+    static_png: str | None = None,
 ) -> str:
     """The viewer ``<div>``, its JSON data and the script that draws it.
 
     ``data`` is the payload :data:`VIEWER_JS` reads (``radii``, ``index``, ``cutoffs``,
     edges...). With ``controls`` the ``<div>`` also holds a radius slider (when the grid has
     more than one radius), the ``summary`` line and the legend of expert cutoffs.
+    ``static_png`` (a ``data:image/png;base64,...`` URL) adds the static picture shown
+    without JavaScript or WebGL and in print (:data:`STATIC_CSS`).
     """
     radii, index = data["radii"], data["index"]
     slider = ""
@@ -175,9 +206,16 @@ def viewer_html(
     parts = [
         f'<div id="{element_id}" class="mimoe-mol3d" '
         f'style="width:{width}px;font:13px sans-serif;color:#222">',
-        f'<div id="{element_id}-viewer" style="position:relative;width:{width}px;'
-        f'height:{height}px;border:1px solid #ddd"></div>',
+        f'<div id="{element_id}-viewer" class="mimoe-mol3d-viewer" style="position:relative;'
+        f'width:{width}px;height:{height}px;border:1px solid #ddd"></div>',
     ]
+    if static_png:
+        parts[:0] = [STATIC_CSS, NOSCRIPT_CSS]
+        parts.append(
+            f'<img id="{element_id}-static" class="mimoe-mol3d-static" width="{width}" '
+            f'height="{height}" alt="the molecule and G(r) at r = {float(radii[index]):.2f} Å '
+            f'(static picture)" src="{static_png}">'
+        )
     if slider:
         parts.append(slider)
     if controls:

@@ -1,4 +1,4 @@
-"""Helpers shared by the routing and analysis figures: titles, hover text, trace groups.
+"""Helpers shared by the routing and analysis figures: experts, titles, hover text, groups.
 
 The checks and statistics (``check_result``, ``target_index``, ``spearman``...) live in
 :mod:`mimoe_core.analysis` and are re-exported here.
@@ -19,12 +19,14 @@ from mimoe_core.analysis.validation import (
     target_index,
 )
 from mimoe_core.results import PredictionResult
+from mimoe_viz._style import expert_colors, expert_labels
 
 __all__ = [
     "atom_counts",
     "binned_trend",
     "check_index",
     "check_result",
+    "checked_experts",
     "colored_ticks",
     "dominant_groups",
     "entry_title",
@@ -33,6 +35,18 @@ __all__ = [
     "spearman",
     "target_index",
 ]
+
+
+def checked_experts(
+    result: PredictionResult,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """``(alpha [M, K], cutoffs [K], labels, colors)``: checked result and expert styling.
+
+    :func:`check_result` followed by the K experts' legend labels and colours, the
+    prologue of every routing figure.
+    """
+    alpha, cutoffs = check_result(result)
+    return alpha, cutoffs, expert_labels(cutoffs), expert_colors(len(cutoffs))
 
 
 def entry_title(result: PredictionResult, i: int) -> str:

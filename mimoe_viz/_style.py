@@ -7,6 +7,9 @@ from mimoe_core.constants import DEFAULT_CUTOFFS
 
 __all__ = [
     "BEYOND_CUTOFFS",
+    "BOTTOM_LEGEND",
+    "ELEMENT_COLORS",
+    "LEGEND_MARGIN",
     "DEFAULT_CUTOFFS",
     "DESCRIPTOR_LABELS",
     "HOMOLOGY_COLORS",
@@ -23,6 +26,29 @@ _PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#
 
 #: Colour of graph edges longer than every expert cutoff.
 BEYOND_CUTOFFS = "#bbbbbb"
+
+#: A plotly legend laid out horizontally at the bottom of the figure, inside the bottom
+#: margin (``yref="container"``) and so below the x-axis title: it covers no axis title.
+BOTTOM_LEGEND = {
+    "orientation": "h",
+    "xanchor": "left",
+    "x": 0.0,
+    "yref": "container",
+    "yanchor": "bottom",
+    "y": 0.0,
+}
+#: Bottom margin (px) under a :data:`BOTTOM_LEGEND`: tick labels and the x-axis title
+#: (about 55 px), then up to three legend rows.
+LEGEND_MARGIN = 150
+
+#: Atom colours of the static 3D pictures (Jmol's scheme, which 3Dmol.js uses too);
+#: other elements get :data:`OTHER_ELEMENT`.
+ELEMENT_COLORS: dict[int, str] = {
+    1: "#ffffff", 5: "#ffb5b5", 6: "#909090", 7: "#3050f8", 8: "#ff0d0d", 9: "#90e050",
+    11: "#ab5cf2", 12: "#8aff00", 14: "#f0c8a0", 15: "#ff8000", 16: "#ffff30", 17: "#1ff01f",
+    19: "#8f40d4", 20: "#3dff00", 26: "#e06633", 35: "#a62929", 53: "#940094",
+}  # fmt: skip
+OTHER_ELEMENT = "#ff1493"
 
 #: Colour per homology dimension (H0, H1, H2), chosen apart from the expert palette.
 HOMOLOGY_COLORS: dict[int, str] = {0: "#2166ac", 1: "#b2182b", 2: "#4d4d4d"}

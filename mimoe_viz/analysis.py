@@ -35,14 +35,14 @@ from mimoe_core.analysis.routing import (
 from mimoe_core.results import PredictionResult
 from mimoe_viz._deps import apply_layout, plotly_go
 from mimoe_viz._routing import (
-    check_result,
+    checked_experts,
     dominant_groups,
     hover_entry,
     ok_indices,
     spearman,
     target_index,
 )
-from mimoe_viz._style import DESCRIPTOR_LABELS, expert_colors, expert_labels
+from mimoe_viz._style import DESCRIPTOR_LABELS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -59,6 +59,33 @@ __all__ = [
 
 #: Quantities :func:`expert_profile_figure` accepts besides the descriptor names.
 PROFILE_QUANTITIES = ("atoms", "label", "prediction")
+
+# The fixed styling of each trace family; the calls add data, names and colours.
+_PROFILE_BOX = {
+    "boxpoints": "all",
+    "jitter": 0.4,
+    "pointpos": 0.0,
+    "hoverinfo": "text+y",
+    "showlegend": False,
+}
+_EXPERT_RING = {"width": 0.5, "color": "white"}  # outline of the per-expert dots
+_RANGE = {"mode": "lines", "name": "range", "line": {"color": "#bbbbbb", "width": 3}}
+_MIXTURE = {
+    "mode": "markers",
+    "name": "mixture (prediction)",
+    "marker": {"symbol": "diamond", "size": 10, "color": "#222222"},
+    "hovertemplate": "%{text}<br>mixture %{x:.3g}<extra></extra>",
+}
+_LABEL = {
+    "mode": "markers",
+    "name": "label",
+    "marker": {"symbol": "circle-open", "size": 11, "color": "#c44e52", "line": {"width": 2}},
+    "hovertemplate": "label %{x:.3g}<extra></extra>",
+}
+_SPREAD_ERROR = {
+    "mode": "markers",
+    "hovertemplate": "%{text}<br>spread %{x:.3g}<br>|error| %{y:.3g}<extra></extra>",
+}
 
 
 def _profile_values(
@@ -115,29 +142,21 @@ def expert_profile_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     ok = ok_indices(result)
     values, title = _profile_values(result, quantity, target, radius)
     dom = dominant_expert(result)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     fig = go.Figure()
     for e in range(len(cutoffs)):
         members = ok[(dom[ok] == e) & np.isfinite(values[ok])]
         if members.size == 0:
             continue
-        fig.add_trace(
-            go.Box(
-                y=values[members],
-                name=labels[e],
-                marker={"color": colors[e]},
-                boxpoints="all",
-                jitter=0.4,
-                pointpos=0.0,
-                hovertext=[hover_entry(result, m) for m in members],
-                hoverinfo="text+y",
-                showlegend=False,
-            )
+        hover = [hover_entry(result, m) for m in members]
+        marker = {"color": colors[e]}
+        box = go.Box(
+            y=values[members], name=labels[e], marker=marker, hovertext=hover, **_PROFILE_BOX
         )
+        fig.add_trace(box)
     fig.update_layout(
         title=f"{title} by dominant expert<br><sup>n = {ok.size} molecules</sup>",
         xaxis_title="dominant expert (largest α)",
@@ -182,14 +201,13 @@ def disagreement_figure(
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     t = target_index(result, target)
     table = expert_disagreement(result, t).head(top)
     alpha, preds = selected_predictions(result, t)
     index = table["index"].to_numpy()
     pairs = zip(table["id"], table["spread"], strict=True)
     rows = [f"{r + 1} · {name} ({s:.2g})" for r, (name, s) in enumerate(pairs)]
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     classification = result.task == "classification"
     mixture = np.nansum(np.nan_to_num(preds[index]) * alpha[index], axis=1)
     if not classification:
@@ -198,63 +216,20 @@ def disagreement_figure(
     lo, hi = np.nanmin(preds[index], axis=1), np.nanmax(preds[index], axis=1)
     line_x = [v for a, b in zip(lo, hi, strict=True) for v in (a, b, None)]
     line_y = [v for r in rows for v in (r, r, None)]
-    fig.add_trace(
-        go.Scatter(
-            x=line_x,
-            y=line_y,
-            mode="lines",
-            name="range",
-            line={"color": "#bbbbbb", "width": 3},
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(go.Scatter(x=line_x, y=line_y, hoverinfo="skip", **_RANGE))
     for e in range(len(cutoffs)):
         sel = alpha[index, e] > 0
         if not sel.any():
             continue
-        fig.add_trace(
-            go.Scatter(
-                x=preds[index[sel], e],
-                y=[r for r, s in zip(rows, sel, strict=True) if s],
-                mode="markers",
-                name=labels[e],
-                marker={
-                    "color": colors[e],
-                    "size": 8 + 14 * alpha[index[sel], e],
-                    "line": {"width": 0.5, "color": "white"},
-                },
-                customdata=alpha[index[sel], e],
-                hovertemplate=f"{labels[e]}<br>α = %{{customdata:.2f}}<br>prediction "
-                "%{x:.3g}<extra></extra>",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=mixture,
-            y=rows,
-            mode="markers",
-            name="mixture (prediction)",
-            marker={"symbol": "diamond", "size": 10, "color": "#222222"},
-            text=list(table["smiles"]),
-            hovertemplate="%{text}<br>mixture %{x:.3g}<extra></extra>",
-        )
-    )
+        weight = alpha[index[sel], e]
+        marker = {"color": colors[e], "size": 8 + 14 * weight, "line": _EXPERT_RING}
+        hover = f"{labels[e]}<br>α = %{{customdata:.2f}}<br>prediction %{{x:.3g}}<extra></extra>"
+        ys = [r for r, s in zip(rows, sel, strict=True) if s]
+        points = {"name": labels[e], "marker": marker, "customdata": weight, "hovertemplate": hover}
+        fig.add_trace(go.Scatter(x=preds[index[sel], e], y=ys, mode="markers", **points))
+    fig.add_trace(go.Scatter(x=mixture, y=rows, text=list(table["smiles"]), **_MIXTURE))
     if not classification and table["label"].notna().any():
-        fig.add_trace(
-            go.Scatter(
-                x=table["label"],
-                y=rows,
-                mode="markers",
-                name="label",
-                marker={
-                    "symbol": "circle-open",
-                    "size": 11,
-                    "color": "#c44e52",
-                    "line": {"width": 2},
-                },
-                hovertemplate="label %{x:.3g}<extra></extra>",
-            )
-        )
+        fig.add_trace(go.Scatter(x=table["label"], y=rows, **_LABEL))
     name = result.targets[t]
     unit = f"logit P({name})" if classification else name
     fig.update_layout(
@@ -294,27 +269,19 @@ def disagreement_error_figure(
     if result.labels is None:
         raise ValueError("disagreement_error_figure needs a result with labels")
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     table = expert_disagreement(result, target)
     table = table[np.isfinite(table["abs_error"])]
     if table.empty:
         raise ValueError("no ok entry has a label for this target")
     dom = dominant_expert(result)[table["index"].to_numpy()]
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     fig = go.Figure()
     for e, sel in dominant_groups(dom, len(cutoffs)):
         part = table[sel]
-        fig.add_trace(
-            go.Scatter(
-                x=part["spread"],
-                y=part["abs_error"],
-                mode="markers",
-                name=f"dominant {labels[e]}",
-                marker={"color": colors[e], "size": 7, "opacity": 0.75},
-                text=[f"{i}<br>{s}" for i, s in zip(part["id"], part["smiles"], strict=True)],
-                hovertemplate="%{text}<br>spread %{x:.3g}<br>|error| %{y:.3g}<extra></extra>",
-            )
-        )
+        text = [f"{i}<br>{s}" for i, s in zip(part["id"], part["smiles"], strict=True)]
+        marker = {"color": colors[e], "size": 7, "opacity": 0.75}
+        points = {"name": f"dominant {labels[e]}", "marker": marker, "text": text}
+        fig.add_trace(go.Scatter(x=part["spread"], y=part["abs_error"], **points, **_SPREAD_ERROR))
     rho = spearman(table["spread"].to_numpy(), table["abs_error"].to_numpy())
     stat = f"Spearman ρ = {rho:+.2f}" if np.isfinite(rho) else "Spearman ρ undefined"
     t = target_index(result, target)

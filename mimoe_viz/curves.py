@@ -25,7 +25,13 @@ from mimoe_core.topology import DESCRIPTOR_NAMES
 from mimoe_viz._checks import check_cutoffs, check_grid
 from mimoe_viz._deps import apply_layout, make_subplots, mpl_figure, plotly_go
 from mimoe_viz._marks import cutoff_lines_mpl, cutoff_shapes
-from mimoe_viz._style import DEFAULT_CUTOFFS, DESCRIPTOR_LABELS, HOMOLOGY_COLORS
+from mimoe_viz._style import (
+    BOTTOM_LEGEND,
+    DEFAULT_CUTOFFS,
+    DESCRIPTOR_LABELS,
+    HOMOLOGY_COLORS,
+    LEGEND_MARGIN,
+)
 from mimoe_viz.persistence import (
     barcode_figure,
     barcode_mpl,
@@ -50,6 +56,8 @@ __all__ = [
 
 _RAW_COLOR = "#222222"
 _NORM_COLOR = "#8c8c8c"
+#: Tick values of the normalized (right-hand) axes: even quarters of [0, 1].
+NORMALIZED_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 # --------------------------------------------------------------------------- validation
@@ -87,7 +95,9 @@ def descriptor_curves_figure(
     drawn in the same row as a dashed grey line on a secondary y axis fixed to [0, 1], so
     raw counts and the gate's [0, 1] input read side by side in static exports too. Expert
     cutoffs are thin dotted vertical lines across all rows in the expert colours, labelled
-    ``E1``... above the plot and with their full label in the legend.
+    ``E1``... above the plot and with their full label in the legend. The right axes tick
+    at :data:`NORMALIZED_TICKS` (0, 0.25, ..., 1); the legend is laid out horizontally in
+    the bottom margin, below the x-axis title, so it covers no axis title.
 
     Args:
         curves: raw descriptor curves keyed by names from
@@ -164,6 +174,8 @@ def descriptor_curves_figure(
             )
             fig.update_yaxes(
                 range=[-0.05, 1.05],
+                tickmode="array",
+                tickvals=list(NORMALIZED_TICKS),
                 title_text="norm.",
                 showgrid=False,
                 row=row,
@@ -174,10 +186,11 @@ def descriptor_curves_figure(
     cutoff_shapes(fig, cuts)
     fig.update_layout(
         title="Descriptor curves of G(r)",
-        height=140 * rows + 120,
+        height=140 * rows + 120 + LEGEND_MARGIN,
         template="plotly_white",
         hovermode="x unified",
-        margin={"t": 80},
+        margin={"t": 80, "b": LEGEND_MARGIN},
+        legend=BOTTOM_LEGEND,
     )
     return apply_layout(fig, layout)
 
@@ -236,6 +249,7 @@ def descriptor_curves_mpl(
                 ls="--",
             )
             twin.set_ylim(-0.05, 1.05)
+            twin.set_yticks(NORMALIZED_TICKS)
             twin.set_ylabel("norm.", color=_NORM_COLOR)
     axes[-1].set_xlabel("radius r (Å)")
     if len(cuts):

@@ -51,11 +51,20 @@ def find_entries(result: PredictionResult, query: str) -> list[int]:
 
 
 def entry_summary(result: PredictionResult, index: int) -> str:
-    """An HTML line on one entry: SMILES, size, prediction, label, selected experts."""
+    """An HTML line on one entry: SMILES, size, prediction, label, selected experts.
+
+    With an uncertainty the prediction reads ``y = 1.2 ± 0.3 [0.7, 1.7]`` (std, interval).
+    """
     targets = result.targets or ["y"]
     parts = [f"<b>{html.escape(result.smiles[index])}</b>", f"{result.num_atoms[index]} atoms"]
     for t, name in enumerate(targets):
         text = f"{html.escape(name)} = {result.prediction[index, t]:.3g}"
+        std = getattr(result, "std", None)
+        if std is not None and np.isfinite(std[index, t]):
+            text += f" ± {std[index, t]:.3g}"
+            lower, upper = getattr(result, "lower", None), getattr(result, "upper", None)
+            if lower is not None and upper is not None:
+                text += f" [{lower[index, t]:.3g}, {upper[index, t]:.3g}]"
         if result.labels is not None and np.isfinite(result.labels[index, t]):
             text += f" (label {result.labels[index, t]:.3g})"
         parts.append(text)

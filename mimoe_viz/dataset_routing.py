@@ -33,13 +33,14 @@ from mimoe_viz._routing import (
     atom_counts,
     binned_trend,
     check_result,
+    checked_experts,
     colored_ticks,
     dominant_groups,
     hover_entry,
     ok_indices,
     spearman,
 )
-from mimoe_viz._style import DESCRIPTOR_LABELS, expert_colors, expert_labels
+from mimoe_viz._style import BOTTOM_LEGEND, DESCRIPTOR_LABELS, LEGEND_MARGIN
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -87,9 +88,8 @@ def routing_map(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    alpha, cutoffs = check_result(result)
+    alpha, cutoffs, labels, colors = checked_experts(result)
     order = routing_order(result, sort_by)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     z = alpha[order]
     hover = [
         [
@@ -148,9 +148,8 @@ def expert_usage_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     share, mean_alpha = expert_usage(result)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     num_ok = int(result.ok.sum())
     fig = go.Figure()
     fig.add_trace(
@@ -190,10 +189,9 @@ def _expected_cutoff_scatter(
 ) -> go.Figure:
     """Expected cutoff of the ok entries against x [num_ok]: dots per dominant expert + trend."""
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     y = expected_cutoff(result)[ok]
     dom = dominant_expert(result)[ok]
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     fig = go.Figure()
     for e, mask in dominant_groups(dom, len(cutoffs)):
         fig.add_trace(
@@ -236,6 +234,10 @@ def _expected_cutoff_scatter(
             "range": [cutoffs.min() - pad, cutoffs.max() + pad],
         },
         template="plotly_white",
+        # plotly's default 450 px and 80 px bottom margin, plus room for the legend below
+        height=450 + LEGEND_MARGIN - 80,
+        margin={"b": LEGEND_MARGIN},
+        legend=BOTTOM_LEGEND,
     )
     return fig
 
@@ -248,7 +250,8 @@ def alpha_vs_size_figure(
     Each ok molecule is a dot at (atom count, :math:`\sum_e \alpha_e c_e`), coloured by its
     dominant expert; a black line gives the mean expected cutoff per atom count (or per
     equal-count size bin when there are more than 12 distinct sizes); dotted horizontal
-    lines mark the expert cutoffs; the subtitle gives the Spearman rank correlation.
+    lines mark the expert cutoffs; the subtitle gives the Spearman rank correlation. The
+    legend lies below the x-axis title (:data:`mimoe_viz._style.BOTTOM_LEGEND`).
 
     Args:
         result: a prediction result that kept its structures (atom counts).
@@ -339,13 +342,12 @@ def routing_map_mpl(
         ValueError: as :func:`routing_order`.
         ImportError: if matplotlib is missing.
     """
-    alpha, cutoffs = check_result(result)
+    alpha, cutoffs, labels, colors = checked_experts(result)
     order = routing_order(result, sort_by)
     ax = mpl_axes(ax, figsize=(4.5, 6.0))
     image = ax.imshow(
         alpha[order], aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest"
     )
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     ax.set_xticks(np.arange(len(cutoffs)), labels, rotation=30, ha="right")
     for tick, color in zip(ax.get_xticklabels(), colors, strict=True):
         tick.set_color(color)
@@ -365,14 +367,13 @@ def expert_usage_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
         The matplotlib Axes with 2K bars: per expert the share of molecules that selected
         it and its mean alpha (:func:`expert_usage`).
     """
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     share, mean_alpha = expert_usage(result)
     ax = mpl_axes(ax, figsize=(5.0, 3.2))
     x = np.arange(len(cutoffs))
-    colors = expert_colors(len(cutoffs))
     ax.bar(x - 0.2, share, width=0.4, color=colors, label="selected by (share)")
     ax.bar(x + 0.2, mean_alpha, width=0.4, color=colors, alpha=0.5, hatch="//", label="mean α")
-    ax.set_xticks(x, expert_labels(cutoffs), rotation=30, ha="right")
+    ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     ax.set_title(f"Expert usage · {int(ok_indices(result).size)} molecules", fontsize="medium")
@@ -386,12 +387,11 @@ def alpha_vs_size_mpl(result: PredictionResult, ax: Axes | None = None) -> Axes:
         The matplotlib Axes with one scatter per dominant expert (atom count, expected
         cutoff) and the binned-mean trend line.
     """
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     ok = ok_indices(result)
     x = atom_counts(result, "alpha_vs_size_mpl")[ok].astype(np.float64)
     y = expected_cutoff(result)[ok]
     dom = dominant_expert(result)[ok]
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     ax = mpl_axes(ax, figsize=(5.0, 3.6))
     for e, mask in dominant_groups(dom, len(cutoffs)):
         ax.scatter(

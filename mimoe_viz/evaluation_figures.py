@@ -97,8 +97,12 @@ def _square_range(*arrays: np.ndarray) -> list[float]:
     return [lo - pad, hi + pad]
 
 
+def _with_unit(text: str, unit: str) -> str:
+    return f"{text} ({unit})" if unit else text
+
+
 def parity_figure(
-    result: PredictionResult, target: int | str = 0, layout: dict | None = None
+    result: PredictionResult, target: int | str = 0, layout: dict | None = None, unit: str = ""
 ) -> go.Figure:
     r"""Predicted against true values of a regression result, coloured by dominant expert.
 
@@ -114,6 +118,8 @@ def parity_figure(
         target: the target's index (0..T-1; negative indices are rejected) or name,
             default 0.
         layout: overrides passed to ``fig.update_layout``, default None.
+        unit: the target's unit for the axis titles (``"true expt (kcal/mol)"``), default
+            ``""`` (no unit).
 
     Returns:
         The plotly figure: one scatter per dominant expert (``customdata[:, 0]`` is the entry
@@ -153,8 +159,12 @@ def parity_figure(
         template="plotly_white",
         width=560,
         height=520,
-        xaxis={"title": f"true {p.name}", "range": span},
-        yaxis={"title": f"predicted {p.name}", "range": span, "scaleanchor": "x"},
+        xaxis={"title": _with_unit(f"true {p.name}", unit), "range": span},
+        yaxis={
+            "title": _with_unit(f"predicted {p.name}", unit),
+            "range": span,
+            "scaleanchor": "x",
+        },
         legend_title_text="dominant expert",
         meta={"rmse": p.rmse, "mae": p.mae, "r2": p.r2, "n": len(p.true)},
     )
@@ -162,7 +172,9 @@ def parity_figure(
     return fig
 
 
-def parity_mpl(result: PredictionResult, target: int | str = 0, ax: Axes | None = None) -> Axes:
+def parity_mpl(
+    result: PredictionResult, target: int | str = 0, ax: Axes | None = None, unit: str = ""
+) -> Axes:
     """Matplotlib twin of :func:`parity_figure`.
 
     Args:
@@ -170,6 +182,7 @@ def parity_mpl(result: PredictionResult, target: int | str = 0, ax: Axes | None 
         target: the target's index (0..T-1; negative indices are rejected) or name,
             default 0.
         ax: the axes to draw on, default None (a new 5 x 5 inch figure).
+        unit: the target's unit for the axis labels, default ``""`` (no unit).
 
     Returns:
         The axes: one scatter collection per dominant expert and the ``y = x`` line.
@@ -193,8 +206,8 @@ def parity_mpl(result: PredictionResult, target: int | str = 0, ax: Axes | None 
     ax.set_xlim(span)
     ax.set_ylim(span)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"true {p.name}")
-    ax.set_ylabel(f"predicted {p.name}")
+    ax.set_xlabel(_with_unit(f"true {p.name}", unit))
+    ax.set_ylabel(_with_unit(f"predicted {p.name}", unit))
     ax.set_title(p.title, fontsize=9)
     ax.legend(title="dominant expert", fontsize=8)
     return ax

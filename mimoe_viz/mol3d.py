@@ -17,6 +17,7 @@ Three front ends share the pure functions :func:`filtration_edges` and
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import re
 import uuid
@@ -39,6 +40,7 @@ from mimoe_viz._mol3d_html import (
     page_html,
     viewer_html,
 )
+from mimoe_viz._mol3d_png import molecule_png
 from mimoe_viz._style import BEYOND_CUTOFFS, DEFAULT_CUTOFFS, expert_colors, expert_labels
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "filtration_widget",
     "has_py3dmol",
     "molecule_html",
+    "molecule_png",
     "molecule_view",
     "save_molecule_html",
 ]
@@ -241,6 +244,10 @@ def _xyz(z: np.ndarray, pos: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _png_data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 # ----------------------------------------------------------------------------- py3Dmol
 
 
@@ -344,6 +351,7 @@ def _fragment(
     atom_scale: float,
     edge_radius: float,
     controls: bool,
+    static: bool = False,
 ) -> tuple[str, str, np.ndarray, int]:
     """The viewer ``<div>`` + data + script, its element id, the radius grid and start index."""
     arr = _check_pos(pos)
@@ -383,7 +391,11 @@ def _fragment(
     summary = _summary_text(
         float(grid[index]), n_edges, int(data["betti0"][index]), int(data["betti1"][index])
     )
-    body = viewer_html(element_id, width, height, data, summary, controls)
+    picture = None
+    if static:
+        png = molecule_png(atoms, arr, float(grid[index]), cut, width, height, atom_scale)
+        picture = _png_data_url(png)
+    body = viewer_html(element_id, width, height, data, summary, controls, picture)
     return body, element_id, grid, index
 
 
@@ -399,6 +411,7 @@ def molecule_html(
     element_id: str | None = None,
     atom_scale: float = 0.3,
     edge_radius: float = 0.06,
+    static: bool = True,
 ) -> str:
     """Offline HTML: a 3Dmol.js viewer of G(r) with a radius slider, no CDN needed.
 
@@ -426,6 +439,9 @@ def molecule_html(
             None, a fresh ``mimoe-mol3d-<uuid>`` per call.
         atom_scale: sphere size as a fraction of the van der Waals radius; default 0.3.
         edge_radius: cylinder radius in Å; default 0.06.
+        static: also embed :func:`molecule_png` at the starting radius as a base64
+            ``<img>``, shown instead of the 3D view without JavaScript or WebGL and when
+            printing; default True.
 
     Returns:
         The HTML fragment (no ``<html>``/``<body>``; see :func:`save_molecule_html`).
@@ -447,6 +463,7 @@ def molecule_html(
         atom_scale,
         edge_radius,
         controls=True,
+        static=static,
     )
     return (library_html("inline") if include_library else "") + body
 

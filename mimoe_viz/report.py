@@ -11,18 +11,27 @@ import html
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mimoe_core import run_folder
 from mimoe_core.analysis.routing import dominant_from_alpha
+from mimoe_core.analysis.uncertainty import coverage_curve, miscalibration_area, rmv_rmse_bins
 from mimoe_core.results import PredictionResult
 from mimoe_viz import dataset_routing, mol3d
+from mimoe_viz._deps import mpl_figure
+from mimoe_viz._style import REFERENCE, SERIES
 from mimoe_viz.evaluation_figures import parity_figure, parity_mpl, roc_figure, roc_mpl
 from mimoe_viz.export import html_page, plotly_fragment, save_png
 from mimoe_viz.panels import molecule_figures
-from mimoe_viz.tables import metrics_table_html
+from mimoe_viz.tables import metrics_table_html, uncertainty_table_html
 from mimoe_viz.training_figures import training_curves_figure, training_curves_mpl
+from mimoe_viz.uncertainty_figures import (
+    coverage_calibration_figure,
+    error_vs_std_figure,
+    parity_interval_figure,
+)
 
 
 def pick_examples(result: PredictionResult, num: int = 3) -> list[int]:
@@ -68,6 +77,32 @@ def pick_examples(result: PredictionResult, num: int = 3) -> list[int]:
     return chosen
 
 
+def uncertainty_note(result: PredictionResult, index: int) -> str:
+    """`` ± std`` and the interval of one entry's prediction, or ``""`` without a std.
+
+    Example:
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(std=np.array([[0.25]]), lower=np.array([[0.5]]),
+        ...                     upper=np.array([[1.5]]), coverage=0.9)
+        >>> uncertainty_note(r, 0)
+        ' ± 0.25 · 90% interval [0.5, 1.5]'
+    """
+    std = getattr(result, "std", None)
+    if std is None or not np.isfinite(std[index]).any():
+        return ""
+    text = " ± " + ", ".join(f"{v:.3g}" for v in std[index])
+    lower, upper = getattr(result, "lower", None), getattr(result, "upper", None)
+    if lower is not None and upper is not None:
+        coverage = getattr(result, "coverage", None)
+        level = f"{coverage:.0%} " if coverage else ""
+        bounds = ", ".join(
+            f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(lower[index], upper[index], strict=True)
+        )
+        text += f" · {level}interval {bounds}"
+    return text
+
+
 def molecule_section(result: PredictionResult, index: int, radii: Sequence[float]) -> str:
     """HTML for one molecule: 3D filtration, descriptor curves, barcode, routing, waterfall."""
     z, pos = result.structure(index)
@@ -77,7 +112,7 @@ def molecule_section(result: PredictionResult, index: int, radii: Sequence[float
     pred = ", ".join(f"{v:.3g}" for v in result.prediction[index])
     title = (
         f"{html.escape(result.smiles[index])} <span class='note'>({len(z)} atoms · "
-        f"prediction {pred}{label})</span>"
+        f"prediction {pred}{uncertainty_note(result, index)}{label})</span>"
     )
     viewer = mol3d.molecule_html(
         z,
@@ -134,10 +169,11 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     model = run.metrics.get("model", {})
     subtitle = (
         f"{', '.join(run.targets)} ({run.task}) · {model.get('backbone', '?')} experts, "
-        f"{model.get('routing', '?')} routing, top-k {model.get('top_k', '?')}, cutoffs "
+        f"{_variant_words(model)}, top-k {model.get('top_k', '?')}, cutoffs "
         f"{', '.join(f'{c:g}' for c in run.cutoffs)} Å · "
         f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
+    unit = str(run.metrics.get("unit") or "") if run.task == "regression" else ""
     body = ["<h2>Metrics</h2>", metrics_table_html(run.metrics)]
 
     body.append("<h2>Training</h2>")
@@ -146,7 +182,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
 
     body.append("<h2>Test set</h2>")
     if run.task == "regression":
-        fit, fit_png = parity_figure(result), parity_mpl(result)
+        fit, fit_png = parity_figure(result, unit=unit), parity_mpl(result, unit=unit)
         name = "parity.png"
     else:
         fit, fit_png = roc_figure(result), roc_mpl(result)
@@ -154,6 +190,8 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     save_png(fit_png, figures_dir / name)
     body.append(_grid([fit, dataset_routing.expert_usage_figure(result)]))
     save_png(dataset_routing.expert_usage_mpl(result), figures_dir / "expert_usage.png")
+
+    body += uncertainty_section(run.metrics, result, figures_dir, unit)
 
     body.append("<h2>Routing</h2>")
     body.append(
@@ -196,3 +234,116 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     )
     out.write_text(page, encoding="utf-8")
     return out
+
+
+def _labelled(result: PredictionResult) -> np.ndarray:
+    """Entries with a prediction and a finite std: the rows the uncertainty figures use."""
+    finite = np.isfinite(result.prediction).all(axis=1) & np.isfinite(result.std).all(axis=1)
+    return np.flatnonzero(result.ok & finite)
+
+
+def uncertainty_section(
+    metrics: dict, result: PredictionResult, figures_dir: Path, unit: str = ""
+) -> list[str]:
+    """The report's "Uncertainty" section, or ``[]`` when the run has no uncertainty.
+
+    Its table and, for a regression with a std, the coverage calibration, error against
+    std and parity-with-intervals figures (PNG twins of them in ``figures_dir``).
+    """
+    table = uncertainty_table_html(metrics)
+    if not table:
+        return []
+    parts = ["<h2>Uncertainty</h2>", table]
+    if result.task != "regression" or result.std is None or result.labels is None:
+        return parts
+    keep = _labelled(result)
+    if keep.size == 0:
+        return parts
+    names = [f"{t} ({unit})" if unit else t for t in result.targets]
+    pred, std, labels = result.prediction[keep], result.std[keep], result.labels[keep]
+    expected, observed = coverage_curve(pred, std, labels)
+    figures = [
+        coverage_calibration_figure(expected, observed, names),
+        error_vs_std_figure(pred, std, labels, names),
+    ]
+    pngs = {
+        "coverage_calibration.png": _coverage_mpl(expected, observed, names),
+        "error_vs_std.png": _error_vs_std_mpl(pred, std, labels, names),
+    }
+    if result.lower is not None and result.upper is not None:
+        lower, upper = result.lower[keep], result.upper[keep]
+        figures.append(parity_interval_figure(pred, lower, upper, labels, names))
+        pngs["parity_interval.png"] = _parity_interval_mpl(pred, lower, upper, labels, names)
+    parts.append(
+        "<p class='note'>Left: observed against nominal coverage of central Gaussian "
+        "intervals (a calibrated std follows the diagonal). Right: absolute error against "
+        "the predicted std, with binned RMSE against RMV. Below: each test molecule's "
+        "interval around its prediction.</p>"
+    )
+    parts.append(_grid(figures))
+    for name, fig in pngs.items():
+        save_png(fig, figures_dir / name)
+    return parts
+
+
+def _panel_axes(count: int, size: float = 4.0) -> list:
+    fig = mpl_figure(figsize=(size * count, size), layout="constrained")
+    return list(np.atleast_1d(fig.subplots(1, count, squeeze=False)[0]))
+
+
+def _coverage_mpl(expected: np.ndarray, observed: np.ndarray, names: list[str]) -> Any:
+    """Print twin of :func:`coverage_calibration_figure` (for ``figures/``)."""
+    ax = _panel_axes(1)[0]
+    areas = miscalibration_area(expected, observed)
+    for t, name in enumerate(names):
+        ax.plot(expected, observed[:, t], color=SERIES[t % len(SERIES)],
+                label=f"{name} (area {areas[t]:.3f})")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "--", color=REFERENCE, label="ideal")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="expected coverage", ylabel="observed coverage")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8)
+    ax.set_title("Coverage calibration", fontsize=9)
+    return ax
+
+
+def _error_vs_std_mpl(pred, std, labels, names: list[str]) -> Any:
+    """Print twin of :func:`error_vs_std_figure`: one panel per target."""
+    axes = _panel_axes(len(names))
+    for t, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        keep = np.isfinite(labels[:, t])
+        err, sig = np.abs(pred[keep, t] - labels[keep, t]), std[keep, t]
+        rmv, rmse = rmv_rmse_bins(pred[:, [t]], std[:, [t]], labels[:, [t]])[0]
+        ax.scatter(sig, err, s=10, alpha=0.5, color=SERIES[t % len(SERIES)], label="|error|")
+        ax.plot(rmv, rmse, "o-", color="black", markersize=3, label="binned RMSE")
+        top = max([0.0, *sig, *err]) or 1.0
+        ax.plot([0, top], [0, top], "--", color=REFERENCE, label="RMSE = RMV")
+        ax.set(xlabel=f"predicted std ({name})", ylabel="|error|, RMSE")
+        ax.legend(fontsize=8)
+    return axes[0]
+
+
+def _parity_interval_mpl(pred, lower, upper, labels, names: list[str]) -> Any:
+    """Print twin of :func:`parity_interval_figure`: one panel per target."""
+    axes = _panel_axes(len(names))
+    for t, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        keep = np.isfinite(labels[:, t])
+        true, p = labels[keep, t], pred[keep, t]
+        up, down = upper[keep, t] - p, p - lower[keep, t]
+        bars = np.where(np.isfinite([down, up]), [down, up], np.nan)
+        ax.errorbar(true, p, yerr=np.nan_to_num(bars), fmt="o", markersize=3, elinewidth=0.8,
+                    color=SERIES[t % len(SERIES)], label="interval")  # fmt: skip
+        finite = np.concatenate([true, p])
+        lo, hi = float(finite.min()), float(finite.max())
+        ax.plot([lo, hi], [lo, hi], "--", color=REFERENCE, label="y = x")
+        ax.set(xlabel=f"true {name}", ylabel=f"predicted {name}")
+        ax.legend(fontsize=8)
+    return axes[0]
+
+
+def _variant_words(model: dict) -> str:
+    # Runs written before 0.2 name the variant "routing" (with "one"/"single").
+    name = model.get("variant", model.get("routing", "?"))
+    words = {"sparse": "sparse (Top-k) routing", "dense": "dense routing"}
+    words.update({"one_expert": "one expert", "one": "one expert"})
+    words.update({"plain": "the plain backbone", "single": "the plain backbone"})
+    return words.get(name, f"{name} variant")

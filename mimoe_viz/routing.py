@@ -22,45 +22,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mimoe_core.results import PredictionResult
+from mimoe_viz import dataset_routing
 from mimoe_viz._deps import apply_layout, mpl_axes, plotly_go
-from mimoe_viz._routing import check_index, check_result, colored_ticks, entry_title, target_index
-from mimoe_viz._style import expert_colors, expert_labels
-from mimoe_viz.dataset_routing import (
-    SORT_BY,
-    alpha_vs_descriptor_figure,
-    alpha_vs_size_figure,
-    alpha_vs_size_mpl,
-    dominant_expert,
-    expected_cutoff,
-    expert_usage,
-    expert_usage_figure,
-    expert_usage_mpl,
-    routing_map,
-    routing_map_mpl,
-    routing_order,
+from mimoe_viz._routing import (
+    check_index,
+    check_result,
+    checked_experts,
+    colored_ticks,
+    entry_title,
+    target_index,
 )
+from mimoe_viz.dataset_routing import *  # noqa: F403 (re-exported, see the docstring)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     from matplotlib.axes import Axes
 
 __all__ = [
-    "SORT_BY",
     "alpha_figure",
     "alpha_mpl",
-    "alpha_vs_descriptor_figure",
-    "alpha_vs_size_figure",
-    "alpha_vs_size_mpl",
     "contribution_waterfall",
     "contribution_waterfall_mpl",
-    "dominant_expert",
-    "expected_cutoff",
-    "expert_usage",
-    "expert_usage_figure",
-    "expert_usage_mpl",
-    "routing_map",
-    "routing_map_mpl",
-    "routing_order",
+    *dataset_routing.__all__,
 ]
 
 
@@ -86,9 +69,8 @@ def alpha_figure(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    alpha, cutoffs = check_result(result)
+    alpha, cutoffs, labels, colors = checked_experts(result)
     i = check_index(result, index)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     weights = alpha[i]
     fig = go.Figure(
         go.Bar(
@@ -170,11 +152,10 @@ def contribution_waterfall(
         ImportError: if plotly is missing.
     """
     go = plotly_go()
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     i = check_index(result, index)
     t = target_index(result, target)
     baseline, selected, steps, total = _waterfall_steps(result, i, t)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     classification = result.task == "classification"
     name = result.targets[t]
     end = f"logit P({name})" if classification else "prediction"
@@ -240,10 +221,9 @@ def alpha_mpl(result: PredictionResult, index: int, ax: Axes | None = None) -> A
         ValueError: for an index out of range or a skipped entry.
         ImportError: if matplotlib is missing.
     """
-    alpha, cutoffs = check_result(result)
+    alpha, cutoffs, labels, colors = checked_experts(result)
     i = check_index(result, index)
     ax = mpl_axes(ax, figsize=(5.0, 3.2))
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     bars = ax.bar(np.arange(len(cutoffs)), alpha[i], color=colors)
     ax.bar_label(bars, labels=[f"{a:.2f}" if a > 0 else "–" for a in alpha[i]], fontsize=8)
     ax.set_xticks(np.arange(len(cutoffs)), labels, rotation=30, ha="right")
@@ -272,11 +252,10 @@ def contribution_waterfall_mpl(
         ValueError: as :func:`contribution_waterfall`.
         ImportError: if matplotlib is missing.
     """
-    _, cutoffs = check_result(result)
+    _, cutoffs, labels, colors = checked_experts(result)
     i = check_index(result, index)
     t = target_index(result, target)
     baseline, selected, steps, total = _waterfall_steps(result, i, t)
-    labels, colors = expert_labels(cutoffs), expert_colors(len(cutoffs))
     ax = mpl_axes(ax, figsize=(5.0, 3.4))
     starts = baseline + np.concatenate(([0.0], np.cumsum(steps)[:-1]))
     names = ["baseline", *[labels[e] for e in selected], "total"]

@@ -43,6 +43,21 @@ _POINT_COLOR = "#222222"
 _EDGE_COLOR = "#2166ac"
 _TRIANGLE_COLOR = "rgba(178, 24, 43, 0.25)"
 _BALL_COLOR = "rgba(33, 102, 172, 0.08)"
+# The fixed styling of each trace family; the calls below add data, names and sizes.
+_BALL = {"type": "circle", "fillcolor": _BALL_COLOR, "line": {"color": "#9ecae1", "width": 1}}
+_TRIANGLES_2D = {
+    "mode": "lines",
+    "fill": "toself",
+    "fillcolor": _TRIANGLE_COLOR,
+    "line": {"width": 0},
+}
+_TRIANGLES_3D = {"color": "#b2182b", "opacity": 0.25, "name": "triangles", "showlegend": True}
+_EDGES = {"mode": "lines", "hoverinfo": "skip"}
+_POINTS_2D = {
+    "textposition": "top center",
+    "marker": {"color": _POINT_COLOR, "size": 9},
+    "hovertemplate": "(%{x:.2f}, %{y:.2f})<extra></extra>",
+}
 # Molecules in comparison figures: the first eight series colours (a ninth molecule reuses
 # the first), apart from the expert palette.
 _SERIES = SERIES[:8]
@@ -87,67 +102,24 @@ def _add_complex_2d(
     where = {"row": row, "col": col} if row is not None else {}
     if balls and r > 0:
         for x, y in pts:
-            fig.add_shape(
-                type="circle",
-                x0=x - r / 2,
-                x1=x + r / 2,
-                y0=y - r / 2,
-                y1=y + r / 2,
-                fillcolor=_BALL_COLOR,
-                line={"color": "#9ecae1", "width": 1},
-                layer="below",
-                **where,
-            )
+            h = r / 2
+            fig.add_shape(x0=x - h, x1=x + h, y0=y - h, y1=y + h, layer="below", **_BALL, **where)
+
+    def add(name: str, x: Any, y: Any, **style: Any) -> None:
+        trace = go.Scatter(x=x, y=y, name=name, legendgroup=name, showlegend=legend, **style)
+        fig.add_trace(trace, **where)
+
     tx: list[float | None] = []
     ty: list[float | None] = []
     for tri in simplices["triangles"]:
         corners = pts[list(tri) + [tri[0]]]
         tx += corners[:, 0].tolist() + [None]
         ty += corners[:, 1].tolist() + [None]
-    fig.add_trace(
-        go.Scatter(
-            x=tx,
-            y=ty,
-            mode="lines",
-            fill="toself",
-            fillcolor=_TRIANGLE_COLOR,
-            line={"width": 0},
-            name="triangles",
-            legendgroup="triangles",
-            showlegend=legend,
-            hoverinfo="skip",
-        ),
-        **where,
-    )
+    add("triangles", tx, ty, hoverinfo="skip", **_TRIANGLES_2D)
     ex, ey = _segments(pts, simplices["edges"], 2)
-    fig.add_trace(
-        go.Scatter(
-            x=ex,
-            y=ey,
-            mode="lines",
-            line={"color": _EDGE_COLOR, "width": 2},
-            name="edges",
-            legendgroup="edges",
-            showlegend=legend,
-            hoverinfo="skip",
-        ),
-        **where,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=pts[:, 0],
-            y=pts[:, 1],
-            mode="markers+text" if labels else "markers",
-            text=labels,
-            textposition="top center",
-            marker={"color": _POINT_COLOR, "size": 9},
-            name="points",
-            legendgroup="points",
-            showlegend=legend,
-            hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>",
-        ),
-        **where,
-    )
+    add("edges", ex, ey, line={"color": _EDGE_COLOR, "width": 2}, **_EDGES)
+    mode = "markers+text" if labels else "markers"
+    add("points", pts[:, 0], pts[:, 1], mode=mode, text=labels, **_POINTS_2D)
 
 
 def _summary(pts: np.ndarray, r: float, simplices: dict) -> str:
@@ -200,45 +172,15 @@ def rips_complex_figure(
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
         fig.update_layout(title=title, template="plotly_white", width=560, height=520)
         return apply_layout(fig, layout)
-    tri = simplices["triangles"]
-    fig.add_trace(
-        go.Mesh3d(
-            x=pts[:, 0],
-            y=pts[:, 1],
-            z=pts[:, 2],
-            i=tri[:, 0],
-            j=tri[:, 1],
-            k=tri[:, 2],
-            color="#b2182b",
-            opacity=0.25,
-            name="triangles",
-            showlegend=True,
-            hoverinfo="skip",
-        )
-    )
+    x, y, z = pts.T
+    i, j, k = simplices["triangles"].T
+    fig.add_trace(go.Mesh3d(x=x, y=y, z=z, i=i, j=j, k=k, hoverinfo="skip", **_TRIANGLES_3D))
     ex, ey, ez = _segments(pts, simplices["edges"], 3)
-    fig.add_trace(
-        go.Scatter3d(
-            x=ex,
-            y=ey,
-            z=ez,
-            mode="lines",
-            name="edges",
-            line={"color": _EDGE_COLOR, "width": 4},
-            hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
-        go.Scatter3d(
-            x=pts[:, 0],
-            y=pts[:, 1],
-            z=pts[:, 2],
-            mode="markers+text" if names else "markers",
-            text=names,
-            marker={"color": _POINT_COLOR, "size": 5},
-            name="points",
-        )
-    )
+    line = {"color": _EDGE_COLOR, "width": 4}
+    fig.add_trace(go.Scatter3d(x=ex, y=ey, z=ez, name="edges", line=line, **_EDGES))
+    mode = "markers+text" if names else "markers"
+    marker = {"color": _POINT_COLOR, "size": 5}
+    fig.add_trace(go.Scatter3d(x=x, y=y, z=z, mode=mode, text=names, marker=marker, name="points"))
     hidden = {"visible": False}
     extent = np.ptp(pts, axis=0)
     box = np.maximum(extent, 0.1 * extent.max() + 1e-9) / (extent.max() + 1e-9)
@@ -442,21 +384,16 @@ def compare_curves_figure(
     for m, (name, pos) in enumerate(positions.items()):
         curves = descriptor_curves(pos, grid, normalize=normalize)
         color = _SERIES[m % len(_SERIES)]
+        step = {
+            "mode": "lines",
+            "line": {"color": color, "shape": "hv", "width": 2},
+            "name": str(name),
+            "legendgroup": str(name),
+            "hovertemplate": f"{name}<br>r = %{{x:.2f}} Å<br>%{{y:.3f}}<extra></extra>",
+        }
         for row, desc in enumerate(descriptors, start=1):
-            fig.add_trace(
-                go.Scatter(
-                    x=grid,
-                    y=curves[desc],
-                    mode="lines",
-                    line={"color": color, "shape": "hv", "width": 2},
-                    name=str(name),
-                    legendgroup=str(name),
-                    showlegend=row == 1,
-                    hovertemplate=f"{name}<br>r = %{{x:.2f}} Å<br>%{{y:.3f}}<extra></extra>",
-                ),
-                row=row,
-                col=1,
-            )
+            trace = go.Scatter(x=grid, y=curves[desc], showlegend=row == 1, **step)
+            fig.add_trace(trace, row=row, col=1)
     for row, desc in enumerate(descriptors, start=1):
         label = DESCRIPTOR_LABELS.get(desc, desc)
         fig.update_yaxes(title_text=f"{label}{' (norm.)' if normalize else ''}", row=row, col=1)

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 __all__ = ["training_curves_figure", "training_curves_mpl"]
 
+# The fixed styling of each trace family; the calls add data, names and colours.
+_LOSS = {"mode": "lines+markers", "legendgroup": "loss"}
+_AUX_LOSS = {
+    "name": "aux_loss (right axis)",
+    "mode": "lines",
+    "line": {"dash": "dot", "color": "#888888"},
+    "legendgroup": "loss",
+}
+_BEST = {"mode": "markers", "marker": {"symbol": "star", "size": 14, "color": "#c44e52"}}
+_USAGE = {"mode": "lines", "legendgroup": "usage"}
+
 
 def _history_parts(
     history: pd.DataFrame | RunFolder, cutoffs: Sequence[float] | None
@@ -96,33 +107,12 @@ def training_curves_figure(
     )
     for col, dash in (("loss", "solid"), ("task_loss", "dash")):
         if col in history.columns:
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=history[col],
-                    name=col,
-                    mode="lines+markers",
-                    line={"dash": dash, "color": "#333333"},
-                    legendgroup="loss",
-                ),
-                row=1,
-                col=1,
-                secondary_y=False,
-            )
+            line = {"dash": dash, "color": "#333333"}
+            trace = go.Scatter(x=x, y=history[col], name=col, line=line, **_LOSS)
+            fig.add_trace(trace, row=1, col=1, secondary_y=False)
     if "aux_loss" in history.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=history["aux_loss"],
-                name="aux_loss (right axis)",
-                mode="lines",
-                line={"dash": "dot", "color": "#888888"},
-                legendgroup="loss",
-            ),
-            row=1,
-            col=1,
-            secondary_y=True,
-        )
+        trace = go.Scatter(x=x, y=history["aux_loss"], **_AUX_LOSS)
+        fig.add_trace(trace, row=1, col=1, secondary_y=True)
     fig.add_trace(
         go.Scatter(
             x=x, y=history[val_col], name=val_col, mode="lines+markers", line={"color": SERIES[0]}
@@ -134,32 +124,16 @@ def training_curves_figure(
     if best is not None:
         best_x, best_y = x[best].item(), float(history[val_col].iloc[best])
         meta.update(best_epoch=best_x, best_value=best_y)
-        fig.add_trace(
-            go.Scatter(
-                x=[best_x],
-                y=[best_y],
-                name=f"best epoch ({best_x})",
-                mode="markers",
-                marker={"symbol": "star", "size": 14, "color": "#c44e52"},
-                hovertemplate=f"best epoch %{{x}}<br>{val_col} %{{y:.4g}}<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
+        name = f"best epoch ({best_x})"
+        hover = f"best epoch %{{x}}<br>{val_col} %{{y:.4g}}<extra></extra>"
+        trace = go.Scatter(x=[best_x], y=[best_y], name=name, hovertemplate=hover, **_BEST)
+        fig.add_trace(trace, row=2, col=1)
     for col, label, color in zip(usage, labels, colors, strict=True):
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=history[col],
-                name=label,
-                mode="lines",
-                line={"color": color},
-                legendgroup="usage",
-                hovertemplate=f"{label}: %{{y:.2f}}<extra></extra>",
-            ),
-            row=3,
-            col=1,
+        line, hover = {"color": color}, f"{label}: %{{y:.2f}}<extra></extra>"
+        trace = go.Scatter(
+            x=x, y=history[col], name=label, line=line, hovertemplate=hover, **_USAGE
         )
+        fig.add_trace(trace, row=3, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=1, secondary_y=False)
     fig.update_yaxes(title_text="aux loss", row=1, col=1, secondary_y=True, showgrid=False)
     fig.update_yaxes(title_text=metric, row=2, col=1)

@@ -74,7 +74,7 @@ def assert_accounted() -> Callable[..., None]:
 @pytest.fixture
 def quick_featurize() -> Callable[..., object]:
     """``featurize`` with one process and no progress bar (the fast path for small tests)."""
-    from mimoe_core.featurize import featurize
+    from mimoe_core.featurization import featurize
 
     def _run(table, **kwargs):
         kwargs.setdefault("n_jobs", 1)
@@ -82,3 +82,25 @@ def quick_featurize() -> Callable[..., object]:
         return featurize(table, **kwargs)
 
     return _run
+
+
+def _featurized_freesolv(tmp_path_factory, limit: int):
+    """The first ``limit`` FreeSolv molecules, featurized into a fresh cache, and a random split."""
+    from mimoe_core.data import make_split
+    from mimoe_core.featurization import featurize_dataset
+
+    cache = tmp_path_factory.mktemp("cache")
+    ds = featurize_dataset("freesolv", limit=limit, progress=False, n_jobs=1, cache_dir=cache)
+    return ds, make_split("random", ds.smiles)
+
+
+@pytest.fixture(scope="module")
+def freesolv40(tmp_path_factory):
+    """``(dataset, split)``: 40 FreeSolv molecules, enough for a two-epoch run."""
+    return _featurized_freesolv(tmp_path_factory, 40)
+
+
+@pytest.fixture(scope="module")
+def freesolv120(tmp_path_factory):
+    """``(dataset, split)``: 120 FreeSolv molecules, enough for calibrated uncertainties."""
+    return _featurized_freesolv(tmp_path_factory, 120)

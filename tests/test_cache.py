@@ -7,7 +7,7 @@ import torch
 from mimoe_core.cache import ArrayCache, cache_key, default_cache_dir
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import read_csv
-from mimoe_core.featurize import CACHE_FILE
+from mimoe_core.featurization import CACHE_FILE
 
 SMILES = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "O"]
 

@@ -24,13 +24,13 @@ import pytest
 from mimoe_core.cache import ArrayCache
 from mimoe_core.cli import main
 from mimoe_core.data import load_dataset
-from mimoe_core.featurize import CACHE_FILE
+from mimoe_core.featurization import CACHE_FILE
 
 # A thin wrapper around the CLI for fault injection: a small cache chunk and a slower
 # conformer step, so a kill lands after the first chunk and before the end.
 WRAPPER = """
 import sys, time
-import mimoe_core.featurize as f
+import mimoe_core.featurization as f
 f.CACHE_CHUNK = int(sys.argv[1])
 _embed = f._embed_job
 def _slow(job, _delay=float(sys.argv[2])):

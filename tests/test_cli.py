@@ -10,7 +10,7 @@ import pytest
 
 from mimoe_core.cli import build_parser, main
 from mimoe_core.data import BUNDLED, Split
-from mimoe_core.featurize import CACHE_FILE
+from mimoe_core.featurization import CACHE_FILE
 from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES
 
 ROWS = [

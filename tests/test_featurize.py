@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 from mimoe_core import keys
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import load_dataset, read_csv
-from mimoe_core.featurize import FeaturizedDataset, featurize_dataset
+from mimoe_core.featurization import FeaturizedDataset, featurize_dataset
 from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES
 
 KNOWN = [["O", "1", "0"], ["C", "2", ""], ["c1ccccc1", "", "1"]]
@@ -157,7 +157,7 @@ def test_featurize_dataset_by_name(assert_accounted):
 
 
 def test_unforeseen_rdkit_error_costs_one_molecule_not_the_run(monkeypatch, write_csv):
-    import mimoe_core.featurize as featurize_module
+    import mimoe_core.featurization as featurize_module
     from mimoe_core.data import read_csv
 
     real = featurize_module.embed_smiles
@@ -190,7 +190,7 @@ def test_convergence_is_recorded_per_molecule(write_csv, quick_featurize):
 
 
 def test_old_cache_entries_without_convergence_stay_readable():
-    from mimoe_core.featurize import _conformer_from_entry
+    from mimoe_core.featurization import _conformer_from_entry
 
     arrays = {"z": np.array([8, 1, 1], dtype=np.uint8), "pos": np.zeros((3, 3), np.float32)}
     meta = {"ok": True, "smiles": "O", "embedding": "etkdg", "force_field": "mmff94",

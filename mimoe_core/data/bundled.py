@@ -27,6 +27,8 @@ class DatasetInfo:
         description: Property and unit.
         polymer: ``*`` atoms are polymer connection points.
         has_ids: The file has an ``id`` column.
+        unit: Unit of the regression targets, shown beside metrics and on axes ("" for
+            classification and unitless targets).
     """
 
     name: str
@@ -36,6 +38,7 @@ class DatasetInfo:
     description: str
     polymer: bool = False
     has_ids: bool = True
+    unit: str = ""
 
 
 BUNDLED: dict[str, DatasetInfo] = {
@@ -47,12 +50,23 @@ BUNDLED: dict[str, DatasetInfo] = {
             "regression",
             ("expt",),
             "FreeSolv hydration free energy (kcal/mol)",
+            unit="kcal/mol",
         ),
         DatasetInfo(
-            "esol", "esol", "regression", ("logS",), "ESOL aqueous solubility, log10(mol/L)"
+            "esol",
+            "esol",
+            "regression",
+            ("logS",),
+            "ESOL aqueous solubility, log10(mol/L)",
+            unit="log mol/L",
         ),
         DatasetInfo(
-            "lipo", "lipo", "regression", ("exp",), "Lipophilicity, octanol/water logD at pH 7.4"
+            "lipo",
+            "lipo",
+            "regression",
+            ("exp",),
+            "Lipophilicity, octanol/water logD at pH 7.4",
+            unit="log units",
         ),
         DatasetInfo(
             "bace",
@@ -61,7 +75,14 @@ BUNDLED: dict[str, DatasetInfo] = {
             ("Class",),
             "BACE-1 inhibition, binary (IC50 <= 100 nM)",
         ),
-        DatasetInfo("bace_pic50", "bace", "regression", ("pIC50",), "BACE-1 inhibition, pIC50"),
+        DatasetInfo(
+            "bace_pic50",
+            "bace",
+            "regression",
+            ("pIC50",),
+            "BACE-1 inhibition, pIC50",
+            unit="log units",
+        ),
         DatasetInfo(
             "tox21",
             "tox21",
@@ -84,6 +105,7 @@ BUNDLED: dict[str, DatasetInfo] = {
             ("tg",),
             "Polymer glass transition temperature (°C)",
             polymer=True,
+            unit="°C",
             has_ids=False,
         ),
         DatasetInfo(
@@ -93,6 +115,7 @@ BUNDLED: dict[str, DatasetInfo] = {
             ("density",),
             "Polymer density (g/cm³)",
             polymer=True,
+            unit="g/cm³",
             has_ids=False,
         ),
         DatasetInfo(
@@ -102,6 +125,7 @@ BUNDLED: dict[str, DatasetInfo] = {
             ("mt",),
             "Polymer melting temperature (°C)",
             polymer=True,
+            unit="°C",
             has_ids=False,
         ),
         DatasetInfo(
@@ -111,6 +135,7 @@ BUNDLED: dict[str, DatasetInfo] = {
             ("o2",),
             "Polymer O2 permeability (Barrer)",
             polymer=True,
+            unit="Barrer",
             has_ids=False,
         ),
     )
@@ -179,4 +204,5 @@ def load_dataset(name: str, limit: int | None = None) -> MoleculeTable:
         polymer=info.polymer,
     )
     table.source = f"bundled:{info.name}"
+    table.unit = info.unit
     return table.head(limit) if limit is not None else table

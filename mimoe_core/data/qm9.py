@@ -80,7 +80,7 @@ def load_qm9(
     ids = [str(x) for x in frame["Index"]]
     smiles = [str(x) for x in frame["SMILES"]]
     labels, has_label, skipped = parse_labels(frame, target_names, "regression", ids, smiles)
-    inputs: list[str | Structure3D] = []
+    inputs: list[Structure3D | None] = [None] * len(frame)
     keep = []
     for i, record in enumerate(frame.to_dict("records")):
         if not has_label[i]:
@@ -94,17 +94,16 @@ def load_qm9(
         except (ValueError, KeyError, SyntaxError, TypeError) as err:
             skipped.append(SkipRecord(i, ids[i], smiles[i], f"bad record: {err}"))
             continue
-        inputs.append(Structure3D(z=z, pos=pos, smiles=smiles[i]))
+        inputs[i] = Structure3D(z=z, pos=pos, smiles=smiles[i])
         keep.append(i)
-    kept = np.asarray(keep, dtype=np.int64)
-    return MoleculeTable(
+    return MoleculeTable.of_kept_rows(
+        keep,
+        inputs,
+        labels,
+        ids,
         name="qm9",
         task="regression",
         target_names=target_names,
-        inputs=inputs,
-        targets=labels[kept],
-        rows=kept,
-        ids=[ids[i] for i in kept],
         n_rows=len(frame),
         skipped=skipped,
         source=str(folder),

@@ -93,15 +93,14 @@ def read_csv(
         if not smi and i not in skipped_rows:
             skipped.append(SkipRecord(i, ids[i], smi, "empty SMILES"))
             keep[i] = False
-    kept = np.flatnonzero(keep)
-    return MoleculeTable(
+    return MoleculeTable.of_kept_rows(
+        np.flatnonzero(keep),
+        smiles,
+        targets,
+        ids,
         name=name or path.name.split(".")[0],
         task=task,
         target_names=target_cols,
-        inputs=[smiles[i] for i in kept],
-        targets=targets[kept],
-        rows=kept,
-        ids=[ids[i] for i in kept],
         n_rows=len(frame),
         skipped=skipped,
         polymer=polymer,
@@ -197,15 +196,14 @@ def read_sdf(
     for i, reason in read_skips.items():
         skipped.append(SkipRecord(i, ids[i], described[i], reason))
         keep[i] = False
-    kept = np.flatnonzero(keep)
-    return MoleculeTable(
+    return MoleculeTable.of_kept_rows(
+        np.flatnonzero(keep),
+        inputs,
+        targets,
+        ids,
         name=name or path.stem,
         task=task,
         target_names=target_props,
-        inputs=[inputs[i] for i in kept],
-        targets=targets[kept],
-        rows=kept,
-        ids=[ids[i] for i in kept],
         n_rows=len(records),
         skipped=skipped,
         source=str(path),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,8 @@ class MoleculeTable:
         skipped: Rows dropped while reading (bad labels, empty SMILES, unreadable records).
         polymer: If True, ``*`` atoms are polymer connection points to be capped.
         source: Where the table came from (path or ``bundled:NAME``).
+        unit: Unit of the regression targets ("kcal/mol"), "" when unknown or unitless;
+            reports and figures show it beside the metrics.
     """
 
     name: str
@@ -84,6 +87,7 @@ class MoleculeTable:
     skipped: list[SkipRecord] = field(default_factory=list)
     polymer: bool = False
     source: str = ""
+    unit: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -101,6 +105,34 @@ class MoleculeTable:
                 f"rows must be distinct source rows in 0..n_rows-1 (n_rows={self.n_rows}), "
                 f"got {rows.tolist()[:10]}"
             )
+
+    @classmethod
+    def of_kept_rows(
+        cls,
+        kept: Sequence[int] | np.ndarray,
+        inputs: Sequence[str | Structure3D | None],
+        targets: np.ndarray,
+        ids: Sequence[str],
+        **meta: Any,
+    ) -> MoleculeTable:
+        """A reader's table: the source rows ``kept`` of per-source-row columns.
+
+        Args:
+            kept: 0-based source rows that were read successfully, in source order.
+            inputs: one SMILES or structure per source row (skipped rows may hold anything).
+            targets: ``[n_rows, num_targets]`` labels per source row.
+            ids: one identifier per source row.
+            **meta: the other fields (``name``, ``task``, ``target_names``, ``n_rows``,
+                ``skipped``, ``polymer``, ``source``).
+        """
+        kept = np.asarray(kept, dtype=np.int64)
+        return cls(
+            inputs=[inputs[i] for i in kept],
+            targets=np.asarray(targets)[kept],
+            rows=kept,
+            ids=[ids[i] for i in kept],
+            **meta,
+        )
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -145,6 +177,7 @@ class MoleculeTable:
             skipped=[],
             polymer=self.polymer,
             source=self.source,
+            unit=self.unit,
         )
 
     def head(self, n: int) -> MoleculeTable:
@@ -169,6 +202,7 @@ class MoleculeTable:
             skipped=skipped,
             polymer=self.polymer,
             source=self.source,
+            unit=self.unit,
         )
 
 

@@ -8,7 +8,7 @@ from mimoe_core.models.gate import (
     load_balancing_loss,
     top_k_routing,
 )
-from mimoe_core.models.mimoe import ROUTINGS, MIMoE, MoEOutput
+from mimoe_core.models.mimoe import VARIANTS, MIMoE, MoEOutput
 from mimoe_core.models.radius_graph import (
     ExpertGraph,
     radius_graph,
@@ -27,7 +27,7 @@ from mimoe_core.models.registry import (
 __all__ = [
     "DEFAULT_CONFIG",
     "EXPERTS",
-    "ROUTINGS",
+    "VARIANTS",
     "Expert",
     "ExpertGraph",
     "MIMoE",

@@ -8,6 +8,7 @@ returns one embedding per molecule. Each backbone lives in its own module and su
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -75,33 +76,58 @@ def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
     return int(batch.max()) + 1 if batch.numel() else 0
 
 
+class ExpertArgs(TypedDict, total=False):
+    """The settings every expert takes (see :class:`Expert`); each subclass adds its own."""
+
+    hidden_channels: int
+    num_layers: int
+    cutoff: float
+    pooling: str
+
+
 class Expert(nn.Module):
     """Interface of an expert: a 3D GNN on a prebuilt graph, one embedding per molecule.
 
-    Subclasses build their layers in ``__init__`` (keyword hyperparameters with defaults,
-    ``hidden_channels`` and ``cutoff`` among them), implement :meth:`atom_features` and
-    :meth:`reset_backbone` (:meth:`reset_parameters` adds the readout). The molecule
-    embedding is ``readout(pool(atom_features))``: a small MLP after pooling, so that a shared
-    linear head after the mixture keeps every expert's contribution exact (see
+    Subclasses take their own keyword hyperparameters and pass the shared ones
+    (:class:`ExpertArgs`) on as ``**shared: Unpack[ExpertArgs]``, so that width, depth,
+    cutoff and pooling are defaulted and checked here once. They build their layers in
+    ``__init__``, implement :meth:`atom_features` and :meth:`reset_backbone`
+    (:meth:`reset_parameters` adds the readout). The molecule embedding is
+    ``readout(pool(atom_features))``: a small MLP after pooling, so that a shared linear head
+    after the mixture keeps every expert's contribution exact (see
     :class:`~mimoe_core.models.MIMoE`).
 
     Args:
-        hidden_channels: width of atom features and of the molecule embedding.
-        cutoff: radius in Å of the graph this expert reads (for its cutoff envelope).
+        hidden_channels: width of atom features and of the molecule embedding, default 128.
+        num_layers: message-passing blocks, default 3 (the paper's expert depth).
+        cutoff: radius in Å of the graph this expert reads (for its cutoff envelope),
+            default 5.0.
         pooling: ``"mean"`` (default; the bundled targets are intensive properties) or
             ``"sum"`` (extensive properties such as energies).
+
+    Raises:
+        ValueError: for an unknown pooling, or a width or depth below 1.
     """
 
     #: Registry name, set by each subclass.
     name: str = "expert"
 
-    def __init__(self, hidden_channels: int, cutoff: float, pooling: str = "mean") -> None:
+    def __init__(
+        self,
+        hidden_channels: int = 128,
+        num_layers: int = 3,
+        cutoff: float = 5.0,
+        pooling: str = "mean",
+    ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if hidden_channels < 1:
             raise ValueError(f"hidden_channels must be >= 1, got {hidden_channels}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.hidden_channels = int(hidden_channels)
+        self.num_layers = int(num_layers)
         self.cutoff = float(cutoff)
         self.pooling = pooling
         self.readout = nn.Sequential(

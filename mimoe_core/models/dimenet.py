@@ -20,8 +20,9 @@ from torch_geometric.nn.models.dimenet import (
     SphericalBasisLayer,
 )
 from torch_geometric.nn.resolver import activation_resolver
+from typing_extensions import Unpack
 
-from mimoe_core.models._common import Expert
+from mimoe_core.models._common import Expert, ExpertArgs
 
 # The bases see distances no shorter than this fraction of the cutoff (0.25 Å at 5 Å; no
 # bond is that short). Their envelope has a 1/d term and PyG's closed-form spherical Bessel
@@ -89,9 +90,10 @@ class DimeNetPPExpert(Expert):
     The output blocks emit ``hidden_channels`` features per atom (not one target); their sum
     over the embedding and interaction blocks is the atom feature.
 
+    ``hidden_channels`` is the edge-message and atom-feature width; ``num_layers`` counts
+    interaction blocks.
+
     Args:
-        hidden_channels: edge-message and atom-feature width, default 128.
-        num_layers: interaction blocks, default 3.
         int_emb_size: triplet interaction width, default 64.
         basis_emb_size: basis embedding width, default 8.
         out_emb_channels: output-block width, default 128.
@@ -101,16 +103,14 @@ class DimeNetPPExpert(Expert):
         num_before_skip: residual layers before the skip connection, default 1.
         num_after_skip: residual layers after the skip connection, default 2.
         num_output_layers: layers per output block, default 2.
-        cutoff: radius in Å of the expert's graph, default 5.0.
-        pooling: ``"mean"`` (default) or ``"sum"``.
+        **shared: ``hidden_channels``, ``num_layers``, ``cutoff``, ``pooling`` (see
+            :class:`~mimoe_core.models._common.Expert`).
     """
 
     name = "dimenet++"
 
     def __init__(
         self,
-        hidden_channels: int = 128,
-        num_layers: int = 3,
         int_emb_size: int = 64,
         basis_emb_size: int = 8,
         out_emb_channels: int = 128,
@@ -120,11 +120,10 @@ class DimeNetPPExpert(Expert):
         num_before_skip: int = 1,
         num_after_skip: int = 2,
         num_output_layers: int = 2,
-        cutoff: float = 5.0,
-        pooling: str = "mean",
+        **shared: Unpack[ExpertArgs],
     ) -> None:
-        super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers = int(num_layers)
+        super().__init__(**shared)
+        hidden_channels, num_layers = self.hidden_channels, self.num_layers
         self.int_emb_size = int(int_emb_size)
         self.basis_emb_size = int(basis_emb_size)
         self.out_emb_channels = int(out_emb_channels)

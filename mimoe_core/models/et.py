@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.models.visnet import ExpNormalSmearing
+from typing_extensions import Unpack
 
 from mimoe_core.models._common import (
     MAX_Z,
     Expert,
+    ExpertArgs,
     check_heads,
     cosine_cutoff,
     scatter_sum,
@@ -91,29 +93,23 @@ class EquivariantAttention(nn.Module):
 class EquivariantTransformerExpert(Expert):
     """Equivariant transformer: attention on the radius graph, scalar and vector features.
 
+    ``num_layers`` counts attention layers; ``hidden_channels`` must be divisible by
+    ``num_heads``.
+
     Args:
-        hidden_channels: width, default 128 (divisible by ``num_heads``).
-        num_layers: attention layers, default 3.
         num_heads: attention heads, default 8.
         num_rbf: exp-normal radial functions, default 32.
-        cutoff: radius in Å of the expert's graph, default 5.0.
-        pooling: ``"mean"`` (default) or ``"sum"``.
+        **shared: ``hidden_channels``, ``num_layers``, ``cutoff``, ``pooling`` (see
+            :class:`~mimoe_core.models._common.Expert`).
     """
 
     name = "et"
 
-    def __init__(
-        self,
-        hidden_channels: int = 128,
-        num_layers: int = 3,
-        num_heads: int = 8,
-        num_rbf: int = 32,
-        cutoff: float = 5.0,
-        pooling: str = "mean",
-    ) -> None:
+    def __init__(self, num_heads: int = 8, num_rbf: int = 32, **shared: Unpack[ExpertArgs]) -> None:
+        super().__init__(**shared)
+        hidden_channels, num_layers = self.hidden_channels, self.num_layers
         check_heads(hidden_channels, num_heads)
-        super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers, self.num_heads, self.num_rbf = int(num_layers), int(num_heads), num_rbf
+        self.num_heads, self.num_rbf = int(num_heads), int(num_rbf)
         self.embedding = nn.Embedding(MAX_Z, hidden_channels)
         self.rbf = ExpNormalSmearing(self.cutoff, num_rbf, trainable=True)
         self.neighbor = NeighborEmbedding(hidden_channels, num_rbf, self.cutoff)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import Unpack
 
 
 class Routing(NamedTuple):
@@ -142,24 +143,47 @@ def radius_encoding(radii: Tensor, dim: int, scale: float = 10.0) -> Tensor:
     return F.pad(enc, (0, dim - enc.size(-1)))
 
 
+class GateArgs(TypedDict, total=False):
+    """The settings every gate takes (see :class:`Gate`); each subclass adds its own."""
+
+    num_descriptors: int
+    num_experts: int
+    num_layers: int
+    dropout: float
+    noisy: bool
+
+
 class Gate(nn.Module):
     """Base gate: ``encode`` the trajectory to a feature vector, a linear map to K logits.
 
     With ``noisy=True``, training adds Gaussian noise with a learned, input-dependent scale
     to the logits (noisy Top-k gating, Shazeer et al. 2017, arXiv 1701.06538); evaluation is
-    noise-free.
+    noise-free. Subclasses pass the shared settings (:class:`GateArgs`) on as
+    ``**shared: Unpack[GateArgs]``.
 
     Args:
         features: width of the encoded feature.
-        num_experts: K.
+        num_descriptors: D, descriptors per radius, default 5.
+        num_experts: K, default 5.
+        num_layers: hidden (MLP) or encoder (Transformer) layers, default 2.
+        dropout: default 0.0.
         noisy: noisy gating during training, default False.
     """
 
-    def __init__(self, features: int, num_experts: int, noisy: bool = False) -> None:
+    def __init__(
+        self,
+        features: int,
+        num_descriptors: int = 5,
+        num_experts: int = 5,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        noisy: bool = False,
+    ) -> None:
         super().__init__()
         if num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {num_experts}")
-        self.num_experts = int(num_experts)
+        self.num_descriptors, self.num_experts = int(num_descriptors), int(num_experts)
+        self.num_layers, self.dropout = int(num_layers), float(dropout)
         self.noisy = bool(noisy)
         self.to_logits = nn.Linear(features, num_experts)
         self.noise_scale = nn.Linear(features, num_experts) if noisy else None
@@ -190,32 +214,21 @@ class MLPGate(Gate):
 
     Args:
         num_radii: T, radii in the filtration grid.
-        num_descriptors: D, default 5.
-        num_experts: K, default 5.
         hidden_channels: width of the hidden layers, default 64.
-        num_layers: hidden layers, default 2.
-        dropout: dropout after each hidden layer, default 0.0.
-        noisy: noisy gating during training, default False.
+        **shared: ``num_descriptors``, ``num_experts``, ``num_layers``, ``dropout``,
+            ``noisy`` (see :class:`Gate`).
     """
 
     def __init__(
-        self,
-        num_radii: int,
-        num_descriptors: int = 5,
-        num_experts: int = 5,
-        hidden_channels: int = 64,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        noisy: bool = False,
+        self, num_radii: int, hidden_channels: int = 64, **shared: Unpack[GateArgs]
     ) -> None:
-        super().__init__(hidden_channels, num_experts, noisy)
-        self.num_radii, self.num_descriptors = int(num_radii), int(num_descriptors)
-        self.hidden_channels, self.num_layers = int(hidden_channels), int(num_layers)
+        super().__init__(hidden_channels, **shared)
+        self.num_radii, self.hidden_channels = int(num_radii), int(hidden_channels)
         flat = self.num_radii * self.num_descriptors
         layers: list[nn.Module] = [nn.Flatten(), nn.LayerNorm(flat)]
         width = flat
-        for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden_channels), nn.SiLU(), nn.Dropout(dropout)]
+        for _ in range(self.num_layers):
+            layers += [nn.Linear(width, hidden_channels), nn.SiLU(), nn.Dropout(self.dropout)]
             width = hidden_channels
         self.mlp = nn.Sequential(*layers)
 
@@ -241,38 +254,30 @@ class TransformerGate(Gate):
 
     Args:
         radii: the filtration grid in Å, [T].
-        num_descriptors: D, default 5.
-        num_experts: K, default 5.
         d_model: token width, default 32.
         num_heads: attention heads, default 4.
-        num_layers: encoder layers, default 2.
-        dropout: default 0.0.
-        noisy: noisy gating during training, default False.
+        **shared: ``num_descriptors``, ``num_experts``, ``num_layers``, ``dropout``,
+            ``noisy`` (see :class:`Gate`).
     """
 
     def __init__(
         self,
         radii: Sequence[float],
-        num_descriptors: int = 5,
-        num_experts: int = 5,
         d_model: int = 32,
         num_heads: int = 4,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        noisy: bool = False,
+        **shared: Unpack[GateArgs],
     ) -> None:
-        super().__init__(d_model, num_experts, noisy)
+        super().__init__(d_model, **shared)
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
         grid = torch.as_tensor(list(radii), dtype=torch.float32)
         self.register_buffer("radii", grid)
-        self.num_descriptors, self.d_model = int(num_descriptors), int(d_model)
-        self.num_heads, self.num_layers = int(num_heads), int(num_layers)
-        self.embed = nn.Linear(num_descriptors, d_model)
+        self.d_model, self.num_heads = int(d_model), int(num_heads)
+        self.embed = nn.Linear(self.num_descriptors, d_model)
         layer = nn.TransformerEncoderLayer(
-            d_model, num_heads, 2 * d_model, dropout, batch_first=True, norm_first=True
+            d_model, num_heads, 2 * d_model, self.dropout, batch_first=True, norm_first=True
         )
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, self.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
 
     def encode(self, topo: Tensor) -> Tensor:

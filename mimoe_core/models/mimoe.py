@@ -24,7 +24,11 @@ from mimoe_core.models._common import Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, within_cutoff
 
-ROUTINGS = ("sparse", "dense", "one", "single")
+#: What a model is: a mixture with Top-k (``sparse``) or softmax (``dense``) routing, or one
+#: expert with weight 1 (``one_expert``, a shallow expert; ``plain``, the full-depth backbone).
+VARIANTS = ("sparse", "dense", "one_expert", "plain")
+#: The variants with a gate, which route among K experts.
+ROUTED_VARIANTS = ("sparse", "dense")
 
 
 class MoEOutput(NamedTuple):
@@ -36,8 +40,10 @@ class MoEOutput(NamedTuple):
         expert_predictions: [B, K, out_channels] each expert's own prediction W h_e + c; zero
             where the expert did not run on the molecule.
         selected: [B, K] bool, which experts ran on which molecule.
-        logits: [B, K] gate logits, or ``None`` without a gate (``one``, ``single``).
+        logits: [B, K] gate logits, or ``None`` without a gate (``one_expert``, ``plain``).
         aux_loss: scalar load-balancing loss (0 without a gate), unweighted.
+        log_var: [B, out_channels] log of the predicted variance (mean-variance head), in the
+            units of ``y`` squared; ``None`` without the head.
     """
 
     y: Tensor
@@ -46,10 +52,32 @@ class MoEOutput(NamedTuple):
     selected: Tensor
     logits: Tensor | None
     aux_loss: Tensor
+    log_var: Tensor | None = None
 
     def contributions(self) -> Tensor:
         """[B, K, out_channels] alpha_e * (W h_e + c); summed over K they give ``y``."""
         return self.alpha.unsqueeze(-1) * self.expert_predictions
+
+
+class MoEEmbedding(NamedTuple):
+    """Per-molecule embeddings of one pass: what the shared linear head reads.
+
+    Attributes:
+        mixture: [B, H] the alpha-weighted expert embedding ``sum_e alpha_e h_e``; because
+            alpha sums to 1, ``head(mixture)`` is ``MoEOutput.y`` (up to rounding), in the
+            model's own (standardized) units.
+        experts: [B, K, H] each expert's readout embedding ``h_e``; **zero** where the expert
+            did not run on the molecule (not selected, unless ``compute_all``).
+        alpha: [B, K] routing weights, as :attr:`MoEOutput.alpha`.
+        selected: [B, K] bool, which experts were selected for which molecule.
+        logits: [B, K] gate logits, or ``None`` without a gate.
+    """
+
+    mixture: Tensor
+    experts: Tensor
+    alpha: Tensor
+    selected: Tensor
+    logits: Tensor | None
 
 
 class MIMoE(nn.Module):
@@ -59,16 +87,19 @@ class MIMoE(nn.Module):
         experts: K experts; expert e reads the radius graph at ``experts[e].cutoff``.
             Cutoffs must be strictly increasing. All experts share ``hidden_channels``.
         gate: maps ``topo`` [B, T, D] to K logits; required for ``sparse`` and ``dense``,
-            unused (and must be ``None``) for ``one`` and ``single``, which have K = 1.
+            unused (and must be ``None``) for ``one_expert`` and ``plain``, which have K = 1.
         out_channels: number of targets, default 1.
-        routing: ``"sparse"`` (Top-k, default), ``"dense"`` (softmax over all K),
-            ``"one"`` (a single shallow expert, weight 1) or ``"single"`` (the plain
-            full-depth backbone at one cutoff; same structure as ``one``, kept distinct for
-            reports).
+        variant: one of :data:`VARIANTS`: ``"sparse"`` (Top-k routing, default),
+            ``"dense"`` (softmax over all K), ``"one_expert"`` (a single shallow expert,
+            weight 1) or ``"plain"`` (the full-depth backbone at one cutoff; same structure
+            as ``one_expert``, kept distinct for reports).
         top_k: k for ``sparse``, default 2.
         temperature: softmax temperature of the routing, default 1.0.
         balance_weight: weight of the load-balancing loss in the trainer, default 0.1
             (stored here so a checkpoint carries it).
+        variance_head: also predict a variance per target (mean-variance estimation): a
+            linear map of the alpha-weighted mixture of the experts' embeddings to the log
+            variance, trained with the Gaussian NLL. Default False.
     """
 
     def __init__(
@@ -76,14 +107,15 @@ class MIMoE(nn.Module):
         experts: Sequence[Expert],
         gate: Gate | None,
         out_channels: int = 1,
-        routing: str = "sparse",
+        variant: str = "sparse",
         top_k: int = 2,
         temperature: float = 1.0,
         balance_weight: float = 0.1,
+        variance_head: bool = False,
     ) -> None:
         super().__init__()
-        if routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if not experts:
             raise ValueError("MIMoE needs at least one expert")
         cutoffs = [float(e.cutoff) for e in experts]
@@ -92,23 +124,25 @@ class MIMoE(nn.Module):
         widths = {e.hidden_channels for e in experts}
         if len(widths) != 1:
             raise ValueError(f"experts must share hidden_channels, got {sorted(widths)}")
-        gated = routing in ("sparse", "dense")
+        gated = variant in ROUTED_VARIANTS
         if gated and gate is None:
-            raise ValueError(f"routing={routing!r} needs a gate")
+            raise ValueError(f"variant={variant!r} needs a gate")
         if not gated and (gate is not None or len(experts) != 1):
-            raise ValueError(f"routing={routing!r} takes exactly one expert and no gate")
+            raise ValueError(f"variant={variant!r} takes exactly one expert and no gate")
         if gated and gate.num_experts != len(experts):
             raise ValueError(f"gate scores {gate.num_experts} experts, got {len(experts)}")
         num_experts = len(experts)
-        self.top_k = num_experts if routing == "dense" or not gated else int(top_k)
+        self.top_k = num_experts if variant == "dense" or not gated else int(top_k)
         if not 1 <= self.top_k <= num_experts:
             raise ValueError(f"top_k must be in [1, {num_experts}], got {top_k}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.experts = nn.ModuleList(experts)
         self.gate = gate
-        self.head = nn.Linear(widths.pop(), out_channels)
-        self.routing = routing
+        width = widths.pop()
+        self.head = nn.Linear(width, out_channels)
+        self.var_head = nn.Linear(width, out_channels) if variance_head else None
+        self.variant = variant
         self.temperature = float(temperature)
         self.balance_weight = float(balance_weight)
         self.cutoffs = cutoffs
@@ -128,13 +162,13 @@ class MIMoE(nn.Module):
     def route(self, topo: Tensor | None, num_graphs: int, like: Tensor) -> tuple:
         """Gate logits (``None`` without a gate) and the :class:`Routing` of a batch.
 
-        Without a gate (``one``, ``single``) every molecule goes to the one expert, weight 1.
+        Without a gate (``one_expert``, ``plain``) every molecule goes to the one expert, weight 1.
         """
         if self.gate is None:
             ones = torch.ones(num_graphs, 1, dtype=like.dtype, device=like.device)
             return None, Routing(ones, ones.bool(), ones)
         if topo is None:
-            raise ValueError(f"routing={self.routing!r} needs the descriptor trajectory topo")
+            raise ValueError(f"variant={self.variant!r} needs the descriptor trajectory topo")
         if topo.size(0) != num_graphs:
             raise ValueError(f"topo has {topo.size(0)} molecules, the batch {num_graphs}")
         logits = self.gate(topo.to(like.dtype))
@@ -164,10 +198,62 @@ class MIMoE(nn.Module):
         Returns:
             :class:`MoEOutput`.
         """
+        logits, (alpha, selected, probs), embeddings = self._expert_embeddings(
+            z, pos, batch, topo, num_graphs, compute_all
+        )
+        expert_predictions = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
+        y = (alpha.unsqueeze(-1) * expert_predictions).sum(dim=1)
+        aux = load_balancing_loss(probs, selected) if self.gate is not None else y.new_zeros(())
+        log_var = None
+        if self.var_head is not None:
+            mixture = (alpha.to(embeddings.dtype).unsqueeze(-1) * embeddings).sum(dim=1)
+            log_var = self.var_head(mixture)
+        return MoEOutput(y, alpha, expert_predictions, selected, logits, aux, log_var)
+
+    def embed(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None = None,
+        topo: Tensor | None = None,
+        num_graphs: int | None = None,
+        compute_all: bool = False,
+    ) -> MoEEmbedding:
+        """Per-molecule embeddings: the mixture the head reads and every expert's readout.
+
+        Runs the same routing and expert dispatch as :meth:`forward` (one shared code path),
+        stopping before the head. Arguments are :meth:`forward`'s.
+
+        Returns:
+            :class:`MoEEmbedding`: ``mixture`` [B, H] with ``head(mixture) == forward(...).y``
+            (up to rounding), ``experts`` [B, K, H] (zero where an expert did not run),
+            ``alpha``, ``selected`` and ``logits``.
+        """
+        logits, (alpha, selected, _), embeddings = self._expert_embeddings(
+            z, pos, batch, topo, num_graphs, compute_all
+        )
+        # alpha is zero for experts not selected, so experts run by compute_all add nothing.
+        mixture = (alpha.to(embeddings.dtype).unsqueeze(-1) * embeddings).sum(dim=1)
+        return MoEEmbedding(mixture, embeddings, alpha, selected, logits)
+
+    def _expert_embeddings(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor | None,
+        topo: Tensor | None,
+        num_graphs: int | None,
+        compute_all: bool,
+    ) -> tuple[Tensor | None, Routing, Tensor]:
+        """Gate logits, the routing and the [B, K, H] expert embeddings (zero where not run).
+
+        The part of :meth:`forward` before the head, shared with :meth:`embed`.
+        """
         if batch is None:
             batch = torch.zeros(z.numel(), dtype=torch.long, device=z.device)
         num = num_graphs_of(batch, num_graphs)
-        logits, (alpha, selected, probs) = self.route(topo, num, pos)
+        logits, routing = self.route(topo, num, pos)
+        selected = routing.selected
         # One neighbour search at the largest cutoff serves every expert.
         full = radius_graph(pos, batch, self.cutoffs[-1])
         hidden = self.head.in_features
@@ -185,10 +271,7 @@ class MIMoE(nn.Module):
             # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
             emb = emb.to(embeddings.dtype)
             embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
-        expert_predictions = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
-        y = (alpha.unsqueeze(-1) * expert_predictions).sum(dim=1)
-        aux = load_balancing_loss(probs, selected) if self.gate is not None else y.new_zeros(())
-        return MoEOutput(y, alpha, expert_predictions, selected, logits, aux)
+        return logits, routing, embeddings
 
     @staticmethod
     def _run_on(
@@ -233,11 +316,26 @@ class MIMoE(nn.Module):
             compute_all=compute_all,
         )
 
+    def embed_batch(self, data, compute_all: bool = False) -> MoEEmbedding:
+        """:meth:`embed` on a PyG ``Batch`` (or ``Data``) with ``z``, ``pos``, ``topo``."""
+        from mimoe_core import keys
+
+        batch = getattr(data, "batch", None)
+        topo = getattr(data, keys.TOPO, None) if self.gate is not None else None
+        return self.embed(
+            data[keys.Z],
+            data[keys.POS],
+            batch,
+            topo,
+            num_graphs=getattr(data, "num_graphs", 1),
+            compute_all=compute_all,
+        )
+
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""
-        k = f", top_k={self.top_k}" if self.routing == "sparse" else ""
+        k = f", top_k={self.top_k}" if self.variant == "sparse" else ""
         return (
-            f"routing={self.routing!r}, K={self.num_experts}{k}, cutoffs={self.cutoffs}, "
+            f"variant={self.variant!r}, K={self.num_experts}{k}, cutoffs={self.cutoffs}, "
             f"temperature={self.temperature}, balance_weight={self.balance_weight}, "
             f"out_channels={self.out_channels}"
         )

@@ -12,11 +12,13 @@ import math
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import Unpack
 
 from mimoe_core.models._common import (
     EPS_DIST,
     MAX_Z,
     Expert,
+    ExpertArgs,
     cosine_cutoff,
     scatter_sum,
     unit_vectors,
@@ -94,26 +96,21 @@ class PaiNNUpdate(nn.Module):
 class PaiNNExpert(Expert):
     """PaiNN: equivariant scalar and vector messages; the scalars are the atom features.
 
+    ``hidden_channels`` is F, the width of scalar and vector features; ``num_layers`` counts
+    message + update blocks.
+
     Args:
-        hidden_channels: F, width of scalar and vector features, default 128.
-        num_layers: message + update blocks, default 3.
         num_rbf: sinc radial functions, default 20.
-        cutoff: radius in Å of the expert's graph, default 5.0.
-        pooling: ``"mean"`` (default) or ``"sum"``.
+        **shared: ``hidden_channels``, ``num_layers``, ``cutoff``, ``pooling`` (see
+            :class:`~mimoe_core.models._common.Expert`).
     """
 
     name = "painn"
 
-    def __init__(
-        self,
-        hidden_channels: int = 128,
-        num_layers: int = 3,
-        num_rbf: int = 20,
-        cutoff: float = 5.0,
-        pooling: str = "mean",
-    ) -> None:
-        super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers, self.num_rbf = int(num_layers), int(num_rbf)
+    def __init__(self, num_rbf: int = 20, **shared: Unpack[ExpertArgs]) -> None:
+        super().__init__(**shared)
+        hidden_channels, num_layers = self.hidden_channels, self.num_layers
+        self.num_rbf = int(num_rbf)
         self.embedding = nn.Embedding(MAX_Z, hidden_channels)
         self.messages = nn.ModuleList(
             PaiNNMessage(hidden_channels, num_rbf, self.cutoff) for _ in range(num_layers)

@@ -19,7 +19,7 @@ import yaml
 from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, TransformerGate
-from mimoe_core.models.mimoe import ROUTINGS, MIMoE
+from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE
 
 #: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
 EXPERTS: dict[str, str] = {
@@ -37,12 +37,14 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 #: Every key a config may set, with its default.
 DEFAULT_CONFIG: dict[str, Any] = {
     "backbone": "schnet",
-    "routing": "sparse",
+    "variant": "sparse",
     "cutoffs": list(DEFAULT_CUTOFFS),
     "top_k": 2,
     "temperature": 1.0,
     "balance_weight": 0.1,
     "out_channels": 1,
+    # A mean-variance head (Gaussian NLL): the model predicts its own uncertainty.
+    "variance_head": False,
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},
     # name: mlp | transformer; the other keys are that gate's keyword arguments.
@@ -50,10 +52,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # The filtration grid the gate reads; must match the featurization's grid.
     "radii": {"start": 1.0, "stop": 5.0, "step": 0.1},
     "num_descriptors": 5,
-    # routing "one": index into cutoffs of the single shallow expert.
+    # variant "one_expert": index into cutoffs of the single shallow expert.
     "one_expert": 2,
-    # routing "single": the plain backbone, full depth, at one cutoff (overrides "expert").
-    "single": {"cutoff": 5.0, "num_layers": 6},
+    # variant "plain": the plain backbone, full depth, at one cutoff (overrides "expert").
+    "plain": {"cutoff": 5.0, "num_layers": 6},
 }
 
 
@@ -103,6 +105,7 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> dict[st
         user = yaml.safe_load(path.read_text()) or {}
         if not isinstance(user, Mapping):
             raise ValueError(f"{path}: a config must be a mapping, got {type(user).__name__}")
+    user = _renamed_keys(user)
     config = copy.deepcopy(DEFAULT_CONFIG)
     unknown = sorted(set(user) - set(config))
     if unknown:
@@ -118,16 +121,34 @@ def load_config(source: str | Path | Mapping[str, Any] | None = None) -> dict[st
     return config
 
 
+def _renamed_keys(user: Mapping[str, Any]) -> dict[str, Any]:
+    """Read configs written before the model variants were named (checkpoints included).
+
+    They said ``routing: one | single`` and ``single: {...}``; today's names are
+    ``variant: one_expert | plain`` and ``plain: {...}``.
+    """
+    user = dict(user)
+    if "routing" in user and "variant" not in user:
+        old = user.pop("routing")
+        user["variant"] = _OLD_VARIANT_NAMES.get(old, old)
+    if "single" in user and "plain" not in user:
+        user["plain"] = user.pop("single")
+    return user
+
+
+_OLD_VARIANT_NAMES = {"one": "one_expert", "single": "plain"}
+
+
 def _validate(config: dict[str, Any]) -> None:
     expert_class(config["backbone"])
-    if config["routing"] not in ROUTINGS:
-        raise ValueError(f"routing must be one of {ROUTINGS}, got {config['routing']!r}")
+    if config["variant"] not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {config['variant']!r}")
     if config["gate"].get("name") not in GATES:
         raise ValueError(f"gate name must be one of {GATES}, got {config['gate'].get('name')!r}")
     cutoffs = [float(c) for c in config["cutoffs"]]
     if not cutoffs or any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
         raise ValueError(f"cutoffs must be non-empty and strictly increasing, got {cutoffs}")
-    if config["routing"] == "one" and not 0 <= int(config["one_expert"]) < len(cutoffs):
+    if config["variant"] == "one_expert" and not 0 <= int(config["one_expert"]) < len(cutoffs):
         raise ValueError(
             f"one_expert={config['one_expert']} is not an index into cutoffs {config['cutoffs']}"
         )
@@ -170,29 +191,30 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
 
     Example:
         >>> model = create_model({"expert": {"hidden_channels": 16, "num_layers": 1}})
-        >>> model.routing, model.num_experts, model.top_k, model.cutoffs[-1]
+        >>> model.variant, model.num_experts, model.top_k, model.cutoffs[-1]
         ('sparse', 5, 2, 4.0)
     """
     cfg = load_config(config)
     cls = expert_class(cfg["backbone"])
-    routing = cfg["routing"]
-    if routing == "single":
-        single = dict(cfg["single"])
-        cutoff = single.pop("cutoff")
-        experts = [_make_expert(cls, cutoff, {**cfg["expert"], **single})]
-    elif routing == "one":
+    variant = cfg["variant"]
+    if variant == "plain":
+        plain = dict(cfg["plain"])
+        cutoff = plain.pop("cutoff")
+        experts = [_make_expert(cls, cutoff, {**cfg["expert"], **plain})]
+    elif variant == "one_expert":
         experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], cfg["expert"])]
     else:
         experts = [_make_expert(cls, c, cfg["expert"]) for c in cfg["cutoffs"]]
-    gate = _make_gate(cfg, len(experts)) if routing in ("sparse", "dense") else None
+    gate = _make_gate(cfg, len(experts)) if variant in ROUTED_VARIANTS else None
     model = MIMoE(
         experts,
         gate,
         out_channels=int(cfg["out_channels"]),
-        routing=routing,
+        variant=variant,
         top_k=int(cfg["top_k"]),
         temperature=float(cfg["temperature"]),
         balance_weight=float(cfg["balance_weight"]),
+        variance_head=bool(cfg["variance_head"]),
     )
     model.config = cfg
     return model

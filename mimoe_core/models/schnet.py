@@ -8,36 +8,31 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock
+from typing_extensions import Unpack
 
-from mimoe_core.models._common import MAX_Z, Expert
+from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs
 
 
 class SchNetExpert(Expert):
     """SchNet: atom embeddings refined by continuous-filter convolutions.
 
+    ``num_layers`` counts interaction blocks: 3 by default, the paper's expert depth (a
+    standalone SchNet uses 6).
+
     Args:
-        hidden_channels: atom feature width, default 128.
-        num_layers: interaction blocks, default 3 (the paper's expert depth; a standalone
-            SchNet uses 6).
         num_filters: filter width, default 128.
         num_rbf: Gaussians in the distance expansion over [0, cutoff], default 50.
-        cutoff: radius in Å of the expert's graph, default 5.0.
-        pooling: ``"mean"`` (default) or ``"sum"``.
+        **shared: ``hidden_channels``, ``num_layers``, ``cutoff``, ``pooling`` (see
+            :class:`~mimoe_core.models._common.Expert`).
     """
 
     name = "schnet"
 
     def __init__(
-        self,
-        hidden_channels: int = 128,
-        num_layers: int = 3,
-        num_filters: int = 128,
-        num_rbf: int = 50,
-        cutoff: float = 5.0,
-        pooling: str = "mean",
+        self, num_filters: int = 128, num_rbf: int = 50, **shared: Unpack[ExpertArgs]
     ) -> None:
-        super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers = int(num_layers)
+        super().__init__(**shared)
+        hidden_channels, num_layers = self.hidden_channels, self.num_layers
         self.num_filters = int(num_filters)
         self.num_rbf = int(num_rbf)
         self.embedding = nn.Embedding(MAX_Z, hidden_channels)

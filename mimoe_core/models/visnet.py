@@ -18,21 +18,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch_geometric.nn.models.visnet import ViSNetBlock
+from typing_extensions import Unpack
 
-from mimoe_core.models._common import MAX_Z, Expert, check_heads, unit_vectors
+from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs, check_heads, unit_vectors
 
 
 class ViSNetExpert(Expert):
     """ViSNet: vector-scalar interactive message passing with runtime geometry.
 
+    ``num_layers`` counts ViS-MP layers; ``hidden_channels`` must be divisible by
+    ``num_heads``.
+
     Args:
-        hidden_channels: width, default 128 (divisible by ``num_heads``).
-        num_layers: ViS-MP layers, default 3.
         num_heads: attention heads, default 8.
         num_rbf: exp-normal radial functions, default 32.
         lmax: degree of the spherical harmonics of edge directions, 1 (default) or 2.
-        cutoff: radius in Å of the expert's graph, default 5.0.
-        pooling: ``"mean"`` (default) or ``"sum"``.
+        **shared: ``hidden_channels``, ``num_layers``, ``cutoff``, ``pooling`` (see
+            :class:`~mimoe_core.models._common.Expert`).
 
     Raises:
         ValueError: if ``hidden_channels`` is not divisible by ``num_heads`` or ``lmax`` is
@@ -43,21 +45,15 @@ class ViSNetExpert(Expert):
 
     def __init__(
         self,
-        hidden_channels: int = 128,
-        num_layers: int = 3,
         num_heads: int = 8,
         num_rbf: int = 32,
         lmax: int = 1,
-        cutoff: float = 5.0,
-        pooling: str = "mean",
+        **shared: Unpack[ExpertArgs],
     ) -> None:
-        check_heads(hidden_channels, num_heads)
+        super().__init__(**shared)
+        check_heads(self.hidden_channels, num_heads)
         if lmax not in (1, 2):
             raise ValueError(f"lmax must be 1 or 2, got {lmax}")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        super().__init__(hidden_channels, cutoff, pooling)
-        self.num_layers = int(num_layers)
         self.num_heads = int(num_heads)
         self.num_rbf = int(num_rbf)
         self.lmax = int(lmax)
@@ -65,7 +61,7 @@ class ViSNetExpert(Expert):
             lmax=self.lmax,
             num_heads=self.num_heads,
             num_layers=self.num_layers,
-            hidden_channels=hidden_channels,
+            hidden_channels=self.hidden_channels,
             num_rbf=self.num_rbf,
             max_z=MAX_Z,
             cutoff=self.cutoff,

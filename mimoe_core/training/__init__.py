@@ -2,6 +2,7 @@
 
 from mimoe_core.trained import TrainedModel
 from mimoe_core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mimoe_core.training.ensemble import EnsembleResult, train_ensemble
 from mimoe_core.training.experiments import ablation_variants, run_experiments
 from mimoe_core.training.metrics import classification_metrics, regression_metrics
 from mimoe_core.training.scaling import ScaledMIMoE, TargetScaler, UnscaleTransform
@@ -16,6 +17,7 @@ from mimoe_core.training.trainer import (
 
 __all__ = [
     "Checkpoint",
+    "EnsembleResult",
     "ScaledMIMoE",
     "TargetScaler",
     "TrainResult",
@@ -32,4 +34,5 @@ __all__ = [
     "run_experiments",
     "save_checkpoint",
     "train",
+    "train_ensemble",
 ]

@@ -2,7 +2,7 @@
 
 ``run_experiments`` trains every variant (a model config) for every seed on the same split of
 one featurized dataset and writes ``runs.csv`` (one row per training) and ``table.md``
-(mean ± std per variant). ``ablation_variants`` gives the paper's four routing modes.
+(mean ± std per variant). ``ablation_variants`` gives the paper's four model variants.
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ import pandas as pd
 # they stay importable from here.
 from mimoe_core.analysis.tables import _mean_std, markdown_table, summarize  # noqa: F401
 from mimoe_core.data.splits import make_split
-from mimoe_core.featurize import FeaturizedDataset
+from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.models import load_config
 from mimoe_core.training.trainer import TrainSettings, train
 
 
 def ablation_variants(base: Mapping[str, Any] | str | None = None) -> dict[str, dict]:
-    """The four routing modes of one base config: ``single``, ``one``, ``dense``, ``sparse``.
+    """The four model variants of one base config: ``plain``, ``one_expert``, ``dense``, ``sparse``.
 
-    ``single`` is the full-depth backbone at one cutoff (the paper's baseline); ``one`` is a
-    single shallow expert at ``one_expert``'s cutoff; ``dense`` mixes all K experts;
+    ``plain`` is the full-depth backbone at one cutoff (the paper's baseline); ``one_expert``
+    is a single shallow expert at ``one_expert``'s cutoff; ``dense`` mixes all K experts;
     ``sparse`` routes each molecule to its Top-k.
     """
     config = load_config(base)
-    modes = ("single", "one", "dense", "sparse")
-    return {mode: {**copy.deepcopy(config), "routing": mode} for mode in modes}
+    variants = ("plain", "one_expert", "dense", "sparse")
+    return {name: {**copy.deepcopy(config), "variant": name} for name in variants}
 
 
 def run_experiments(
@@ -71,8 +71,12 @@ def run_experiments(
             start = time.perf_counter()
             run_settings = dataclasses.replace(settings, seed=seed)
             result = train(dataset, split, config, run_settings, out_dir=run_dir)
-            row = {"variant": name, "seed": seed, "seconds": time.perf_counter() - start,
-                   "best_epoch": result.metrics["best_epoch"]}  # fmt: skip
+            row = {
+                "variant": name,
+                "seed": seed,
+                "seconds": time.perf_counter() - start,
+                "best_epoch": result.metrics["best_epoch"],
+            }
             for part in ("val", "test"):
                 for key, value in result.metrics[part].items():
                     if isinstance(value, float):

@@ -6,7 +6,7 @@ continues exactly as the uninterrupted run would have (on the CPU, deterministic
 
 :func:`train` is the entry point; it builds a :class:`TrainingRun` (data, model, optimizer,
 schedule and a :class:`TrainState`), resumes it if asked, and calls :meth:`TrainingRun.fit`.
-Batches are made by :func:`mimoe_core.trained.prepare_batch`, as in evaluation and prediction.
+Batches are made by :func:`mimoe_core.forward.prepare_batch`, as in evaluation and prediction.
 """
 
 from __future__ import annotations
@@ -16,80 +16,45 @@ import copy
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from mimoe_core import keys, run_folder
+from mimoe_core.calibration import (
+    Calibration,
+    estimate_std,
+    finite_json,
+    uncertainty_metrics,
+)
 from mimoe_core.data.splits import Split
-from mimoe_core.featurize import FeaturizedDataset
+from mimoe_core.featurization import FeaturizedDataset
+from mimoe_core.forward import prepare_batch, resolve_device, run_model
 from mimoe_core.models import create_model, load_config
+from mimoe_core.results import PredictionResult
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
 from mimoe_core.trained import (
     LEGACY_FEATURIZATION,
     TrainedModel,
-    prepare_batch,
     read_payload,
-    resolve_device,
-    run_model,
     save_checkpoint,
 )
+from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
-    SELECTION_METRIC,
     compute_metrics,
-    masked_log_loss,
-    scorable_tasks,
 )
-
-
-@dataclass
-class TrainSettings:
-    """Optimization settings (all stored in the checkpoint and ``metrics.json``).
-
-    Attributes:
-        epochs: maximum epochs, default 100.
-        batch_size: molecules per step, default 32.
-        lr: learning rate, default 5e-4.
-        weight_decay: default 0.0.
-        optimizer: ``"adamw"`` (default) or ``"adam"``.
-        scheduler: ``"plateau"`` (halve the LR after ``patience // 2`` epochs without
-            improvement; default), ``"cosine"`` or ``"none"``.
-        patience: early stopping after this many epochs without a better validation
-            metric, default 20.
-        clip_norm: gradient-norm clipping, default 10.0 (0 disables).
-        seed: seeds model initialization, shuffling and noise, default 0.
-        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        amp: bfloat16 autocast on CUDA, default True (ignored on the CPU).
-        deterministic: deterministic algorithms on the CPU, default True.
-        progress: tqdm bar per epoch, default True.
-    """
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    optimizer: str = "adamw"
-    scheduler: str = "plateau"
-    patience: int = 20
-    clip_norm: float = 10.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    deterministic: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
-        if self.scheduler not in ("plateau", "cosine", "none"):
-            raise ValueError(f"scheduler must be plateau, cosine or none, got {self.scheduler!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+from mimoe_core.training.selection import is_better, selection_metric, selection_score
+from mimoe_core.training.settings import TrainSettings, TrainState
+from mimoe_core.training.transfer import (
+    check_compatible,
+    copy_weights,
+    freeze,
+    load_source,
+)
 
 
 @dataclass
@@ -110,16 +75,6 @@ class TrainResult:
     scaler: TargetScaler
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, task: str):
-    """Mean loss over present labels: MSE (regression) or BCE with logits (classification)."""
-    target = torch.where(mask, target, torch.zeros_like(target))
-    if task == "regression":
-        per = F.mse_loss(pred, target, reduction="none")
-    else:
-        per = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
-    return (per * mask).sum() / mask.sum().clamp_min(1)
-
-
 def _subset(dataset: FeaturizedDataset, idx) -> list:
     return [dataset.data_list[i] for i in idx]
 
@@ -137,9 +92,11 @@ def _check_split(dataset: FeaturizedDataset, split: Split) -> None:
 def _make_scheduler(optimizer, settings: TrainSettings, minimize: bool):
     if settings.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min" if minimize else "max", factor=0.5,
+            optimizer,
+            mode="min" if minimize else "max",
+            factor=0.5,
             patience=max(1, settings.patience // 2),
-        )  # fmt: skip
+        )
     if settings.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     return None
@@ -183,7 +140,7 @@ def train(
     metric (RMSE, or ROC-AUC) is kept.
 
     Args:
-        dataset: from :func:`mimoe_core.featurize.featurize`; its labels, conformers and
+        dataset: from :func:`mimoe_core.featurization.featurize`; its labels, conformers and
             descriptor trajectories are used as they are.
         split: indices into ``dataset`` (:func:`mimoe_core.data.make_split`).
         model_config: a config for :func:`mimoe_core.models.create_model`;
@@ -204,34 +161,6 @@ def train(
     if resume:
         run.resume()
     return run.fit()
-
-
-@dataclass
-class TrainState:
-    """How far a run has got; saved in ``last.pt`` as ``train_state`` (a plain dict).
-
-    Attributes:
-        epoch: epochs completed (the next epoch to run).
-        best: the best validation score so far (None before the first epoch).
-        best_epoch: the epoch that scored ``best`` (-1 before the first epoch).
-        bad_epochs: epochs since the last improvement (early stopping counts these).
-        history: one row per completed epoch (the ``history.csv`` content).
-    """
-
-    epoch: int = 0
-    best: float | None = None
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The checkpoint's ``train_state`` entry."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainState:
-        """From a checkpoint's ``train_state`` entry (extra keys are ignored)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 class TrainingRun:
@@ -267,24 +196,45 @@ class TrainingRun:
         _check_split(dataset, split)
         if len(split.test) == 0:
             # stacklevel: warn at the caller of train(), which builds this run.
-            warnings.warn("the split has no test molecules; metrics.json will have no test "
-                          "scores", stacklevel=3)  # fmt: skip
+            warnings.warn(
+                "the split has no test molecules; metrics.json will have no test scores",
+                stacklevel=3,
+            )
         self.device = resolve_device(settings.device)
+        source = load_source(settings.init_from) if settings.init_from else None
+        if source is not None and model_config is None:
+            model_config = source.model.config
         config = load_config(model_config)
+        if settings.uncertainty == "mve":
+            if self.task != "regression":
+                raise ValueError("mve (a variance head) is for regression targets")
+            config["variance_head"] = True
         config["out_channels"] = len(self.targets)
         config["radii"] = _grid_spec(dataset.radii)
+        if source is not None:
+            check_compatible(
+                config, source, dataset.radii, dataset.feature_settings(), settings.init_from
+            )
         self.train_list, self.val_list = _subset(dataset, split.train), _subset(dataset, split.val)
         self.scaler = TargetScaler.fit(_labels(self.train_list), self.task)
         self.val_labels = _labels(self.val_list)
-        self.metric_name, self.maximize = _selection_metric(self.task, self.val_labels)
+        self.metric_name, self.maximize = selection_metric(self.task, self.val_labels)
 
         torch.manual_seed(settings.seed)
-        self.model = ScaledMIMoE(create_model(config), self.scaler).to(self.device)
+        self.model = ScaledMIMoE(create_model(config), self.scaler)
+        #: Weights not taken from ``init_from`` (the scaling, and a head of another shape).
+        self.not_copied: list[str] = []
+        if source is not None:
+            self.not_copied = copy_weights(self.model, source)
+            freeze(self.model, settings.freeze)
+        self.model.to(self.device)
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(self.model.parameters(), lr=settings.lr,
-                                 weight_decay=settings.weight_decay)  # fmt: skip
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = opt_cls(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
         self.scheduler = _make_scheduler(self.optimizer, settings, minimize=not self.maximize)
         self.state = TrainState()
+        #: The uncertainty calibration, fitted by :meth:`calibrate` after training.
+        self.calibration: Calibration | None = None
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.out = Path(out_dir) if out_dir is not None else None
         self.use_amp = settings.amp and self.device.type == "cuda"
@@ -293,16 +243,58 @@ class TrainingRun:
     def common(self) -> dict[str, Any]:
         """What every checkpoint of the run records besides the weights."""
         return {
-            "task": self.task, "targets": self.targets, "radii": list(self.dataset.radii),
+            "task": self.task,
+            "targets": self.targets,
+            "radii": list(self.dataset.radii),
             "conformer_settings": self.dataset.settings,
             "featurization": self.dataset.feature_settings(),
-        }  # fmt: skip
+        }
 
     def trained_model(self) -> TrainedModel:
-        """The model as it is now, with what using it needs."""
+        """The model as it is now, with what using it needs (its calibration too)."""
         common = self.common
-        return TrainedModel(self.model, self.task, self.targets, common["radii"],
-                            common["conformer_settings"], common["featurization"])  # fmt: skip
+        extra = {"calibration": self.calibration.to_dict()} if self.calibration else {}
+        return TrainedModel(
+            self.model,
+            self.task,
+            self.targets,
+            common["radii"],
+            common["conformer_settings"],
+            common["featurization"],
+            extra,
+        )
+
+    def calibrate(self) -> None:
+        """Fit the uncertainty calibration of the best model on the validation set.
+
+        With ``settings.uncertainty == "experts"``: the estimate is the experts'
+        disagreement, and ``model.pt`` is written again with the calibration in it.
+        """
+        settings = self.settings
+        if settings.uncertainty == "none":
+            return
+        if not self.val_list:
+            raise ValueError(
+                "calibration is fitted on the validation set and this split has none; "
+                "use a split with a validation set, or no uncertainty"
+            )
+        result = self.trained_model().explain(self.val_list, settings.batch_size, self.device)
+        self.calibration = Calibration.fit(
+            self.task,
+            settings.uncertainty,
+            settings.calibration,
+            result.prediction,
+            estimate_std(result, settings.uncertainty),
+            self.val_labels,
+        )
+        if self.out is not None:
+            save_checkpoint(
+                self.out / run_folder.MODEL,
+                self.model,
+                **self.common,
+                epoch=self.state.best_epoch,
+                calibration=self.calibration.to_dict(),
+            )
 
     def resume(self) -> bool:
         """Continue from ``out_dir/last.pt`` if it exists; whether it did.
@@ -326,19 +318,45 @@ class TrainingRun:
     def fit(self) -> TrainResult:
         """Train up to ``settings.epochs`` (early stopping), then evaluate and write the run."""
         settings, state = self.settings, self.state
+        bar = self._epoch_bar()
         with _deterministic(settings.deterministic and self.device.type == "cpu"):
             for epoch in range(state.epoch, settings.epochs):
                 if epoch > 0 and state.bad_epochs >= settings.patience:
                     break  # resumed from a run that had already stopped early
-                if self.run_epoch(epoch):
+                stop = self.run_epoch(epoch)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(self._progress_numbers(), refresh=True)
+                if stop:
                     break
+        if bar is not None:
+            bar.close()
         self.model.load_state_dict(self.best_state)
         self.model.eval()
         history = pd.DataFrame(state.history)
+        self.calibrate()
         metrics = self.final_metrics()
         if self.out is not None:
             self.write_run(history, metrics)
         return TrainResult(model=self.model, metrics=metrics, history=history, scaler=self.scaler)
+
+    def _epoch_bar(self) -> Any:
+        """One tqdm bar over the epochs (None without progress)."""
+        if not self.settings.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=self.settings.epochs, initial=self.state.epoch, desc="training", unit="epoch"
+        )
+
+    def _progress_numbers(self) -> dict[str, str]:
+        """The last epoch's validation score and the best so far, for the progress bar."""
+        name = f"val_{self.metric_name}"
+        last = self.state.history[-1][name] if self.state.history else float("nan")
+        best = self.state.best
+        shown = "none yet" if best is None else f"{best:.4g} (epoch {self.state.best_epoch})"
+        return {name: f"{last:.4g}", "best": shown}
 
     def run_epoch(self, epoch: int) -> bool:
         """Train one epoch, validate, checkpoint; whether early stopping ends the run."""
@@ -346,21 +364,21 @@ class TrainingRun:
         start = time.perf_counter()
         row = self.train_epoch(epoch)
         val = run_model(self.model, self.val_list, self.task, settings.batch_size, self.device)
-        score = _selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
+        score = selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
         _step_scheduler(self.scheduler, score, self.maximize)
-        if _better(score, state.best, self.maximize):
+        if is_better(score, state.best, self.maximize):
             state.best, state.best_epoch, state.bad_epochs = float(score), epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
             if self.out is not None:
-                save_checkpoint(self.out / run_folder.MODEL, self.model, **self.common,
-                                epoch=epoch)  # fmt: skip
+                save_checkpoint(self.out / run_folder.MODEL, self.model, **self.common, epoch=epoch)
         else:
             state.bad_epochs += 1
         row.update(
-            epoch=epoch, **{f"val_{self.metric_name}": score},
+            epoch=epoch,
+            **{f"val_{self.metric_name}": score},
             lr=self.optimizer.param_groups[0]["lr"],
             seconds=round(time.perf_counter() - start, 3),
-        )  # fmt: skip
+        )
         state.history.append(row)
         state.epoch = epoch + 1
         if self.out is not None:
@@ -370,11 +388,14 @@ class TrainingRun:
     def save_last(self) -> None:
         """Write ``last.pt``: weights, optimizer, schedule, best weights and state."""
         save_checkpoint(
-            self.out / run_folder.LAST, self.model, **self.common,
+            self.out / run_folder.LAST,
+            self.model,
+            **self.common,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else {},
-            best_state_dict=self.best_state, train_state=self.state.to_dict(),
-        )  # fmt: skip
+            best_state_dict=self.best_state,
+            train_state=self.state.to_dict(),
+        )
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the shuffled training set; returns the epoch's averages."""
@@ -386,12 +407,7 @@ class TrainingRun:
         dtype = next(model.parameters()).dtype
         sums = {"loss": 0.0, "task_loss": 0.0, "aux_loss": 0.0}
         usage = torch.zeros(model.num_experts)
-        steps = range(0, len(order), settings.batch_size)
-        if settings.progress:
-            from tqdm.auto import tqdm
-
-            steps = tqdm(steps, desc=f"epoch {epoch}", leave=False, unit="batch")
-        for start in steps:
+        for start in range(0, len(order), settings.batch_size):
             chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
             batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
@@ -402,7 +418,14 @@ class TrainingRun:
                 if self.task == "regression"
                 else batch[keys.Y]
             )
-            task_loss = masked_loss(out.y.float(), target.float(), batch[keys.Y_MASK], self.task)
+            if out.log_var is not None and epoch >= settings.mve_warmup:
+                task_loss = masked_gaussian_nll(
+                    out.y.float(), out.log_var.float(), target.float(), batch[keys.Y_MASK]
+                )
+            else:  # MSE first: the mean settles before the variance is fitted to it
+                task_loss = masked_loss(
+                    out.y.float(), target.float(), batch[keys.Y_MASK], self.task
+                )
             loss = task_loss + model.balance_weight * out.aux_loss.float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -425,6 +448,7 @@ class TrainingRun:
         result: dict[str, Any] = {
             "task": self.task,
             "targets": self.targets,
+            "unit": self.dataset.table.unit,
             "split": getattr(split, "method", None),
             "seed": settings.seed,
             "n_train": len(split.train),
@@ -434,9 +458,9 @@ class TrainingRun:
             "selection_metric": f"val_{self.metric_name}",
             "best_epoch": self.state.best_epoch,
             "epochs_run": self.state.epoch,
-            # The experts' own cutoffs: one for `one` and `single` routings, not the config's K.
+            # The experts' own cutoffs: one for `one_expert` and `plain`, not the config's K.
             "model": {
-                **{k: model.config[k] for k in ("backbone", "routing", "top_k")},
+                **{k: model.config[k] for k in ("backbone", "variant", "top_k")},
                 "cutoffs": [float(c) for c in model.cutoffs],
             },
             "settings": asdict(settings),
@@ -448,73 +472,93 @@ class TrainingRun:
                 continue
             out = run_model(model, part, self.task, settings.batch_size, self.device)
             result[name] = compute_metrics(self.task, out["prediction"], _labels(part))
+        if self.calibration is not None:
+            result["uncertainty"] = self.uncertainty_metrics()
         return result
+
+    def uncertainty_metrics(self) -> dict[str, Any]:
+        """The calibrated uncertainty's metrics on val and test (``metrics.json``)."""
+        settings, trained = self.settings, self.trained_model()
+        found: dict[str, Any] = {
+            "estimator": settings.uncertainty,
+            "calibration": settings.calibration,
+            "coverage": settings.coverage,
+        }
+        for name in ("val", "test"):
+            part = _subset(self.dataset, getattr(self.split, name))
+            if not part:
+                found[name] = {}
+                continue
+            r = trained.explain(part, settings.batch_size, self.device, coverage=settings.coverage)
+            raw = run_model(self.model, part, self.task, settings.batch_size, self.device)
+            found[name] = finite_json(
+                uncertainty_metrics(
+                    self.task,
+                    r.prediction,
+                    r.std,
+                    _labels(part),
+                    r.lower,
+                    r.upper,
+                    uncalibrated=raw["prediction"],
+                )
+            )
+        return found
 
     def write_run(self, history: pd.DataFrame, metrics: dict) -> None:
         """The plain files of the run folder, with the test set explained."""
-        from mimoe_core.data.table import skipped_frame
-
         dataset, split = self.dataset, self.split
         test = _subset(dataset, split.test)
-        explained = self.trained_model().explain(test, self.settings.batch_size, self.device,
-                                                 with_labels=True)  # fmt: skip
-        run_folder.write_run(
-            self.out, metrics=metrics, history=history,
-            split=split, split_rows=[int(d[keys.ROW]) for d in dataset.data_list],
-            skipped=skipped_frame(dataset.skipped), test=explained,
-        )  # fmt: skip
+        explained = self.trained_model().explain(
+            test,
+            self.settings.batch_size,
+            self.device,
+            with_labels=True,
+            coverage=self.settings.coverage,
+        )
+        write_run_files(self.out, dataset, split, metrics, history, explained)
+
+
+def write_run_files(
+    out: Path,
+    dataset: FeaturizedDataset,
+    split: Split,
+    metrics: dict,
+    history: pd.DataFrame,
+    test: PredictionResult,
+) -> None:
+    """:func:`mimoe_core.run_folder.write_run` with what a featurized dataset knows."""
+    from mimoe_core.data.table import skipped_frame
+
+    run_folder.write_run(
+        out,
+        metrics=metrics,
+        history=history,
+        split=split,
+        split_rows=[int(d[keys.ROW]) for d in dataset.data_list],
+        skipped=skipped_frame(dataset.skipped),
+        test=test,
+    )
 
 
 def _check_same_inputs(payload: dict, common: dict, path: Path) -> None:
     """Resuming on data featurized differently from the interrupted run is an error."""
     now = {
-        "task": common["task"], "targets": common["targets"],
+        "task": common["task"],
+        "targets": common["targets"],
         "radii": [float(r) for r in common["radii"]],
         "conformer_settings": common["conformer_settings"].to_dict(),
         "featurization": common["featurization"],
-    }  # fmt: skip
+    }
     before = {k: payload.get(k) for k in now}
     before["featurization"] = {**LEGACY_FEATURIZATION, **(payload.get("featurization") or {})}
-    before["conformer_settings"] = {**now["conformer_settings"],
-                                    **(payload.get("conformer_settings") or {})}  # fmt: skip
+    before["conformer_settings"] = {
+        **now["conformer_settings"],
+        **(payload.get("conformer_settings") or {}),
+    }
     differ = [k for k in now if before[k] != now[k]]
     if differ:
         detail = "; ".join(f"{k}: {before[k]} then, {now[k]} now" for k in differ)
         raise ValueError(f"cannot resume {path}: the data is featurized differently ({detail})")
-
-
-def _selection_metric(task: str, val_labels: np.ndarray) -> tuple[str, bool]:
-    """The validation metric for early stopping, and whether larger is better.
-
-    ROC-AUC needs both classes in at least one validation task; without them every epoch
-    would score NaN and the untrained epoch 0 would be kept, so the validation log-loss is
-    used instead, with a warning.
-    """
-    name, maximize = SELECTION_METRIC[task]
-    if task == "classification" and scorable_tasks(task, val_labels) == 0:
-        warnings.warn(
-            "no validation task holds both classes, so ROC-AUC is undefined; early stopping "
-            "uses the validation log-loss (val_loss) instead. A larger or stratified validation "
-            "set (e.g. --split scaffold_balanced) restores ROC-AUC selection.",
-            stacklevel=4,  # the caller of train(), which builds the run that calls this
-        )
-        return "loss", False
-    return name, maximize
-
-
-def _selection_score(task: str, metric: str, pred: np.ndarray, labels: np.ndarray) -> float:
-    if metric == "loss":
-        return masked_log_loss(pred, labels)
-    return compute_metrics(task, pred, labels)[metric]
-
-
-def _better(score: float, best: float | None, maximize: bool) -> bool:
-    """Is ``score`` an improvement? The first epoch always is; a NaN score never beats a number."""
-    if best is None or (not np.isfinite(best) and np.isfinite(score)):
-        return True
-    if not np.isfinite(score):
-        return False
-    return score > best if maximize else score < best
 
 
 def _grid_spec(radii: np.ndarray) -> dict:

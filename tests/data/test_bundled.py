@@ -5,7 +5,7 @@ import pytest
 
 from mimoe_core.data import BUNDLED, dataset_info, load_dataset, make_split
 from mimoe_core.data.bundled import bundled_path
-from mimoe_core.featurize import featurize
+from mimoe_core.featurization import featurize
 
 # Data rows in each source file (bace_pic50 reads the bace file).
 SOURCE_ROWS = {
@@ -101,3 +101,16 @@ def test_bundled_dataset_featurizes_and_splits_in_full(name, assert_accounted):
     parts = np.concatenate([split.train, split.val, split.test])
     assert sorted(parts.tolist()) == list(range(len(dataset)))
     assert split.sizes()[0] >= 0.75 * len(dataset)
+
+
+def test_regression_datasets_know_their_unit_and_subsets_keep_it():
+    from mimoe_core.data import BUNDLED, load_dataset
+
+    expected = {"freesolv": "kcal/mol", "esol": "log mol/L", "polymer_tg": "°C",
+                "polymer_density": "g/cm³", "polymer_o2": "Barrer"}  # fmt: skip
+    for name, unit in expected.items():
+        assert BUNDLED[name].unit == unit
+    assert all(info.unit for info in BUNDLED.values() if info.task == "regression")
+    table = load_dataset("freesolv", limit=30)
+    assert table.unit == "kcal/mol" and table.sample(10).unit == "kcal/mol"
+    assert load_dataset("bace").unit == ""

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import read_csv, read_sdf
-from mimoe_core.featurize import featurize
+from mimoe_core.featurization import featurize
 
 # Pieces of SMILES: atoms, brackets, bonds, rings, branches, charges, isotopes, dots, stars.
 TOKENS = [

@@ -160,7 +160,7 @@ def test_record_without_id_property_is_not_a_crash(tmp_path):
 
 
 def test_elements_past_the_model_embedding_are_reported(tmp_path, quick_featurize):
-    from mimoe_core.featurize import featurize
+    from mimoe_core.featurization import featurize
 
     heavy = Chem.RWMol(_embedded("CC", seed=4))
     heavy.GetAtomWithIdx(1).SetAtomicNum(100)  # fermium: past the model's atom embedding

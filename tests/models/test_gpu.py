@@ -71,7 +71,7 @@ def test_sparse_dispatch_equals_computing_every_expert(backbone):
 
 def test_short_training_run_and_checkpoint_round_trip(tmp_path):
     from mimoe_core.data import make_split
-    from mimoe_core.featurize import featurize_dataset
+    from mimoe_core.featurization import featurize_dataset
     from mimoe_core.inference import predict
     from mimoe_core.training import TrainSettings, load_checkpoint, train
 

@@ -231,24 +231,24 @@ def test_gradients_reach_gate_and_every_selected_expert(backbone, molecules):
         assert has_grad == used[e], f"expert {e} used={used[e]} grad={has_grad}"
 
 
-# --- routing modes and configs --------------------------------------------------------------
+# --- model variants and configs ------------------------------------------------------------
 
 
-def test_dense_one_and_single_modes(molecules):
+def test_dense_one_expert_and_plain_variants(molecules):
     args = (molecules.z, molecules.pos, molecules.batch, molecules.topo)
-    dense = small_model(routing="dense")(*args)
+    dense = small_model(variant="dense")(*args)
     assert (dense.alpha > 0).all() and dense.selected.all()
 
-    one = small_model(routing="one", one_expert=3)
+    one = small_model(variant="one_expert", one_expert=3)
     assert one.num_experts == 1 and one.cutoffs == [3.5] and one.gate is None
     out = one(*args)
     assert out.alpha.shape == (molecules.num_graphs, 1) and (out.alpha == 1).all()
     assert out.logits is None and out.aux_loss.item() == 0.0
     assert len(one.experts[0].interactions) == 2  # shallow expert depth
 
-    single = small_model(routing="single")
-    assert single.cutoffs == [5.0] and len(single.experts[0].interactions) == 6
-    single(molecules.z, molecules.pos, molecules.batch)  # needs no trajectory
+    plain = small_model(variant="plain")
+    assert plain.cutoffs == [5.0] and len(plain.experts[0].interactions) == 6
+    plain(molecules.z, molecules.pos, molecules.batch)  # needs no trajectory
 
 
 def test_transformer_gate_and_noisy_gating(molecules):
@@ -278,7 +278,7 @@ def test_bundled_configs_cover_every_backbone():
 
 def test_repr_shows_key_settings():
     text = str(small_model(top_k=3, cutoffs=[2.0, 3.0, 4.0]))
-    assert "routing='sparse'" in text and "top_k=3" in text
+    assert "variant='sparse'" in text and "top_k=3" in text
     assert "cutoffs=[2.0, 3.0, 4.0]" in text and "SchNetExpert" in text
     assert "cutoff=4.0" in text and "MLPGate" in text
 
@@ -293,6 +293,16 @@ def test_forward_batch_reads_a_pyg_batch(molecules):
     torch.testing.assert_close(out.y, ref.y)
 
 
+def test_configs_written_with_the_old_variant_names_still_load():
+    # Checkpoints before the rename stored routing "one"/"single" and a "single" section.
+    old = {"routing": "single", "single": {"cutoff": 4.5, "num_layers": 2}}
+    assert load_config(old)["variant"] == "plain"
+    assert load_config(old)["plain"] == {"cutoff": 4.5, "num_layers": 2}
+    assert load_config({"routing": "one"})["variant"] == "one_expert"
+    assert load_config({"routing": "dense"})["variant"] == "dense"
+    assert "routing" not in load_config(old) and "single" not in load_config(old)
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
@@ -301,8 +311,8 @@ def test_config_errors_are_specific():
         create_model({"cutof": [2.0]})
     with pytest.raises(ValueError, match="unknown backbone 'gcn'.*schnet"):
         create_model({"backbone": "gcn"})
-    with pytest.raises(ValueError, match="routing must be one of"):
-        create_model({"routing": "fancy"})
+    with pytest.raises(ValueError, match="variant must be one of"):
+        create_model({"variant": "fancy"})
     with pytest.raises(ValueError, match="strictly increasing"):
         create_model({"cutoffs": [3.0, 2.0]})
     with pytest.raises(ValueError, match="top_k must be in"):
@@ -312,7 +322,7 @@ def test_config_errors_are_specific():
     with pytest.raises(ValueError, match="neither a YAML file nor a bundled config"):
         load_config("no_such_config")
     with pytest.raises(ValueError, match="one_expert"):
-        create_model({"routing": "one", "one_expert": 9})
+        create_model({"variant": "one_expert", "one_expert": 9})
 
 
 def test_forward_errors_are_specific(molecules):

@@ -24,9 +24,11 @@ def train_csv(write_csv):
 def test_train_then_predict(train_csv, write_csv, tmp_path, capsys):
     run = tmp_path / "run"
     code = main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out", str(run),
-                 "--top-k", "1", "--gate", "transformer", *TINY])  # fmt: skip
+                 "--top-k", "1", "--gate", "transformer", "--unit", "log units",
+                 *TINY])  # fmt: skip
     assert code == 0
     metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["unit"] == "log units"
     expected = {"task", "targets", "split", "seed", "n_train", "n_val", "n_test", "n_skipped",
                 "val", "test"}  # fmt: skip
     assert expected <= set(metrics)
@@ -72,7 +74,7 @@ def test_help_explains_every_option(command, capsys):
         main([command, "--help"])
     text = capsys.readouterr().out
     options = ["--out", "--data"] + (
-        ["--backbone", "--routing", "--top-k", "--gate", "--cutoffs", "--epochs", "--batch-size",
+        ["--backbone", "--variant", "--top-k", "--gate", "--cutoffs", "--epochs", "--batch-size",
          "--device", "--split", "--seed", "--target-cols", "--task", "--smiles-col"]
         if command == "train" else ["--model", "--smiles-col"]
     )  # fmt: skip

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mimoe_core.conformers import ConformerSettings
-from mimoe_core.featurize import featurize
+from mimoe_core.featurization import featurize
+from mimoe_core.forward import prepare_batch
 from mimoe_core.models import create_model
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler, UnscaleTransform
 from mimoe_core.topology import DEFAULT_RADII
@@ -18,7 +19,6 @@ from mimoe_core.trained import (
     TrainedModel,
     load_checkpoint,
     payload_digest,
-    prepare_batch,
     table_from_smiles,
 )
 

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from tiny_training import TINY, quick
 
 from mimoe_core.data import Split, make_split, read_csv
-from mimoe_core.featurize import featurize, featurize_dataset
+from mimoe_core.featurization import featurize
 from mimoe_core.inference import predict
 from mimoe_core.training import (
     ScaledMIMoE,
@@ -25,19 +26,7 @@ from mimoe_core.training import (
     train,
 )
 
-TINY = {"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8, "num_rbf": 10},
-        "gate": {"name": "mlp", "hidden_channels": 8}}  # fmt: skip
-
-
-def quick(epochs=2, **kw):
-    return TrainSettings(epochs=epochs, batch_size=16, progress=False, device="cpu", **kw)
-
-
-@pytest.fixture(scope="module")
-def freesolv40(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    ds = featurize_dataset("freesolv", limit=40, progress=False, n_jobs=1, cache_dir=cache)
-    return ds, make_split("random", ds.smiles)
+# freesolv40 (40 featurized FreeSolv molecules and a random split) comes from conftest.py.
 
 
 # --- scaling, metrics, loss -----------------------------------------------------------------
@@ -355,16 +344,27 @@ def test_training_run_keeps_the_test_explanations(freesolv40, tmp_path):
     assert explained.num_atoms.tolist() == [ds.data_list[i].z.numel() for i in split.test]
 
 
+def test_one_progress_bar_over_the_epochs_shows_the_last_and_best_score(freesolv40, capsys):
+    ds, split = freesolv40
+    settings = TrainSettings(epochs=3, batch_size=16, progress=True, device="cpu")
+    train(ds, split, TINY, settings)
+    err = capsys.readouterr().err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert final.startswith("training") and "3/3" in final, final
+    assert "val_rmse=" in final and "best=" in final and "(epoch " in final, final
+    assert "batch" not in err  # no per-epoch batch bars any more
+
+
 def test_ablation_runner_writes_one_table(freesolv40, tmp_path):
     from mimoe_core.training import ablation_variants, run_experiments
 
     ds, _ = freesolv40
-    variants = ablation_variants({**TINY, "single": {"cutoff": 4.0, "num_layers": 2}})
-    assert list(variants) == ["single", "one", "dense", "sparse"]
+    variants = ablation_variants({**TINY, "plain": {"cutoff": 4.0, "num_layers": 2}})
+    assert list(variants) == ["plain", "one_expert", "dense", "sparse"]
     runs, summary = run_experiments(ds, variants, seeds=(0, 1), split_method="random",
                                     settings=quick(epochs=1), out_dir=tmp_path)  # fmt: skip
     assert len(runs) == 8 and set(runs["variant"]) == set(variants)
-    assert list(summary.index) == ["single", "one", "dense", "sparse"]
+    assert list(summary.index) == ["plain", "one_expert", "dense", "sparse"]
     assert (summary["seeds"] == 2).all()
     mean = runs.groupby("variant")["test_rmse"].mean()
     assert summary.loc["dense", "test_rmse_mean"] == pytest.approx(mean["dense"])

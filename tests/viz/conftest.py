@@ -41,6 +41,20 @@ def _smiles(z: np.ndarray) -> str:
     return "C" * len(z)
 
 
+def row_fields(smiles: list[str], skipped: tuple[int, ...] = ()) -> dict:
+    """The per-row fields of a synthetic result: ids ``mol0``.., rows 0.., status and reason.
+
+    Rows listed in ``skipped`` are marked skipped for an invalid SMILES; the caller blanks
+    their arrays.
+    """
+    num = len(smiles)
+    status, reason = ["ok"] * num, [""] * num
+    for m in skipped:
+        status[m], reason[m] = "skipped", "invalid SMILES"
+    return {"ids": [f"mol{m}" for m in range(num)], "smiles": list(smiles),
+            "rows": list(range(num)), "status": status, "reason": reason}  # fmt: skip
+
+
 def make_result(
     structures: list[tuple[np.ndarray, np.ndarray]],
     task: str = "regression",
@@ -70,22 +84,15 @@ def make_result(
         else (rng.random(prediction.shape) < prediction).astype(float)
     )
     topo = descriptor_trajectories([p for _, p in structures], radii, dtype=np.float64)
-    status = ["ok"] * num
-    reason = [""] * num
     zs = [np.asarray(z) for z, _ in structures]
     ps = [np.asarray(p, dtype=float) for _, p in structures]
     for m in skipped:
-        status[m], reason[m] = "skipped", "invalid SMILES"
         alpha[m] = experts[m] = prediction[m] = labels[m] = topo[m] = np.nan
         zs[m], ps[m] = np.zeros(0, dtype=int), np.zeros((0, 3))
     return PredictionResult(
         task=task,
         targets=["y"],
-        ids=[f"mol{m}" for m in range(num)],
-        smiles=[_smiles(z) for z, _ in structures],
-        rows=list(range(num)),
-        status=status,
-        reason=reason,
+        **row_fields([_smiles(z) for z, _ in structures], skipped),
         prediction=prediction,
         alpha=alpha,
         expert_predictions=experts,
@@ -120,7 +127,7 @@ TINY_MODEL = {"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8
 def train_tiny_run(out_dir, cache_dir, task: str = "regression"):
     """A real run folder from 2 epochs on 40 molecules (a few seconds on the CPU)."""
     from mimoe_core.data import make_split
-    from mimoe_core.featurize import featurize_dataset
+    from mimoe_core.featurization import featurize_dataset
     from mimoe_core.training import TrainSettings, train
 
     name = "freesolv" if task == "regression" else "bace"
@@ -136,3 +143,44 @@ def tiny_run(tmp_path_factory):
     """A trained regression run folder (FreeSolv, 40 molecules), shared by the viz tests."""
     root = tmp_path_factory.mktemp("tiny_run")
     return train_tiny_run(root / "run", root / "cache")
+
+
+def with_uncertainty(result: PredictionResult, coverage: float = 0.9, seed: int = 0):
+    """``result`` with a per-molecule std and a central interval at ``coverage``."""
+    rng = np.random.default_rng(seed)
+    std = np.abs(rng.normal(0.5, 0.2, result.prediction.shape)) + 0.05
+    std[~result.ok] = np.nan
+    half = 1.645 * std
+    result.std, result.coverage, result.uncertainty = std, coverage, "experts"
+    result.lower, result.upper = result.prediction - half, result.prediction + half
+    return result
+
+
+UNCERTAINTY_BLOCK = {
+    "estimator": "experts",
+    "calibration": "conformal",
+    "coverage": 0.9,
+    "val": {"nll": 1.1, "spearman": 0.31, "miscalibration_area": 0.05, "ence": 0.2,
+            "coverage": 0.88, "width": 1.7},
+    "test": {"nll": 1.2, "spearman": 0.27, "miscalibration_area": 0.07, "ence": 0.25,
+             "coverage": 0.86, "width": 1.8},
+}  # fmt: skip
+
+
+@pytest.fixture
+def uncertain_run(tiny_run, tmp_path):
+    """A copy of ``tiny_run`` whose test set has std/lower/upper and whose metrics.json
+    has a unit and an "uncertainty" block."""
+    import json
+    import shutil
+
+    run = tmp_path / "uncertain_run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("figures", "report.html"))
+    test = with_uncertainty(PredictionResult.load(run / "test_explained"))
+    shutil.rmtree(run / "test_explained")
+    test.save(run / "test_explained")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["unit"] = "kcal/mol"
+    metrics["uncertainty"] = UNCERTAINTY_BLOCK
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run

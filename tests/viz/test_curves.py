@@ -269,3 +269,30 @@ def test_missing_extra_names_it(monkeypatch, module, call):
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ImportError, match=r'pip install "mimoe\[viz\]"'):
         call()
+
+
+def assert_legend_below_the_axes(fig):
+    """The legend lies in the bottom margin, under the x-axis title: it covers no axis."""
+    legend, margin = fig.layout.legend, fig.layout.margin
+    assert legend.orientation == "h" and legend.yref == "container"
+    assert legend.yanchor == "bottom" and legend.y == 0
+    # tick labels + x title take ~55 px under the plot; three legend rows ~ 3 x 25 px
+    assert margin.b >= 55 + 3 * 25
+    assert fig.layout.height - margin.b - (margin.t or 100) >= 250  # the plots keep their room
+
+
+def test_descriptor_curves_legend_below_and_even_normalized_ticks(benzene_curves):
+    raw, norm = benzene_curves
+    fig = curves.descriptor_curves_figure(raw, DEFAULT_RADII, CUTOFFS, normalized=norm)
+    assert_legend_below_the_axes(fig)
+    right = [
+        fig.layout[a] for a in fig.layout if a.startswith("yaxis") and fig.layout[a].overlaying
+    ]
+    assert len(right) == 5
+    for axis in right:
+        assert axis.side == "right" and axis.tickmode == "array"
+        assert list(axis.tickvals) == [0, 0.25, 0.5, 0.75, 1]
+        assert axis.range == (-0.05, 1.05)
+    mpl = curves.descriptor_curves_mpl(raw, DEFAULT_RADII, CUTOFFS, normalized=norm)
+    twins = mpl.axes[len(raw) :]
+    assert [list(t.get_yticks()) for t in twins] == [[0, 0.25, 0.5, 0.75, 1]] * 5

@@ -44,3 +44,16 @@ def test_explore_refuses_results_without_structures():
     res.positions, res.atomic_numbers = [], []
     with pytest.raises(ValueError, match="structure"):
         explore(res)
+
+
+def test_summary_shows_std_and_interval_when_the_result_has_them(result):
+    from conftest import with_uncertainty
+
+    assert "±" not in entry_summary(result, 0)
+    res = with_uncertainty(result)
+    text = entry_summary(res, 0)
+    assert f"{res.prediction[0, 0]:.3g} ± {res.std[0, 0]:.3g}" in text
+    assert f"[{res.lower[0, 0]:.3g}, {res.upper[0, 0]:.3g}]" in text
+    res.lower = res.upper = None
+    assert "[" not in entry_summary(res, 0) and "±" in entry_summary(res, 0)
+    assert "±" in explore(res).summary.value

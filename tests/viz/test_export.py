@@ -57,3 +57,33 @@ def test_missing_3dmol_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "__file__", str(tmp_path / "x" / "assets.py"))
     with pytest.raises(FileNotFoundError, match="make assets"):
         assets.threedmol_js_path()
+
+
+def test_parity_axes_carry_the_unit(result):
+    from mimoe_viz.evaluation_figures import parity_figure, parity_mpl
+
+    fig = parity_figure(result, unit="kcal/mol")
+    assert fig.layout.xaxis.title.text == "true y (kcal/mol)"
+    assert fig.layout.yaxis.title.text == "predicted y (kcal/mol)"
+    assert parity_figure(result).layout.xaxis.title.text == "true y"  # default unchanged
+    ax = parity_mpl(result, unit="°C")
+    assert ax.get_xlabel() == "true y (°C)" and ax.get_ylabel() == "predicted y (°C)"
+    assert parity_mpl(result).get_xlabel() == "true y"
+
+
+def test_exported_molecule_page_has_a_print_picture(tmp_path):
+    import base64
+    import io
+
+    from conftest import benzene
+    from PIL import Image
+
+    from mimoe_viz.mol3d import save_molecule_html
+
+    z, pos = benzene()
+    page = save_molecule_html(tmp_path / "m.html", z, pos, radius=3.0).read_text("utf-8")
+    data = re.findall(r'class="mimoe-mol3d-static"[^>]*src="data:image/png;base64,([^"]+)"', page)
+    assert len(data) == 1
+    image = Image.open(io.BytesIO(base64.b64decode(data[0])))
+    assert image.format == "PNG" and len(image.convert("RGB").getcolors(1 << 16) or "xx") > 1
+    assert re.search(r"@media print\{[^}]*mimoe-mol3d-viewer", page)

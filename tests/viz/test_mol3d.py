@@ -360,3 +360,73 @@ def test_widget_driver_script_in_chromium(tmp_path):
     dom = dump_dom(page)
     assert 'data-status="ready"' in dom and 'data-radius="1"' in dom
     assert f'data-edges="{widget.current_state["n_edges"]}"' in dom
+
+
+# ----------------------------------------------------------------------------- static picture
+
+
+def static_pngs(text: str) -> list[bytes]:
+    import base64
+
+    found = re.findall(r'class="mimoe-mol3d-static"[^>]*src="data:image/png;base64,([^"]+)"', text)
+    return [base64.b64decode(data) for data in found]
+
+
+def open_png(png: bytes):
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB"))
+
+
+def test_molecule_png_size_colours_and_orientation():
+    from mimoe_viz.mol3d import molecule_png
+
+    # O on the left (-x), C on the right (+x), H above (+y): the 3D viewer's start view.
+    z, pos = [8, 6, 1], [[-1.5, 0, 0], [1.5, 0, 0], [0.0, 1.8, 0]]
+    pixels = open_png(molecule_png(z, pos, radius=3.1, width=300, height=200))
+    assert pixels.shape == (200, 300, 3)
+    red = np.all(pixels == [255, 13, 13], axis=-1)
+    grey = np.all(pixels == [144, 144, 144], axis=-1)
+    assert red[:, :150].sum() > 50 and red[:, 150:].sum() == 0
+    assert grey[:, 150:].sum() > 50 and grey[:, :150].sum() == 0
+    rows = np.flatnonzero(red.any(axis=1))
+    assert rows.mean() > 60  # O sits below the H (image rows grow downwards)
+    edge = np.all(pixels == [int(expert_colors(5)[2][i : i + 2], 16) for i in (1, 3, 5)], -1)
+    assert edge.sum() > 20  # the 3.0 Å O-C edge of G(3.1), in the 3.0 Å expert's colour
+    far = open_png(molecule_png(z, pos, radius=1.0, width=300, height=200))
+    assert not np.all(far == [int(expert_colors(5)[2][i : i + 2], 16) for i in (1, 3, 5)], -1).any()
+
+
+def test_html_views_carry_a_static_picture(tmp_path):
+    z, pos = benzene()
+    page = save_molecule_html(tmp_path / "mol.html", z, pos, radius=2.3).read_text("utf-8")
+    pngs = static_pngs(page)
+    assert len(pngs) == 1 and len(np.unique(open_png(pngs[0]).reshape(-1, 3), axis=0)) > 1
+    assert "@media print" in page and "<noscript><style>" in page
+    assert static_pngs(molecule_html(z, pos, include_library=False, static=False)) == []
+    widget = filtration_widget(z, pos, library="none")
+    assert static_pngs(widget.viewer.outputs[0]["data"]["text/html"]) == []
+
+
+@pytest.mark.browser
+def test_static_picture_hidden_when_3d_works_shown_without_webgl(tmp_path):
+    from chromium import dump_dom
+
+    z, pos = water()
+    page = save_molecule_html(tmp_path / "mol.html", z, pos, element_id="m1")
+    dom = dump_dom(page)
+    assert 'data-status="ready"' in dom
+    assert re.search(r'<img id="m1-static"[^>]*style="display: ?block', dom) is None
+    # A 3Dmol.js whose createViewer fails, as without WebGL: the picture replaces the view.
+    broken = "<script>window.$3Dmol = {createViewer: function () { return null; }};</script>"
+    fragment = molecule_html(z, pos, include_library=False, element_id="m2")
+    page = tmp_path / "nowebgl.html"
+    page.write_text(f"<!doctype html><meta charset=utf-8><body>{broken}{fragment}", "utf-8")
+    dom = dump_dom(page)
+    assert 'data-status="no-webgl"' in dom
+    assert re.search(r'<img id="m2-static"[^>]*style="display: ?block', dom)

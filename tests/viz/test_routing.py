@@ -320,3 +320,12 @@ def test_usage_and_size_twins_match_the_numbers(result):
     sizes, cutoffs = result.num_atoms[ok], routing.expected_cutoff(result)[ok]
     expected = {(float(n), float(c)) for n, c in zip(sizes, cutoffs, strict=True)}
     assert {(float(a), float(b)) for a, b in points} == expected
+
+
+def test_alpha_scatter_legends_sit_below_the_axis_titles(result):
+    from test_curves import assert_legend_below_the_axes
+
+    assert_legend_below_the_axes(routing.alpha_vs_size_figure(result))
+    assert_legend_below_the_axes(routing.alpha_vs_descriptor_figure(result))
+    fig = routing.alpha_vs_size_figure(result, layout={"legend": {"y": 0.1}})
+    assert fig.layout.legend.y == 0.1  # overrides still win

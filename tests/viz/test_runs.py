@@ -55,7 +55,7 @@ def history_frame(val_col="val_rmse", values=(3.0, 2.0, 2.5, 1.5, 1.8), k=3):
 
 def runs_frame():
     return pd.DataFrame(
-        {"variant": ["sparse", "dense", "single"] * 3,
+        {"variant": ["sparse", "dense", "plain"] * 3,
          "seed": np.repeat([0, 1, 2], 3),
          "test_rmse": [1.0, 2.0, 3.0, 1.5, 2.5, 3.0, 2.0, 2.0, 3.5],
          "test_mae": np.arange(9.0)}
@@ -277,7 +277,7 @@ def test_ablation_bars_are_summarize_means_and_stds():
     fig = ablation_figure(runs)
     bar = fig.data[0]
     summary = summarize(runs.assign(seconds=1.0))
-    assert list(bar.x) == ["sparse", "dense", "single"] == list(summary.index)
+    assert list(bar.x) == ["sparse", "dense", "plain"] == list(summary.index)
     np.testing.assert_allclose(bar.y, summary["test_rmse_mean"])
     np.testing.assert_allclose(bar.error_y.array, summary["test_rmse_std"])
     np.testing.assert_allclose(bar.error_y.array, runs.groupby("variant", sort=False)[
@@ -329,7 +329,7 @@ def test_ablation_mpl_bars_and_error_bars():
     ax = ablation_mpl(runs)
     heights = [p.get_height() for p in ax.patches]
     np.testing.assert_allclose(heights, runs.groupby("variant", sort=False)["test_rmse"].mean())
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["sparse", "dense", "single"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sparse", "dense", "plain"]
     (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
     (errorbar,) = bars.errorbar.lines[2]
     segments = errorbar.get_segments()
@@ -348,7 +348,7 @@ def test_metrics_table_html(tiny_run):
     assert table.startswith("<table") and table.endswith("</table>")
     assert f"{run.metrics['test']['rmse']:.4g}" in table
     assert f"{run.metrics['val']['mae']:.4g}" in table
-    for key in ("n_train", "n_val", "n_test", "n_skipped", "backbone", "routing", "top_k"):
+    for key in ("n_train", "n_val", "n_test", "n_skipped", "backbone", "variant", "top_k"):
         assert f"<td>{key}</td>" in table
     assert "2, 2.5, 3, 3.5, 4" in table
     hostile = {**run.metrics, "targets": ["<script>alert(1)</script>"]}
@@ -370,10 +370,11 @@ def test_missing_plotly_names_the_extra(monkeypatch, result):
 
 # Every module of mimoe_viz, the split-out ones included; a new module is added here.
 VIZ_MODULES = {
-    "_checks", "_deps", "_marks", "_mol3d_html", "_routing", "_runs", "_style",
+    "_checks", "_deps", "_marks", "_mol3d_html", "_mol3d_png", "_routing", "_runs", "_style",
     "ablation_figures", "analysis", "assets", "curves", "dashboards", "dataset_routing",
     "evaluation_figures", "export", "mol3d", "notebook", "panels", "persistence", "report",
     "routing", "run_folder", "runs", "tables", "teaching", "training_figures",
+    "uncertainty_figures", "embedding_figures",
 }  # fmt: skip
 
 

@@ -1,0 +1,139 @@
+"""The batched forward pass shared by training and inference: devices, batches, outputs.
+
+:func:`run_model` and :func:`run_embeddings` run a model over featurized molecules in
+batches (eval mode, no gradients) and hand back numpy arrays; :func:`prepare_batch` makes
+the PyG batch both use, and the trainer too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+
+from mimoe_core import keys
+from mimoe_core.models import MIMoE
+from mimoe_core.scaling import ScaledMIMoE
+
+__all__ = ["prepare_batch", "resolve_device", "run_embeddings", "run_model"]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def prepare_batch(
+    data_list: Sequence[Data], device: torch.device | str, dtype: torch.dtype
+) -> Batch:
+    """Molecules -> one PyG ``Batch`` on ``device``, coordinates in the model's ``dtype``.
+
+    The one place batches are made, for training steps and for evaluation alike.
+    """
+    batch = Batch.from_data_list(list(data_list)).to(device)
+    batch[keys.POS] = batch[keys.POS].to(dtype)
+    return batch
+
+
+@torch.no_grad()
+def run_model(
+    model: ScaledMIMoE | MIMoE,
+    data_list: Sequence[Data],
+    task: str,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Predictions and routing of ``model`` (put in eval mode) for featurized molecules.
+
+    Args:
+        model: a :class:`~mimoe_core.scaling.ScaledMIMoE` (its eval outputs are in the
+            original units), or a bare :class:`MIMoE` (its outputs taken as they are).
+        data_list: featurized molecules.
+        task: ``"regression"`` or ``"classification"`` (outputs are logits; probabilities
+            are returned).
+        batch_size: molecules per forward pass.
+        device: where ``model`` is and the forward passes run.
+
+    Returns:
+        ``prediction`` [M, num_targets] (original units; probabilities for classification),
+        ``alpha`` [M, K], ``expert_predictions`` [M, K, num_targets] (original units for
+        regression, logits for classification; NaN where an expert did not run), and with a
+        mean-variance head ``std`` [M, num_targets] (original units).
+    """
+    model.eval()
+    device = torch.device(device)
+    dtype = next(model.parameters()).dtype
+    preds, alphas, experts, stds = [], [], [], []
+    for start in range(0, len(data_list), batch_size):
+        batch = prepare_batch(data_list[start : start + batch_size], device, dtype)
+        out = model.forward_batch(batch)
+        if out.log_var is not None:
+            stds.append(torch.exp(0.5 * out.log_var.float()).cpu())
+        y, per_expert = out.y.float(), out.expert_predictions.float()
+        if task != "regression":
+            y = torch.sigmoid(y)
+        per_expert = per_expert.masked_fill(~out.selected.unsqueeze(-1), float("nan"))
+        preds.append(y.cpu())
+        alphas.append(out.alpha.float().cpu())
+        experts.append(per_expert.cpu())
+    num_t, num_k = model.out_channels, model.num_experts
+    if not preds:
+        return {
+            "prediction": np.zeros((0, num_t)),
+            "alpha": np.zeros((0, num_k)),
+            "expert_predictions": np.zeros((0, num_k, num_t)),
+        }
+    found = {
+        "prediction": torch.cat(preds).double().numpy(),
+        "alpha": torch.cat(alphas).double().numpy(),
+        "expert_predictions": torch.cat(experts).double().numpy(),
+    }
+    if stds:
+        found["std"] = torch.cat(stds).double().numpy()
+    return found
+
+
+@torch.no_grad()
+def run_embeddings(
+    model: ScaledMIMoE | MIMoE,
+    data_list: Sequence[Data],
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """:func:`run_model`'s batches through :meth:`MIMoE.embed_batch` (eval mode).
+
+    Returns ``mixture`` [M, H], ``experts`` [M, K, H] (NaN where an expert was not
+    selected) and ``alpha`` [M, K], float64.
+    """
+    model.eval()
+    device = torch.device(device)
+    dtype = next(model.parameters()).dtype
+    moe = model.moe if isinstance(model, ScaledMIMoE) else model
+    mixtures, experts, alphas = [], [], []
+    for start in range(0, len(data_list), batch_size):
+        batch = prepare_batch(data_list[start : start + batch_size], device, dtype)
+        out = moe.embed_batch(batch)
+        per_expert = out.experts.float().masked_fill(~out.selected.unsqueeze(-1), float("nan"))
+        mixtures.append(out.mixture.float().cpu())
+        experts.append(per_expert.cpu())
+        alphas.append(out.alpha.float().cpu())
+    num_k, hidden = moe.num_experts, moe.head.in_features
+    if not mixtures:
+        return {
+            "mixture": np.zeros((0, hidden)),
+            "experts": np.zeros((0, num_k, hidden)),
+            "alpha": np.zeros((0, num_k)),
+        }
+    return {
+        "mixture": torch.cat(mixtures).double().numpy(),
+        "experts": torch.cat(experts).double().numpy(),
+        "alpha": torch.cat(alphas).double().numpy(),
+    }

@@ -1,0 +1,30 @@
+"""Training losses over present labels only: MSE or BCE, and the Gaussian NLL of MVE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, task: str):
+    """Mean loss over present labels: MSE (regression) or BCE with logits (classification)."""
+    target = torch.where(mask, target, torch.zeros_like(target))
+    if task == "regression":
+        per = F.mse_loss(pred, target, reduction="none")
+    else:
+        per = F.binary_cross_entropy_with_logits(pred, target, reduction="none")
+    return (per * mask).sum() / mask.sum().clamp_min(1)
+
+
+def masked_gaussian_nll(
+    mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+):
+    """Mean Gaussian negative log-likelihood over present labels (constant dropped).
+
+    ``0.5 * (log_var + (target - mean)^2 / exp(log_var))``; the log variance is clamped to
+    [-10, 10] so that one outlier cannot make it diverge.
+    """
+    target = torch.where(mask, target, torch.zeros_like(target))
+    log_var = log_var.clamp(-10.0, 10.0)
+    per = 0.5 * (log_var + (target - mean) ** 2 * torch.exp(-log_var))
+    return (per * mask).sum() / mask.sum().clamp_min(1)

@@ -1,0 +1,109 @@
+"""What a training run is told and how far it has got: :class:`TrainSettings`, :class:`TrainState`.
+
+Both are plain dataclasses, saved as dicts in checkpoints and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from mimoe_core.calibration import METHODS, check_coverage
+from mimoe_core.training.transfer import FREEZE_CHOICES
+
+
+@dataclass
+class TrainSettings:
+    """Optimization settings (all stored in the checkpoint and ``metrics.json``).
+
+    Attributes:
+        epochs: maximum epochs, default 100.
+        batch_size: molecules per step, default 32.
+        lr: learning rate, default 5e-4.
+        weight_decay: default 0.0.
+        optimizer: ``"adamw"`` (default) or ``"adam"``.
+        scheduler: ``"plateau"`` (halve the LR after ``patience // 2`` epochs without
+            improvement; default), ``"cosine"`` or ``"none"``.
+        patience: early stopping after this many epochs without a better validation
+            metric, default 20.
+        clip_norm: gradient-norm clipping, default 10.0 (0 disables).
+        seed: seeds model initialization, shuffling and noise, default 0.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        amp: bfloat16 autocast on CUDA, default True (ignored on the CPU).
+        deterministic: deterministic algorithms on the CPU, default True.
+        progress: one tqdm bar over the epochs with the last and best validation score,
+            default True.
+        init_from: a trained run (folder or checkpoint) whose weights start this one
+            (see :mod:`mimoe_core.training.transfer`); default None, a fresh model.
+        freeze: with ``init_from``, ``"experts"`` or ``"gate"`` stay fixed; default
+            ``"none"``.
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    scheduler: str = "plateau"
+    patience: int = 20
+    clip_norm: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    progress: bool = True
+    init_from: str | None = None
+    freeze: str = "none"
+    uncertainty: str = "none"
+    calibration: str = "conformal"
+    coverage: float = 0.9
+    mve_warmup: int = 5
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
+        if self.scheduler not in ("plateau", "cosine", "none"):
+            raise ValueError(f"scheduler must be plateau, cosine or none, got {self.scheduler!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.freeze not in FREEZE_CHOICES:
+            raise ValueError(f"freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}")
+        if self.freeze != "none" and not self.init_from:
+            raise ValueError("freeze holds trained weights fixed: it needs init_from")
+        if self.uncertainty not in ("none", "experts", "mve"):
+            raise ValueError(
+                f"a single run's uncertainty is none, experts or mve, got {self.uncertainty!r}"
+                " (an ensemble is trained with train_ensemble / --ensemble-size)"
+            )
+        if self.calibration not in METHODS:
+            raise ValueError(f"calibration must be one of {METHODS}, got {self.calibration!r}")
+        check_coverage(self.coverage)
+
+
+@dataclass
+class TrainState:
+    """How far a run has got; saved in ``last.pt`` as ``train_state`` (a plain dict).
+
+    Attributes:
+        epoch: epochs completed (the next epoch to run).
+        best: the best validation score so far (None before the first epoch).
+        best_epoch: the epoch that scored ``best`` (-1 before the first epoch).
+        bad_epochs: epochs since the last improvement (early stopping counts these).
+        history: one row per completed epoch (the ``history.csv`` content).
+    """
+
+    epoch: int = 0
+    best: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``train_state`` entry."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainState:
+        """From a checkpoint's ``train_state`` entry (extra keys are ignored)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
