@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mimoe_viz._checks import check_radius
 from mimoe_viz._deps import require
 from mimoe_viz._style import DEFAULT_CUTOFFS, ELEMENT_COLORS, OTHER_ELEMENT
 
@@ -66,19 +65,9 @@ def molecule_png(
     """
     # mol3d imports this module to re-export molecule_png, so its checks and
     # filtration_edges are imported here, once mol3d is fully loaded.
-    from mimoe_viz.mol3d import (
-        _check_cutoffs,
-        _check_pos,
-        _check_size,
-        _check_z,
-        filtration_edges,
-    )
+    from mimoe_viz.mol3d import _checked_scene, filtration_edges
 
-    arr = _check_pos(pos)
-    atoms = _check_z(z, arr.shape[0])
-    cut = _check_cutoffs(cutoffs)
-    r = float(cut[-1]) if radius is None else check_radius(radius)
-    width, height = _check_size(width, height)
+    atoms, arr, r, cut, width, height = _checked_scene(z, pos, radius, cutoffs, width, height)
     edges = filtration_edges(arr, r, cut)
     figure_cls = require("matplotlib.figure").Figure
     art3d = require("mpl_toolkits.mplot3d.art3d")

@@ -107,6 +107,18 @@ def _check_size(width: int, height: int) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def _checked_scene(z, pos, radius, cutoffs, width, height):
+    """Checked inputs of one 3D view: atoms, positions, radius, cutoffs, width, height.
+
+    The radius defaults to the largest cutoff.
+    """
+    arr = _check_pos(pos)
+    atoms = _check_z(z, arr.shape[0])
+    cut = _check_cutoffs(cutoffs)
+    r = float(cut[-1]) if radius is None else check_radius(radius)
+    return (atoms, arr, r, cut, *_check_size(width, height))
+
+
 # ----------------------------------------------------------------------------- pure functions
 
 
@@ -293,11 +305,7 @@ def molecule_view(
         ImportError: if py3Dmol is not installed (``pip install "mimoe[viz]"``).
         ValueError: for invalid ``z``, ``pos``, ``radius`` or ``cutoffs``.
     """
-    arr = _check_pos(pos)
-    atoms = _check_z(z, arr.shape[0])
-    cut = _check_cutoffs(cutoffs)
-    r = float(cut[-1]) if radius is None else check_radius(radius)
-    width, height = _check_size(width, height)
+    atoms, arr, r, cut, width, height = _checked_scene(z, pos, radius, cutoffs, width, height)
     edges = filtration_edges(arr, r, cut)
     py3Dmol = require("py3Dmol")
 
@@ -354,11 +362,7 @@ def _fragment(
     static: bool = False,
 ) -> tuple[str, str, np.ndarray, int]:
     """The viewer ``<div>`` + data + script, its element id, the radius grid and start index."""
-    arr = _check_pos(pos)
-    atoms = _check_z(z, arr.shape[0])
-    cut = _check_cutoffs(cutoffs)
-    r = float(cut[-1]) if radius is None else check_radius(radius)
-    width, height = _check_size(width, height)
+    atoms, arr, r, cut, width, height = _checked_scene(z, pos, radius, cutoffs, width, height)
     grid, index = _check_grid([r] if radii is None else radii, r)
     if element_id is None:
         element_id = f"mimoe-mol3d-{uuid.uuid4().hex[:12]}"

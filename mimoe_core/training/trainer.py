@@ -250,10 +250,12 @@ class TrainingRun:
             "featurization": self.dataset.feature_settings(),
         }
 
-    def trained_model(self) -> TrainedModel:
-        """The model as it is now, with what using it needs (its calibration too)."""
+    def trained_model(self, calibrated: bool = True) -> TrainedModel:
+        """The model as it is now, with what using it needs (its calibration too, if asked)."""
         common = self.common
-        extra = {"calibration": self.calibration.to_dict()} if self.calibration else {}
+        extra = {}
+        if calibrated and self.calibration is not None:
+            extra = {"calibration": self.calibration.to_dict()}
         return TrainedModel(
             self.model,
             self.task,
@@ -478,7 +480,7 @@ class TrainingRun:
 
     def uncertainty_metrics(self) -> dict[str, Any]:
         """The calibrated uncertainty's metrics on val and test (``metrics.json``)."""
-        settings, trained = self.settings, self.trained_model()
+        settings, bare = self.settings, self.trained_model(calibrated=False)
         found: dict[str, Any] = {
             "estimator": settings.uncertainty,
             "calibration": settings.calibration,
@@ -489,8 +491,9 @@ class TrainingRun:
             if not part:
                 found[name] = {}
                 continue
-            r = trained.explain(part, settings.batch_size, self.device, coverage=settings.coverage)
-            raw = run_model(self.model, part, self.task, settings.batch_size, self.device)
+            raw = bare.explain(part, settings.batch_size, self.device)
+            std = estimate_std(raw, settings.uncertainty)
+            r = self.calibration.apply_to(raw, std, settings.coverage)
             found[name] = finite_json(
                 uncertainty_metrics(
                     self.task,
@@ -499,7 +502,7 @@ class TrainingRun:
                     _labels(part),
                     r.lower,
                     r.upper,
-                    uncalibrated=raw["prediction"],
+                    uncalibrated=raw.prediction,
                 )
             )
         return found
