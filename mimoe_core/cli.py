@@ -24,10 +24,17 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _add_input_options(parser: argparse.ArgumentParser) -> None:
+def _add_input_options(parser: argparse.ArgumentParser, shards: bool = False) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a bundled dataset name (see `mimoe datasets`) or qm9")
     source.add_argument("--data", type=Path, help="your own .csv(.gz) or .sdf file")
+    if shards:
+        source.add_argument(
+            "--shards",
+            type=Path,
+            metavar="DIR",
+            help="molecules featurized by `mimoe featurize --shards DIR`, read lazily",
+        )
     parser.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
     parser.add_argument(
         "--target-cols",
@@ -107,13 +114,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _featurize_input(args: argparse.Namespace, radii=None):
-    """Featurize the table named by the input options with the conformer options."""
+def _conformer_settings(args: argparse.Namespace):
+    """The :class:`ConformerSettings` the conformer options name."""
     from mimoe_core.conformers import ConformerSettings
-    from mimoe_core.featurization import featurize
-    from mimoe_core.topology import DEFAULT_RADII
 
-    settings = ConformerSettings(
+    return ConformerSettings(
         hydrogens=not args.no_hydrogens,
         fragments=args.fragments,
         polymer_cap=args.polymer_cap,
@@ -121,15 +126,46 @@ def _featurize_input(args: argparse.Namespace, radii=None):
         seed=args.conformer_seed,
         max_atoms=args.max_atoms,
     )
+
+
+def _featurize_input(args: argparse.Namespace, radii=None):
+    """Featurize the table named by the input options with the conformer options."""
+    from mimoe_core.featurization import featurize
+    from mimoe_core.topology import DEFAULT_RADII
+
     return featurize(
         load_table(args),
-        settings,
+        _conformer_settings(args),
         radii=DEFAULT_RADII if radii is None else radii,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         n_jobs=args.jobs,
         progress=not args.quiet,
     )
+
+
+def _featurize_to_shards(args: argparse.Namespace) -> int:
+    """``featurize --shards DIR``: stream the dataset into shard files, then report."""
+    from mimoe_core.data import make_split
+    from mimoe_core.shards import write_shards
+
+    dataset = write_shards(
+        load_table(args),
+        args.shards,
+        shard_size=args.shard_size,
+        settings=_conformer_settings(args),
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+    )
+    dataset.write_report(args.out)
+    if len(dataset) >= 3:
+        split = make_split(args.split, dataset.smiles, seed=args.seed)
+        split.save(args.out / "splits.json", rows=[int(r) for r in dataset.rows])
+    print(dataset.summary_line())
+    print(f"wrote {dataset.n_shards} shard(s) in {args.shards}; the report in {args.out}")
+    return 0
 
 
 def _check_out_folder(out: Path) -> None:
@@ -150,6 +186,8 @@ def cmd_featurize(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     _check_out_folder(out)  # before the work, not after it
+    if args.shards:
+        return _featurize_to_shards(args)
     dataset = _featurize_input(args)
     dataset.write_report(out)
     pd.DataFrame(
@@ -219,13 +257,37 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train MI-MoE (or an ensemble of it) and write the run folder."""
+    """Train MI-MoE (or an ensemble of it) and write the run folder; ``torchrun`` runs it DDP."""
+    from mimoe_core.training import distributed
+
+    context = distributed.init_from_env(args.device, args.dist_timeout)
+    try:
+        return _train(args, context)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, context) -> int:
     from mimoe_core.data import make_split
     from mimoe_core.training import TrainSettings, train, train_ensemble
+    from mimoe_core.training.distributed import main_first
 
     estimator = _uncertainty_choice(args)
+    if context.distributed and estimator.startswith("ensemble"):
+        raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
+    if args.batch_size < context.world_size:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is split across {context.world_size} ranks: "
+            "it must be at least the number of ranks"
+        )
+    args.quiet = args.quiet or not context.is_main
     config = model_config_from_args(args)
-    dataset = _featurize_input(args)
+    if args.shards:
+        from mimoe_core.shards import ShardedDataset
+
+        dataset = ShardedDataset(args.shards)
+    else:  # rank 0 fills the cache; the other ranks then read it
+        dataset = main_first(lambda: _featurize_input(args), context)
     if len(dataset) < 3:
         raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
     split = make_split(args.split, dataset.smiles, seed=args.seed)
@@ -261,6 +323,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics = train(
             dataset, split, config, settings, out_dir=args.out, resume=args.resume
         ).metrics
+    if not context.is_main:
+        return 0
     print(dataset.summary_line())
     metric = "rmse" if metrics["task"] == "regression" else "roc_auc"
     scores = [
@@ -406,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
     feat.add_argument("--seed", type=int, default=0, help="seed of random/balanced splits")
     feat.add_argument("--out", type=Path, required=True, help="report folder")
+    feat.add_argument(
+        "--shards",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="stream the molecules into shard files in DIR (for `train --shards`); memory "
+        "stays that of one shard, and a rerun continues where a killed one stopped",
+    )
+    feat.add_argument(
+        "--shard-size", type=int, default=4096, help="molecules per shard (default 4096)"
+    )
     feat.set_defaults(func=cmd_featurize)
 
     tr = sub.add_parser(
@@ -415,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{', '.join(run_folder.TRAIN_OUTPUTS[:-1])} and {run_folder.TRAIN_OUTPUTS[-1]}/ "
         "into --out.",
     )
-    _add_input_options(tr)
+    _add_input_options(tr, shards=True)
     _add_model_options(tr)
     group = tr.add_argument_group("training")
     group.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
@@ -426,6 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    group.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for the others before the run fails",
+    )
     group.add_argument(
         "--init-from",
         type=Path,
@@ -521,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_rank_failure(err: RuntimeError) -> bool:
+    """Whether ``err`` says another rank of a distributed run stopped (exit code 1)."""
+    # Only a run that imported the distributed module can raise one: no torch import here.
+    module = sys.modules.get("mimoe_core.training.distributed")
+    return module is not None and isinstance(err, module.RankFailure)
+
+
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input or environment, not a bug: one line and exit code 2.
 
@@ -552,6 +641,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except RuntimeError as err:
+        if not _is_rank_failure(err):
+            raise
+        print(f"mimoe {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     except (sqlite3.ProgrammingError, sqlite3.IntegrityError):
         raise  # misuse of the database by our code: a bug
     except _input_errors() as err:

@@ -104,6 +104,11 @@ class FeaturizedDataset:
         return [d[keys.SMILES] for d in self.data_list]
 
     @property
+    def rows(self) -> np.ndarray:
+        """Source rows of the kept molecules, ``[num_molecules]`` int64."""
+        return np.array([d[keys.ROW] for d in self.data_list], dtype=np.int64)
+
+    @property
     def descriptors(self) -> np.ndarray:
         """Descriptor trajectories of the kept molecules, ``[num_molecules, T, D]``."""
         if not self.data_list:

@@ -7,6 +7,12 @@ continues exactly as the uninterrupted run would have (on the CPU, deterministic
 :func:`train` is the entry point; it builds a :class:`TrainingRun` (data, model, optimizer,
 schedule and a :class:`TrainState`), resumes it if asked, and calls :meth:`TrainingRun.fit`.
 Batches are made by :func:`mimoe_core.forward.prepare_batch`, as in evaluation and prediction.
+
+Under ``torchrun`` (:mod:`mimoe_core.training.distributed`) the same loop runs on every rank
+with DistributedDataParallel: each global batch of ``batch_size`` molecules is split across the
+ranks, validation is computed in blocks and gathered, and only rank 0 writes files and shows
+progress. Sparse routing leaves some experts without molecules on a rank in a step, so DDP
+looks for unused parameters (their gradients are reduced as zeros on that rank).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import contextlib
 import copy
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch_geometric.data import Data
 
 from mimoe_core import keys, run_folder
 from mimoe_core.calibration import (
@@ -37,12 +44,15 @@ from mimoe_core.forward import prepare_batch, resolve_device, run_model
 from mimoe_core.models import create_model, load_config
 from mimoe_core.results import PredictionResult
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
+from mimoe_core.shards import ShardedDataset, ShardSequence
 from mimoe_core.trained import (
     LEGACY_FEATURIZATION,
     TrainedModel,
     read_payload,
     save_checkpoint,
 )
+from mimoe_core.training import distributed
+from mimoe_core.training.distributed import DistributedContext
 from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
     compute_metrics,
@@ -75,11 +85,21 @@ class TrainResult:
     scaler: TargetScaler
 
 
-def _subset(dataset: FeaturizedDataset, idx) -> list:
+def _subset(dataset: FeaturizedDataset | ShardedDataset, idx) -> Sequence[Data]:
+    """The molecules at ``idx``: a list, or for a sharded dataset a lazy view in shard order."""
+    if isinstance(dataset, ShardedDataset):
+        return dataset.subset(idx)
     return [dataset.data_list[i] for i in idx]
 
 
-def _check_split(dataset: FeaturizedDataset, split: Split) -> None:
+def _shuffled(part: Sequence[Data], generator: torch.Generator) -> list[int]:
+    """An epoch's order of positions in ``part``; a sharded part's reads each shard once."""
+    if isinstance(part, ShardSequence):
+        return part.shuffled_positions(generator)
+    return torch.randperm(len(part), generator=generator).tolist()
+
+
+def _check_split(dataset: FeaturizedDataset | ShardedDataset, split: Split) -> None:
     n = len(dataset)
     for name in ("train", "val", "test"):
         idx = np.asarray(getattr(split, name))
@@ -126,12 +146,13 @@ def _deterministic(enabled: bool):
 
 
 def train(
-    dataset: FeaturizedDataset,
+    dataset: FeaturizedDataset | ShardedDataset,
     split: Split,
     model_config: str | Path | Mapping[str, Any] | None = None,
     settings: TrainSettings | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    context: DistributedContext | None = None,
 ) -> TrainResult:
     """Train MI-MoE on a featurized dataset and evaluate the best epoch on val and test.
 
@@ -140,8 +161,10 @@ def train(
     metric (RMSE, or ROC-AUC) is kept.
 
     Args:
-        dataset: from :func:`mimoe_core.featurization.featurize`; its labels, conformers and
-            descriptor trajectories are used as they are.
+        dataset: from :func:`mimoe_core.featurization.featurize`, or a
+            :class:`~mimoe_core.shards.ShardedDataset` read lazily from disk (each epoch then
+            visits the shards in a random order, the molecules of each in a random order);
+            its labels, conformers and descriptor trajectories are used as they are.
         split: indices into ``dataset`` (:func:`mimoe_core.data.make_split`).
         model_config: a config for :func:`mimoe_core.models.create_model`;
             ``out_channels`` is set to the number of targets and ``radii`` to the data's grid.
@@ -153,11 +176,16 @@ def train(
             layout is :mod:`mimoe_core.run_folder`'s, and :func:`~mimoe_core.run_folder.load_run`
             reads it back.
         resume: continue from ``out_dir/last.pt`` if it exists.
+        context: this process's rank and world size; default
+            :func:`mimoe_core.training.distributed.current` (world size 1 unless the process
+            group was joined, e.g. by ``mimoe train`` under ``torchrun``).
 
     Returns:
-        :class:`TrainResult`.
+        :class:`TrainResult`. On ranks other than 0 of a distributed run: the trained model,
+        its history, and ``metrics`` holding only ``rank`` and ``world_size`` (rank 0
+        evaluates and writes the run).
     """
-    run = TrainingRun(dataset, split, model_config, settings, out_dir)
+    run = TrainingRun(dataset, split, model_config, settings, out_dir, context)
     if resume:
         run.resume()
     return run.fit()
@@ -172,7 +200,7 @@ class TrainingRun:
     it and writes the run folder.
 
     Args:
-        dataset, split, model_config, settings, out_dir: as for :func:`train`.
+        dataset, split, model_config, settings, out_dir, context: as for :func:`train`.
 
     Attributes:
         model: the :class:`~mimoe_core.scaling.ScaledMIMoE` being trained.
@@ -182,13 +210,20 @@ class TrainingRun:
 
     def __init__(
         self,
-        dataset: FeaturizedDataset,
+        dataset: FeaturizedDataset | ShardedDataset,
         split: Split,
         model_config: str | Path | Mapping[str, Any] | None = None,
         settings: TrainSettings | None = None,
         out_dir: str | Path | None = None,
+        context: DistributedContext | None = None,
     ) -> None:
         self.settings = settings = settings or TrainSettings()
+        self.context = context = context or distributed.current()
+        if settings.batch_size < context.world_size:
+            raise ValueError(
+                f"the batch size ({settings.batch_size}) is split across {context.world_size} "
+                "ranks: it must be at least the number of ranks"
+            )
         self.dataset, self.split = dataset, split
         self.task, self.targets = dataset.table.task, list(dataset.table.target_names)
         if not self.targets:
@@ -201,6 +236,8 @@ class TrainingRun:
                 stacklevel=3,
             )
         self.device = resolve_device(settings.device)
+        if context.backend == "nccl":
+            self.device = torch.device("cuda", context.local_rank)
         source = load_source(settings.init_from) if settings.init_from else None
         if source is not None and model_config is None:
             model_config = source.model.config
@@ -228,6 +265,8 @@ class TrainingRun:
             self.not_copied = copy_weights(self.model, source)
             freeze(self.model, settings.freeze)
         self.model.to(self.device)
+        #: What a training step calls: the model's ``forward_batch``, through DDP if distributed.
+        self.step_forward = _data_parallel(self.model, context, self.device)
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = opt_cls(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -237,7 +276,11 @@ class TrainingRun:
         self.calibration: Calibration | None = None
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.out = Path(out_dir) if out_dir is not None else None
+        #: Only rank 0 writes the run folder; every rank reads it to resume.
+        self.writes = self.out is not None and context.is_main
         self.use_amp = settings.amp and self.device.type == "cuda"
+        #: Molecules and seconds of the training passes of this session (throughput).
+        self.timing = {"molecules": 0, "seconds": 0.0}
 
     @property
     def common(self) -> dict[str, Any]:
@@ -289,7 +332,7 @@ class TrainingRun:
             estimate_std(result, settings.uncertainty),
             self.val_labels,
         )
-        if self.out is not None:
+        if self.writes:
             save_checkpoint(
                 self.out / run_folder.MODEL,
                 self.model,
@@ -321,7 +364,10 @@ class TrainingRun:
         """Train up to ``settings.epochs`` (early stopping), then evaluate and write the run."""
         settings, state = self.settings, self.state
         bar = self._epoch_bar()
-        with _deterministic(settings.deterministic and self.device.type == "cpu"):
+        with (
+            _deterministic(settings.deterministic and self.device.type == "cpu"),
+            distributed.peer_failures_reported(self.context),
+        ):
             for epoch in range(state.epoch, settings.epochs):
                 if epoch > 0 and state.bad_epochs >= settings.patience:
                     break  # resumed from a run that had already stopped early
@@ -333,18 +379,25 @@ class TrainingRun:
                     break
         if bar is not None:
             bar.close()
+        with distributed.peer_failures_reported(self.context):
+            in_sync = distributed.weights_in_sync(self.model, self.context)
         self.model.load_state_dict(self.best_state)
         self.model.eval()
         history = pd.DataFrame(state.history)
+        if not self.context.is_main:  # rank 0 evaluates and writes the run
+            metrics = {"rank": self.context.rank, "world_size": self.context.world_size}
+            return TrainResult(self.model, metrics, history, self.scaler)
         self.calibrate()
         metrics = self.final_metrics()
-        if self.out is not None:
+        if self.context.distributed:
+            metrics["distributed"]["ranks_in_sync"] = in_sync
+        if self.writes:
             self.write_run(history, metrics)
         return TrainResult(model=self.model, metrics=metrics, history=history, scaler=self.scaler)
 
     def _epoch_bar(self) -> Any:
-        """One tqdm bar over the epochs (None without progress)."""
-        if not self.settings.progress:
+        """One tqdm bar over the epochs (None without progress, and on ranks other than 0)."""
+        if not self.settings.progress or not self.context.is_main:
             return None
         from tqdm.auto import tqdm
 
@@ -365,13 +418,17 @@ class TrainingRun:
         settings, state = self.settings, self.state
         start = time.perf_counter()
         row = self.train_epoch(epoch)
-        val = run_model(self.model, self.val_list, self.task, settings.batch_size, self.device)
+        val = distributed.gather_rows(
+            self.val_list,
+            lambda part: run_model(self.model, part, self.task, settings.batch_size, self.device),
+            self.context,
+        )
         score = selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
         _step_scheduler(self.scheduler, score, self.maximize)
         if is_better(score, state.best, self.maximize):
             state.best, state.best_epoch, state.bad_epochs = float(score), epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
-            if self.out is not None:
+            if self.writes:
                 save_checkpoint(self.out / run_folder.MODEL, self.model, **self.common, epoch=epoch)
         else:
             state.bad_epochs += 1
@@ -383,7 +440,7 @@ class TrainingRun:
         )
         state.history.append(row)
         state.epoch = epoch + 1
-        if self.out is not None:
+        if self.writes:
             self.save_last()
         return state.bad_epochs >= settings.patience
 
@@ -400,20 +457,31 @@ class TrainingRun:
         )
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the shuffled training set; returns the epoch's averages."""
-        model, settings, train_list = self.model, self.settings, self.train_list
+        """One pass over the shuffled training set; returns the epoch's averages.
+
+        Every rank draws the same order; a rank computes its share of each global batch
+        (:func:`~mimoe_core.training.distributed.rank_slice`). A last global batch with
+        fewer molecules than ranks is left out of that epoch (the order changes each epoch).
+        """
+        model, settings, context = self.model, self.settings, self.context
+        train_list = self.train_list
+        started = time.perf_counter()
         model.train()
-        torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout, noisy gating
+        # dropout, noisy gating; rank 0 (and a single process) keeps the seed of a 1-process run
+        torch.manual_seed(settings.seed * 100_003 + epoch + 7_919 * context.rank)
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(train_list), generator=gen).tolist()
+        order = _shuffled(train_list, gen)
         dtype = next(model.parameters()).dtype
-        sums = {"loss": 0.0, "task_loss": 0.0, "aux_loss": 0.0}
-        usage = torch.zeros(model.num_experts)
+        sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
+        usage = torch.zeros(model.num_experts, dtype=torch.float64)
         for start in range(0, len(order), settings.batch_size):
-            chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
+            chosen = order[start : start + settings.batch_size]
+            if len(chosen) < context.world_size:
+                break
+            chosen = [train_list[i] for i in distributed.rank_slice(chosen, context)]
             batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
-                out = model.forward_batch(batch)
+                out = self.step_forward(batch)
             # Train mode: the model's outputs are standardized, so are the regression targets.
             target = (
                 model.output_transform.transform(batch[keys.Y].to(out.y.dtype))
@@ -435,12 +503,14 @@ class TrainingRun:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
             self.optimizer.step()
             n = batch.num_graphs
-            sums["loss"] += loss.item() * n
-            sums["task_loss"] += task_loss.item() * n
-            sums["aux_loss"] += out.aux_loss.item() * n
-            usage += out.selected.float().sum(0).cpu()
-        total = max(len(order), 1)
-        row = {k: v / total for k, v in sums.items()}
+            sums += torch.tensor([loss.item(), task_loss.item(), out.aux_loss.item(), 1.0]) * n
+            usage += out.selected.double().sum(0).cpu()
+        sums, usage = (distributed.all_sum(t, context) for t in (sums, usage))
+        total = max(float(sums[3]), 1.0)
+        self.timing["molecules"] += int(sums[3])
+        self.timing["seconds"] += time.perf_counter() - started
+        names = ("loss", "task_loss", "aux_loss")
+        row = {k: float(v) / total for k, v in zip(names, sums[:3], strict=True)}
         row.update({f"usage_{e + 1}": float(u) / total for e, u in enumerate(usage)})
         return row
 
@@ -466,7 +536,15 @@ class TrainingRun:
                 "cutoffs": [float(c) for c in model.cutoffs],
             },
             "settings": asdict(settings),
+            "world_size": self.context.world_size,
+            # Measured, so the one entry that differs between two runs of the same settings.
+            "timing": {
+                "train_molecules_per_second": _rate(self.timing),
+                "train_seconds": round(self.timing["seconds"], 3),
+            },
         }
+        if self.context.distributed:
+            result["distributed"] = {"backend": self.context.backend}
         for name in ("val", "test"):
             part = _subset(self.dataset, getattr(split, name))
             if not part:
@@ -523,7 +601,7 @@ class TrainingRun:
 
 def write_run_files(
     out: Path,
-    dataset: FeaturizedDataset,
+    dataset: FeaturizedDataset | ShardedDataset,
     split: Split,
     metrics: dict,
     history: pd.DataFrame,
@@ -537,7 +615,7 @@ def write_run_files(
         metrics=metrics,
         history=history,
         split=split,
-        split_rows=[int(d[keys.ROW]) for d in dataset.data_list],
+        split_rows=[int(r) for r in dataset.rows],
         skipped=skipped_frame(dataset.skipped),
         test=test,
     )
@@ -564,6 +642,37 @@ def _check_same_inputs(payload: dict, common: dict, path: Path) -> None:
         raise ValueError(f"cannot resume {path}: the data is featurized differently ({detail})")
 
 
+def _data_parallel(model: ScaledMIMoE, context: DistributedContext, device: torch.device):
+    """The forward pass of a training step: DDP around ``model.forward_batch`` if distributed."""
+    if not context.distributed:
+        return model.forward_batch
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        _BatchForward(model),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=True,  # sparse routing: experts with no molecules on this rank
+    )
+
+
+class _BatchForward(torch.nn.Module):
+    """``model.forward_batch`` as a module's ``forward``, which is what DDP wraps."""
+
+    def __init__(self, model: ScaledMIMoE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.forward_batch(batch)
+
+
+def _rate(timing: dict) -> float | None:
+    """Training molecules per second of this session's epochs (None before any)."""
+    if timing["seconds"] <= 0:
+        return None
+    return round(timing["molecules"] / timing["seconds"], 2)
+
+
 def _grid_spec(radii: np.ndarray) -> dict:
     radii = np.asarray(radii, dtype=np.float64)
     step = float(np.round(radii[1] - radii[0], 10)) if len(radii) > 1 else 1.0
@@ -574,7 +683,9 @@ def _grid_spec(radii: np.ndarray) -> dict:
     return spec
 
 
-def _labels(data_list: list) -> np.ndarray:
+def _labels(data_list: Sequence[Data]) -> np.ndarray:
+    if isinstance(data_list, ShardSequence):
+        return data_list.labels()
     if not data_list:
         return np.zeros((0, 0))
     return np.stack([d[keys.Y][0].numpy() for d in data_list]).astype(np.float64)

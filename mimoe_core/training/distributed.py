@@ -1,0 +1,275 @@
+"""Data-parallel training with ``torch.distributed``: who this process is, and what ranks share.
+
+A run launched by ``torchrun`` (``torchrun --standalone --nproc-per-node N -m mimoe_core
+train ...``) finds ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` in its environment;
+:func:`init_from_env` joins the process group (gloo on the CPU, NCCL on GPUs) with a timeout
+on every collective, so a rank that dies ends the others with an error instead of a hang.
+One process without those variables is world size 1, and nothing here changes its behaviour.
+
+What ranks share, and how (the trainer uses these):
+
+- :func:`rank_slice`: the part of a global batch that this rank computes. Every rank draws the
+  same per-epoch order from the run seed, cuts it into global batches of ``batch_size`` and
+  takes every ``world_size``-th molecule of each, so the global batch is what
+  ``--batch-size`` says.
+- :func:`gather_rows`: an evaluation over a whole set, each rank computing one contiguous
+  block of it, gathered in order on every rank (so all ranks agree on early stopping).
+- :func:`all_sum`: epoch sums (losses, expert usage) over ranks, for the history.
+- :func:`weights_in_sync`: whether every rank holds the same weights (checked at the end of
+  a run and recorded in ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "DistributedContext",
+    "RankFailure",
+    "all_sum",
+    "current",
+    "gather_rows",
+    "init_from_env",
+    "launched_by_torchrun",
+    "main_first",
+    "peer_failures_reported",
+    "rank_slice",
+    "shutdown",
+    "weights_in_sync",
+]
+
+#: Seconds a collective waits for the other ranks before it fails (``--dist-timeout``).
+DEFAULT_TIMEOUT = 600.0
+#: Seconds the other ranks wait for rank 0's featurization (it may take hours).
+FEATURIZE_TIMEOUT = 7 * 24 * 3600.0
+
+_T = TypeVar("_T")
+
+
+class RankFailure(RuntimeError):
+    """Another rank of the run stopped (killed, failed, or timed out in a collective)."""
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """This process's place in the run.
+
+    Attributes:
+        rank: global rank, 0..world_size-1.
+        world_size: number of processes (1 without ``torchrun``).
+        local_rank: rank on this node (picks the GPU).
+        backend: ``"gloo"``, ``"nccl"``, or ``None`` for a single process.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one rank that writes files and shows progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether there is more than one process."""
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    """Whether the environment names more than one process (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def current() -> DistributedContext:
+    """The context of the process group this process has joined (world size 1 if none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistributedContext()
+    return DistributedContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        backend=str(dist.get_backend()),
+    )
+
+
+def init_from_env(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DistributedContext:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Args:
+        device: the run's device setting: ``"cpu"`` gives gloo; ``"cuda"``, or ``"auto"``
+            on a machine with CUDA, gives NCCL with one GPU per local rank.
+        timeout: seconds any collective waits for the other ranks before it fails.
+
+    Returns:
+        The context; world size 1 (and no process group) when not launched by ``torchrun``.
+
+    Raises:
+        ValueError: a CUDA run with more local ranks than GPUs, or a timeout that is not
+            positive.
+    """
+    if timeout <= 0:
+        raise ValueError(f"the collective timeout must be positive, got {timeout} s")
+    if not launched_by_torchrun():
+        return DistributedContext()
+    if dist.is_initialized():
+        return current()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"local rank {local_rank} has no GPU: this node has "
+                f"{torch.cuda.device_count()}; use --nproc-per-node of at most that"
+            )
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(
+        backend="nccl" if use_cuda else "gloo",
+        timeout=datetime.timedelta(seconds=timeout),
+    )
+    context = current()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm(context))
+    return context
+
+
+def _stop_on_sigterm(context: DistributedContext) -> Callable[..., None]:
+    """A SIGTERM handler: ``torchrun`` stops the other ranks this way when one fails."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise RankFailure(
+            f"rank {context.rank} of {context.world_size} was stopped (SIGTERM), which "
+            "torchrun does when another rank fails: see that rank's error above. The last "
+            "finished epoch is in the run folder's last.pt; add --resume to continue"
+        )
+
+    return stop
+
+
+@contextlib.contextmanager
+def peer_failures_reported(context: DistributedContext) -> Iterator[None]:
+    """A failed collective (a rank died, or stalled past the timeout) as :class:`RankFailure`.
+
+    gloo reports a dead peer as a plain ``RuntimeError`` ("Connection closed by peer") and a
+    stalled one as a timeout; NCCL raises ``torch.distributed.DistError``.
+    """
+    if not context.distributed:
+        yield
+        return
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err, RankFailure) or not _is_collective_failure(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RankFailure(
+            f"rank {context.rank} of {context.world_size}: a collective operation failed, so "
+            "another rank stopped or did not answer within --dist-timeout "
+            f"({first[:300]}). The last finished epoch is in the run folder's last.pt; "
+            "add --resume to continue"
+        ) from err
+
+
+def _is_collective_failure(err: RuntimeError) -> bool:
+    if isinstance(err, dist.DistError):
+        return True
+    text = str(err).lower()
+    marks = ("gloo", "nccl", "connection closed", "timed out", "timeout", "pair closure")
+    return any(mark in text for mark in marks)
+
+
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
+    """Run ``work`` on rank 0, then on the other ranks (which then read rank 0's cache).
+
+    The wait uses its own group with a long timeout: featurizing a large dataset on rank 0
+    takes longer than any collective should.
+    """
+    if not context.distributed:
+        return work()
+    waiting = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=FEATURIZE_TIMEOUT))
+    result = work() if context.is_main else None
+    dist.barrier(group=waiting)
+    if not context.is_main:
+        result = work()
+    dist.destroy_process_group(waiting)
+    return result
+
+
+def rank_slice(chosen: Sequence[_T], context: DistributedContext) -> list[_T]:
+    """This rank's molecules of a global batch: every ``world_size``-th, from ``rank``."""
+    return list(chosen[context.rank :: context.world_size])
+
+
+def _blocks(n: int, world_size: int) -> list[slice]:
+    """Each rank's contiguous block of ``n`` items (sizes differ by at most one)."""
+    bounds = np.linspace(0, n, world_size + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def gather_rows(
+    items: Sequence[Any],
+    evaluate: Callable[[Sequence[Any]], dict[str, np.ndarray]],
+    context: DistributedContext,
+) -> dict[str, np.ndarray]:
+    """``evaluate(items)``, each rank computing a block, on every rank in the input's order.
+
+    Args:
+        items: the whole set (every rank passes the same).
+        evaluate: maps items to a dict of arrays with one row per item.
+        context: the run's context.
+    """
+    if not context.distributed:
+        return evaluate(items)
+    blocks = _blocks(len(items), context.world_size)
+    mine = evaluate(items[blocks[context.rank]])
+    found: list[dict[str, np.ndarray] | None] = [None] * context.world_size
+    dist.all_gather_object(found, mine)
+    # A rank with an empty block (fewer items than ranks) may lack optional keys: leave it out.
+    found = [f for f, b in zip(found, blocks, strict=True) if b.stop > b.start] or found[:1]
+    return {k: np.concatenate([f[k] for f in found]) for k in found[0]}
+
+
+def all_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """The element-wise sum of ``values`` over ranks (float64, on the CPU)."""
+    values = values.detach().double().cpu()
+    if not context.distributed:
+        return values
+    device = torch.device("cuda", context.local_rank) if context.backend == "nccl" else "cpu"
+    summed = values.to(device)
+    dist.all_reduce(summed)
+    return summed.cpu()
+
+
+def weights_in_sync(module: torch.nn.Module, context: DistributedContext) -> bool:
+    """Whether every rank holds exactly the same parameters and buffers as rank 0.
+
+    Compares a per-tensor checksum (sum and sum of squares, float64) across ranks: equal
+    weights give equal checksums bit for bit, since every rank applies the same reduced
+    gradients in the same order.
+    """
+    if not context.distributed:
+        return True
+    tensors = [t for t in module.state_dict().values() if torch.is_tensor(t)]
+    mine = torch.tensor(
+        [v for t in tensors for v in (t.double().sum().item(), t.double().square().sum().item())],
+        dtype=torch.float64,
+    )
+    found: list[torch.Tensor | None] = [None] * context.world_size
+    dist.all_gather_object(found, mine)
+    return all(torch.equal(f, found[0]) for f in found)

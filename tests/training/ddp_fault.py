@@ -1,0 +1,35 @@
+"""``mimoe`` under torchrun with one rank made to fail: a fault-injection entry point for tests.
+
+``MIMOE_FAULT=kill:RANK:EPOCH`` kills that rank (SIGKILL) as it starts that epoch;
+``MIMOE_FAULT=stall:RANK:EPOCH`` makes it sleep for a minute there instead, so the other ranks
+wait on a collective until ``--dist-timeout``. Run as ``torchrun ... ddp_fault.py train ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from mimoe_core.cli import main
+from mimoe_core.training import trainer
+
+
+def _inject() -> None:
+    kind, rank, epoch = os.environ["MIMOE_FAULT"].split(":")
+    original = trainer.TrainingRun.train_epoch
+
+    def train_epoch(self, at: int):
+        if self.context.rank == int(rank) and at == int(epoch):
+            if kind == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)
+        return original(self, at)
+
+    trainer.TrainingRun.train_epoch = train_epoch
+
+
+if __name__ == "__main__":
+    _inject()
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,184 @@
+"""Data-parallel training: 2 real gloo processes under torchrun, against the 1-process run.
+
+The torchrun runs take a few seconds each (two interpreters importing torch); the runs are
+shared by module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mimoe_core.cli import main
+from mimoe_core.training import distributed
+from mimoe_core.training.distributed import DistributedContext
+
+FAULT_ENTRY = Path(__file__).with_name("ddp_fault.py")
+ARGS = ["train", "--dataset", "freesolv", "--limit", "60", "--epochs", "4", "--hidden", "16",
+        "--batch-size", "16", "--device", "cpu", "--split", "random", "--quiet"]  # fmt: skip
+
+
+def _torchrun(args: list[str], cache: Path, entry: list[str] | None = None, **env: str):
+    """``torchrun --standalone --nproc-per-node 2`` on ``mimoe`` (or on ``entry``)."""
+    entry = entry or ["-m", "mimoe_core"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", *entry, *args]  # fmt: skip
+    environment = {**os.environ, "MIMOE_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(
+        command, capture_output=True, text=True, env=environment, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ddp_cache")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_cache) -> dict[str, Path]:
+    """The same training on 1 process and on 2 gloo processes (same global batch)."""
+    root = tmp_path_factory.mktemp("ddp_runs")
+    one, two = root / "one", root / "two"
+    done = _torchrun([*ARGS, "--out", str(two)], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MIMOE_CACHE_DIR", str(shared_cache))
+        assert main([*ARGS, "--out", str(one)]) == 0
+    return {"one": one, "two": two, "stdout_two": done.stdout}
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_two_ranks_record_world_size_and_hold_the_same_weights(runs):
+    two = _metrics(runs["two"])
+    assert two["world_size"] == 2 and two["distributed"]["backend"] == "gloo"
+    assert two["distributed"]["ranks_in_sync"] is True
+    assert two["settings"]["batch_size"] == 16  # the global batch
+    assert _metrics(runs["one"])["world_size"] == 1 and "distributed" not in _metrics(runs["one"])
+    # only rank 0 prints its summary
+    assert runs["stdout_two"].count("best epoch") == 1
+
+
+def test_two_ranks_land_where_one_process_does(runs):
+    one, two = (pd.read_csv(runs[k] / "history.csv") for k in ("one", "two"))
+    assert len(one) == len(two) == 4
+    # The gradient of a global batch is the mean over ranks of equal halves: the first epoch
+    # agrees up to round-off; later ones drift apart a little, as the per-rank balancing loss
+    # and rank 1's own dropout and gate noise add up.
+    for column in ("loss", "task_loss", "val_rmse"):
+        np.testing.assert_allclose(two[column][0], one[column][0], rtol=1e-4)
+        np.testing.assert_allclose(two[column], one[column], rtol=0.02)
+    assert _metrics(runs["two"])["test"]["rmse"] == pytest.approx(
+        _metrics(runs["one"])["test"]["rmse"], rel=0.03
+    )
+
+
+def test_a_killed_rank_ends_the_run_clearly_and_resume_continues_it(runs, shared_cache, tmp_path):
+    out = tmp_path / "killed"
+    done = _torchrun(
+        [*ARGS, "--out", str(out)],
+        shared_cache,
+        entry=[str(FAULT_ENTRY)],
+        MIMOE_FAULT="kill:1:2",
+    )
+    assert done.returncode != 0
+    assert "mimoe train: stopped: rank 0 of 2" in done.stderr and "--resume" in done.stderr
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["train_state"]["epoch"] == 2  # epochs 0 and 1 finished
+    resumed = _torchrun([*ARGS, "--out", str(out), "--resume"], shared_cache)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after, uninterrupted = (pd.read_csv(p / "history.csv") for p in (out, runs["two"]))
+    assert len(after) == 4
+    pd.testing.assert_frame_equal(
+        after.drop(columns="seconds"), uninterrupted.drop(columns="seconds")
+    )
+
+
+def test_a_stalled_rank_fails_the_run_at_the_timeout_instead_of_hanging(shared_cache, tmp_path):
+    done = _torchrun(
+        [*ARGS, "--out", str(tmp_path / "stalled"), "--dist-timeout", "3"],
+        shared_cache,
+        entry=[str(FAULT_ENTRY)],
+        MIMOE_FAULT="stall:1:1",
+    )
+    assert done.returncode != 0
+    assert "did not answer within --dist-timeout" in done.stderr
+
+
+def _perturbed_rank(rank: int, init_file: str, perturb: bool, found: dict) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    module = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(module.weight, 0.5)
+    torch.nn.init.zeros_(module.bias)
+    if perturb and rank == 1:
+        with torch.no_grad():
+            module.bias.fill_(1e-7)
+    context = distributed.current()
+    found[rank] = distributed.weights_in_sync(module, context)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_weights_in_sync_sees_a_difference_of_one_weight(tmp_path, perturb):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        found = manager.dict()
+        procs = [
+            ctx.Process(target=_perturbed_rank, args=(r, str(tmp_path / "init"), perturb, found))
+            for r in range(2)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert dict(found) == {0: not perturb, 1: not perturb}
+
+
+def test_rank_slices_split_a_global_batch_without_overlap():
+    chosen = list(range(11))
+    parts = [distributed.rank_slice(chosen, DistributedContext(r, 3)) for r in range(3)]
+    assert sorted(sum(parts, [])) == chosen
+    assert [len(p) for p in parts] == [4, 4, 3]
+
+
+def test_one_process_has_world_size_one_and_gathers_locally(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    context = distributed.init_from_env("cpu")
+    assert context == DistributedContext() and context.is_main and not context.distributed
+    found = distributed.gather_rows(list(range(5)), lambda p: {"x": np.array(p)}, context)
+    np.testing.assert_array_equal(found["x"], np.arange(5))
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        distributed.init_from_env("cpu", timeout=0)
+
+
+def test_a_batch_smaller_than_the_ranks_is_an_error(freesolv40, monkeypatch, capsys):
+    from mimoe_core.training import TrainingRun, TrainSettings
+
+    dataset, split = freesolv40
+    with pytest.raises(ValueError, match="at least the number of ranks"):
+        TrainingRun(
+            dataset, split, settings=TrainSettings(batch_size=2),
+            context=DistributedContext(0, 4, 0, "gloo"),
+        )  # fmt: skip
+    monkeypatch.setattr(
+        distributed, "init_from_env", lambda *a, **k: DistributedContext(0, 4, 0, "gloo")
+    )
+    assert main([*ARGS, "--batch-size", "2", "--out", "unused"]) == 2
+    assert "--batch-size 2 is split across 4 ranks" in capsys.readouterr().err
+    assert main([*ARGS, "--ensemble-size", "2", "--out", "unused"]) == 2
+    assert "one model per launch" in capsys.readouterr().err
