@@ -3,6 +3,9 @@
 Commands: ``datasets`` (list the bundled datasets), ``featurize`` (conformers and descriptor
 trajectories into the cache, with a report of every skipped row), ``train`` (train MI-MoE and
 write a run folder) and ``predict`` (predictions with routing weights for a file).
+
+The options shared by the commands that read molecules are in :mod:`mimoe_core._cli_inputs`,
+the ``train`` command in :mod:`mimoe_core.cli_train`.
 """
 
 from __future__ import annotations
@@ -17,90 +20,28 @@ import numpy as np
 import pandas as pd
 
 from mimoe_core import __version__, keys, run_folder
+from mimoe_core._cli_inputs import (
+    _add_conformer_options,
+    _add_input_options,
+    _conformer_settings,
+    _featurize_input,
+    load_table,
+)
+from mimoe_core.cli_train import add_train_parser, cmd_train, model_config_from_args
 from mimoe_core.data.splits import SPLIT_METHODS
 
-
-def _csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _add_input_options(parser: argparse.ArgumentParser, shards: bool = False) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="a bundled dataset name (see `mimoe datasets`) or qm9")
-    source.add_argument("--data", type=Path, help="your own .csv(.gz) or .sdf file")
-    if shards:
-        source.add_argument(
-            "--shards",
-            type=Path,
-            metavar="DIR",
-            help="molecules featurized by `mimoe featurize --shards DIR`, read lazily",
-        )
-    parser.add_argument("--smiles-col", default="smiles", help="CSV column with SMILES")
-    parser.add_argument(
-        "--target-cols",
-        type=_csv_list,
-        default=None,
-        help="comma-separated label columns (CSV) or SD properties (SDF); with --dataset, "
-        "the dataset's own targets",
-    )
-    parser.add_argument("--id-col", default=None, help="CSV column (SD property) naming rows")
-    parser.add_argument("--task", choices=("regression", "classification"), default="regression")
-    parser.add_argument(
-        "--polymer", action="store_true", help="'*' atoms are polymer connection points (CSV)"
-    )
-    parser.add_argument("--limit", type=int, default=None, help="only the first N molecules")
-    parser.add_argument(
-        "--unit",
-        default=None,
-        help="unit of the targets for reports (e.g. kcal/mol); bundled datasets know theirs",
-    )
-
-
-def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("3D conformers")
-    group.add_argument("--no-hydrogens", action="store_true", help="drop hydrogens after embedding")
-    group.add_argument(
-        "--fragments",
-        choices=("largest", "all"),
-        default="largest",
-        help="salts and mixtures: keep the largest fragment (default) or all",
-    )
-    group.add_argument("--polymer-cap", choices=("methyl", "hydrogen"), default="methyl")
-    group.add_argument("--num-conformers", type=int, default=1, help="keep the lowest-energy one")
-    group.add_argument("--conformer-seed", type=int, default=0)
-    group.add_argument("--max-atoms", type=int, default=250, help="reject larger molecules")
-    group.add_argument("--jobs", type=int, default=None, help="worker processes (default: all)")
-    group.add_argument("--cache-dir", type=Path, default=None, help="default $MIMOE_CACHE_DIR")
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    group.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def load_table(args: argparse.Namespace):
-    """The :class:`MoleculeTable` named by ``--dataset`` or ``--data`` and their options."""
-    from mimoe_core.data import load_dataset, read_csv, read_sdf
-
-    if args.dataset:
-        table = load_dataset(args.dataset, limit=args.limit)
-        if args.target_cols:
-            raise ValueError("--target-cols goes with --data; a bundled dataset has its targets")
-        return table
-    suffixes = "".join(args.data.suffixes).lower()
-    if suffixes.endswith(".sdf"):
-        table = read_sdf(args.data, args.target_cols, task=args.task, id_prop=args.id_col)
-    elif suffixes.endswith((".csv", ".csv.gz")):
-        table = read_csv(
-            args.data,
-            args.smiles_col,
-            args.target_cols,
-            task=args.task,
-            id_col=args.id_col,
-            polymer=args.polymer,
-        )
-    else:
-        raise ValueError(f"--data must be a .csv, .csv.gz or .sdf file, got {args.data.name}")
-    if getattr(args, "unit", None):
-        table.unit = args.unit
-    return table.head(args.limit) if args.limit is not None else table
+__all__ = [
+    "build_parser",
+    "cmd_datasets",
+    "cmd_embed",
+    "cmd_featurize",
+    "cmd_predict",
+    "cmd_report",
+    "cmd_train",
+    "load_table",
+    "main",
+    "model_config_from_args",
+]
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -112,36 +53,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{info.name:16s} {info.task:14s} {targets[:40]:40s} {info.description}")
     print("qm9              regression     (choose)                                 needs qm9pack")
     return 0
-
-
-def _conformer_settings(args: argparse.Namespace):
-    """The :class:`ConformerSettings` the conformer options name."""
-    from mimoe_core.conformers import ConformerSettings
-
-    return ConformerSettings(
-        hydrogens=not args.no_hydrogens,
-        fragments=args.fragments,
-        polymer_cap=args.polymer_cap,
-        num_conformers=args.num_conformers,
-        seed=args.conformer_seed,
-        max_atoms=args.max_atoms,
-    )
-
-
-def _featurize_input(args: argparse.Namespace, radii=None):
-    """Featurize the table named by the input options with the conformer options."""
-    from mimoe_core.featurization import featurize
-    from mimoe_core.topology import DEFAULT_RADII
-
-    return featurize(
-        load_table(args),
-        _conformer_settings(args),
-        radii=DEFAULT_RADII if radii is None else radii,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
-        n_jobs=args.jobs,
-        progress=not args.quiet,
-    )
 
 
 def _featurize_to_shards(args: argparse.Namespace) -> int:
@@ -224,143 +135,6 @@ def cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_config_from_args(args: argparse.Namespace) -> dict:
-    """The model config, with the options on top.
-
-    The base is ``--config``, else the ``--init-from`` run's, else the backbone's bundled one.
-    """
-    from mimoe_core.models import load_config
-
-    if getattr(args, "init_from", None) and not args.config and not args.backbone:
-        from mimoe_core.training.transfer import load_source
-
-        config = load_config(load_source(args.init_from).model.config)
-    elif args.config:
-        config = load_config(args.config)
-        if args.backbone:
-            config["backbone"] = args.backbone
-    else:  # every backbone has a bundled config named after it ("dimenet++" -> dimenetpp)
-        config = load_config((args.backbone or "schnet").replace("+", "p"))
-    overrides = {
-        "variant": args.variant,
-        "top_k": args.top_k,
-        "cutoffs": [float(c) for c in args.cutoffs] if args.cutoffs else None,
-        "balance_weight": args.balance_weight,
-    }
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    if args.gate:
-        if config["gate"].get("name") != args.gate:
-            config["gate"] = {"name": args.gate}
-    if args.hidden:
-        config["expert"]["hidden_channels"] = args.hidden
-    return load_config(config)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train MI-MoE (or an ensemble of it) and write the run folder; ``torchrun`` runs it DDP."""
-    from mimoe_core.training import distributed
-
-    context = distributed.init_from_env(args.device, args.dist_timeout)
-    try:
-        return _train(args, context)
-    finally:
-        distributed.shutdown()
-
-
-def _train(args: argparse.Namespace, context) -> int:
-    from mimoe_core.data import make_split
-    from mimoe_core.training import TrainSettings, train, train_ensemble
-    from mimoe_core.training.distributed import main_first
-
-    estimator = _uncertainty_choice(args)
-    if context.distributed and estimator.startswith("ensemble"):
-        raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
-    if args.batch_size < context.world_size:
-        raise ValueError(
-            f"--batch-size {args.batch_size} is split across {context.world_size} ranks: "
-            "it must be at least the number of ranks"
-        )
-    args.quiet = args.quiet or not context.is_main
-    config = model_config_from_args(args)
-    if args.shards:
-        from mimoe_core.shards import ShardedDataset
-
-        dataset = ShardedDataset(args.shards)
-    else:  # rank 0 fills the cache; the other ranks then read it
-        dataset = main_first(lambda: _featurize_input(args), context)
-    if len(dataset) < 3:
-        raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
-    split = make_split(args.split, dataset.smiles, seed=args.seed)
-    settings = TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-        init_from=str(args.init_from) if args.init_from else None,
-        freeze=args.freeze,
-        uncertainty=estimator if estimator in ("experts", "mve") else "none",
-        calibration=args.calibration,
-        coverage=args.interval,
-    )
-    if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
-        config["variance_head"] = True
-    if estimator.startswith("ensemble"):
-        metrics = train_ensemble(
-            dataset,
-            split,
-            args.ensemble_size,
-            config,
-            settings,
-            args.out,
-            calibration=args.calibration,
-            coverage=args.interval,
-            resume=args.resume,
-        ).metrics
-    else:
-        metrics = train(
-            dataset, split, config, settings, out_dir=args.out, resume=args.resume
-        ).metrics
-    if not context.is_main:
-        return 0
-    print(dataset.summary_line())
-    metric = "rmse" if metrics["task"] == "regression" else "roc_auc"
-    scores = [
-        f"{part} {metric} {metrics[part][metric]:.4f}" for part in ("val", "test") if metrics[part]
-    ]
-    best = f"best epoch {metrics['best_epoch']}" if "best_epoch" in metrics else "ensemble"
-    print(f"{best}: {', '.join(scores)}")
-    unc = metrics.get("uncertainty", {}).get("test") or {}
-    if "coverage" in unc and unc["coverage"] is not None:
-        print(
-            f"test intervals ({args.interval:.0%} nominal): coverage {unc['coverage']:.3f}, "
-            f"mean width {unc['width']:.4g}"
-        )
-    print(f"wrote {', '.join(run_folder.listing(args.out))} in {args.out}")
-    return 0
-
-
-def _uncertainty_choice(args: argparse.Namespace) -> str:
-    """The estimator the train options ask for, or a ValueError that says what is wrong."""
-    if args.ensemble_size < 1:
-        raise ValueError(f"--ensemble-size must be >= 1, got {args.ensemble_size}")
-    if not 0 < args.interval < 1:
-        raise ValueError(f"--interval must be in (0, 1), got {args.interval}")
-    estimator = args.uncertainty or ("ensemble" if args.ensemble_size > 1 else "none")
-    if estimator == "ensemble" and args.ensemble_size < 2:
-        raise ValueError("--uncertainty ensemble needs --ensemble-size of at least 2")
-    if estimator in ("experts", "none") and args.ensemble_size > 1:
-        raise ValueError(
-            f"--ensemble-size {args.ensemble_size} trains an ensemble; its uncertainty is "
-            f"ensemble (or mve, for members with a variance head), not {estimator}"
-        )
-    if estimator == "mve" and args.ensemble_size > 1:
-        return "ensemble+mve"
-    return estimator
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict a file with a trained model; one output row per input row."""
     from mimoe_core.inference import predict
@@ -419,24 +193,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from mimoe_core.models import EXPERTS, VARIANTS
-
-    group = parser.add_argument_group("model")
-    group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
-    group.add_argument("--backbone", choices=sorted(EXPERTS), default=None, help="default schnet")
-    group.add_argument(
-        "--variant", choices=VARIANTS, default=None, help="the model: default sparse (MI-MoE)"
-    )
-    group.add_argument("--top-k", type=int, default=None, help="experts per molecule (sparse)")
-    group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
-    group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
-    group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
-    group.add_argument(
-        "--balance-weight", type=float, default=None, help="load-balancing weight, default 0.1"
-    )
-
-
 def _add_trained_model_options(parser: argparse.ArgumentParser) -> None:
     """What ``predict`` and ``embed`` read: a trained model, molecules, how to run it."""
     parser.add_argument("--model", type=Path, required=True, help="run folder or model.pt")
@@ -483,75 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.set_defaults(func=cmd_featurize)
 
-    tr = sub.add_parser(
-        "train",
-        help="train MI-MoE on a bundled dataset or your own file",
-        description="Featurize (cached), split, train with early stopping, and write "
-        f"{', '.join(run_folder.TRAIN_OUTPUTS[:-1])} and {run_folder.TRAIN_OUTPUTS[-1]}/ "
-        "into --out.",
-    )
-    _add_input_options(tr, shards=True)
-    _add_model_options(tr)
-    group = tr.add_argument_group("training")
-    group.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
-    group.add_argument("--seed", type=int, default=0, help="seeds the model, shuffling, splits")
-    group.add_argument("--epochs", type=int, default=100)
-    group.add_argument("--batch-size", type=int, default=32)
-    group.add_argument("--lr", type=float, default=5e-4)
-    group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
-    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
-    group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
-    group.add_argument(
-        "--dist-timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a rank waits for the others before the run fails",
-    )
-    group.add_argument(
-        "--init-from",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="fine-tune a trained run (same backbone and cutoffs) on this data",
-    )
-    group.add_argument(
-        "--freeze",
-        choices=("none", "experts", "gate"),
-        default="none",
-        help="with --init-from: hold the experts or the gate fixed (default none)",
-    )
-    unc = tr.add_argument_group("uncertainty")
-    unc.add_argument(
-        "--ensemble-size",
-        type=int,
-        default=1,
-        help="train N members with seeds seed..seed+N-1 into one folder (default 1)",
-    )
-    unc.add_argument(
-        "--uncertainty",
-        choices=("ensemble", "mve", "experts", "none"),
-        default=None,
-        help="ensemble (members' std; the default with --ensemble-size > 1), mve (a "
-        "variance head, Gaussian NLL), experts (the selected experts' disagreement) or none "
-        "(default for one model)",
-    )
-    unc.add_argument(
-        "--calibration",
-        choices=("conformal", "zscale", "none"),
-        default="conformal",
-        help="fitted on the validation set: split-conformal intervals (default), z-scaled "
-        "Gaussian intervals, or the raw std",
-    )
-    unc.add_argument(
-        "--interval",
-        type=float,
-        default=0.9,
-        help="coverage of the test intervals in metrics.json (default 0.9)",
-    )
-    tr.add_argument("--out", type=Path, required=True, help="run folder")
-    _add_conformer_options(tr)
-    tr.set_defaults(func=cmd_train)
+    add_train_parser(sub)
 
     pr = sub.add_parser(
         "predict",
@@ -641,17 +329,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except RuntimeError as err:
-        if not _is_rank_failure(err):
-            raise
-        print(f"mimoe {args.command}: stopped: {err}", file=sys.stderr)
-        return 1
     except (sqlite3.ProgrammingError, sqlite3.IntegrityError):
         raise  # misuse of the database by our code: a bug
     except _input_errors() as err:
         text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         print(f"mimoe {args.command}: error: {text or type(err).__name__}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if not _is_rank_failure(err):
+            raise
+        print(f"mimoe {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -400,14 +400,34 @@ def _rdkit_version() -> str:
     return rdBase.rdkitVersion
 
 
+def _descriptor_job(job: tuple[list[np.ndarray], np.ndarray, bool]) -> np.ndarray:
+    positions, radii, normalize = job
+    return descriptor_trajectories(positions, radii, normalize=normalize)
+
+
+def _descriptor_chunks(jobs: list, n_jobs: int) -> Iterator[np.ndarray]:
+    """Each chunk's trajectories, in order; in worker processes when there are enough chunks."""
+    if n_jobs <= 1 or len(jobs) < 2:
+        yield from map(_descriptor_job, jobs)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with multiprocessing.get_context(method).Pool(min(n_jobs, len(jobs))) as pool:
+        yield from pool.imap(_descriptor_job, jobs)
+
+
 def make_descriptors(
     conformers: Sequence[Conformer],
     radii: np.ndarray,
     normalize: bool,
     cache: ArrayCache | None,
     progress: bool,
+    n_jobs: int = 1,
 ) -> tuple[np.ndarray, dict]:
-    """Descriptor trajectories ``[num_molecules, T, D]`` float32, cached per conformer."""
+    """Descriptor trajectories ``[num_molecules, T, D]`` float32, cached per conformer.
+
+    Molecules that miss the cache are computed in chunks of ``DESCRIPTOR_CHUNK`` (on
+    ``n_jobs`` worker processes), each chunk stored in the cache as it finishes.
+    """
     keys_ = [
         cache_key("descriptors", DESCRIPTOR_VERSION, radii, normalize, c.z, c.pos)
         for c in conformers
@@ -418,13 +438,14 @@ def make_descriptors(
     for i, key in enumerate(keys_):
         if key in found:
             out[i] = found[key][0]["topo"]
-    # In chunks, each stored as it finishes; a molecule's values do not depend on its chunk.
+    # A molecule's values do not depend on its chunk, nor on the process that computes it.
+    chunks = [
+        todo[start : start + DESCRIPTOR_CHUNK] for start in range(0, len(todo), DESCRIPTOR_CHUNK)
+    ]
+    jobs = [([conformers[i].pos.astype(np.float64) for i in c], radii, normalize) for c in chunks]
     bar = tqdm(total=len(todo), desc="descriptors", disable=not progress or not todo, unit="mol")
-    for start in range(0, len(todo), DESCRIPTOR_CHUNK):
-        chunk = todo[start : start + DESCRIPTOR_CHUNK]
-        out[chunk] = descriptor_trajectories(
-            [conformers[i].pos.astype(np.float64) for i in chunk], radii, normalize=normalize
-        )
+    for chunk, values in zip(chunks, _descriptor_chunks(jobs, n_jobs), strict=True):
+        out[chunk] = values
         if cache is not None:
             cache.put_many((keys_[i], {"topo": out[i]}, {}) for i in chunk)
         bar.update(len(chunk))
@@ -452,7 +473,8 @@ def featurize(
         normalize_descriptors: Store the size-normalized descriptor forms (what the gate uses).
         cache_dir: Cache folder (default ``$MIMOE_CACHE_DIR`` or ``~/.cache/mimoe``).
         use_cache: Read and write the cache.
-        n_jobs: Worker processes for conformers (default: all cores this process may use).
+        n_jobs: Worker processes for conformers and descriptors (default: all cores this
+            process may use).
         progress: Show tqdm progress bars.
         drop_duplicates: Skip a SMILES whose embedded structure (canonical SMILES after the
             fragment choice and polymer capping) appeared in an earlier row (for training;
@@ -475,7 +497,9 @@ def featurize(
         )
         kept = np.array(sorted(conformers), dtype=np.int64)
         confs = [conformers[i] for i in kept]
-        topo, topo_stats = make_descriptors(confs, radii, normalize_descriptors, cache, progress)
+        topo, topo_stats = make_descriptors(
+            confs, radii, normalize_descriptors, cache, progress, n_jobs
+        )
     finally:
         if cache is not None:
             cache.close()

@@ -235,3 +235,18 @@ def test_embedding_timeout_is_reported_but_not_cached(monkeypatch, write_csv, qu
     assert "3D embedding failed" in second.skipped[0].reason  # a real failure...
     third = quick_featurize(table)
     assert third.stats["conformers_computed"] == 0  # ...is cached, like every result
+
+
+def test_descriptors_on_worker_processes_equal_one_process(monkeypatch):
+    from mimoe_core import featurization
+    from mimoe_core.conformers import embed_smiles
+
+    monkeypatch.setattr(featurization, "DESCRIPTOR_CHUNK", 3)  # several chunks, so a pool
+    settings = ConformerSettings()
+    smiles = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "OCCO", "CCCl", "C1CC1", "CC#N"]
+    conformers = [embed_smiles(s, settings) for s in smiles]
+    radii = np.linspace(1.0, 3.0, 9)
+    one, _ = featurization.make_descriptors(conformers, radii, True, None, False, n_jobs=1)
+    two, _ = featurization.make_descriptors(conformers, radii, True, None, False, n_jobs=2)
+    np.testing.assert_array_equal(one, two)
+    assert one.shape == (len(smiles), len(radii), len(featurization.DESCRIPTOR_NAMES))

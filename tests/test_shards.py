@@ -26,6 +26,7 @@ from mimoe_core.shards import (
     ShardTableInfo,
     shard_name,
     write_shards,
+    writer,
 )
 
 FAST = {"n_jobs": 1, "progress": False}
@@ -185,7 +186,7 @@ def test_rows_accounted_with_bad_smiles_and_cross_shard_duplicates(
 
 def test_resume_after_interrupt(tmp_path, freesolv, feature_cache, monkeypatch) -> None:
     calls: list[int] = []
-    real = shards.featurize
+    real = writer.featurize
 
     def failing(table, **kwargs):
         calls.append(len(table))
@@ -194,7 +195,7 @@ def test_resume_after_interrupt(tmp_path, freesolv, feature_cache, monkeypatch) 
         return real(table, **kwargs)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(shards, "featurize", failing)
+    monkeypatch.setattr(writer, "featurize", failing)
     with pytest.raises(KeyboardInterrupt):
         write_shards(freesolv, out, shard_size=8, cache_dir=feature_cache, **FAST)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -205,7 +206,7 @@ def test_resume_after_interrupt(tmp_path, freesolv, feature_cache, monkeypatch) 
 
     calls.clear()
     monkeypatch.setattr(
-        shards, "featurize", lambda table, **kw: calls.append(1) or real(table, **kw)
+        writer, "featurize", lambda table, **kw: calls.append(1) or real(table, **kw)
     )
     ds = write_shards(freesolv, out, shard_size=8, cache_dir=feature_cache, **FAST)
     assert len(calls) == 3  # shards 2, 3 and 4 only
@@ -215,7 +216,7 @@ def test_resume_after_interrupt(tmp_path, freesolv, feature_cache, monkeypatch) 
     write_shards(freesolv, out, shard_size=8, cache_dir=feature_cache, **FAST)
     assert calls == []  # a finished folder is not recomputed
 
-    monkeypatch.setattr(shards, "featurize", real)
+    monkeypatch.setattr(writer, "featurize", real)
     fresh = tmp_path / "fresh"
     write_shards(freesolv, fresh, shard_size=8, cache_dir=feature_cache, **FAST)
     assert _shard_files(out) == _shard_files(fresh)
@@ -227,9 +228,9 @@ def test_resume_rewrites_a_lost_shard(copy, freesolv, feature_cache, monkeypatch
     with pytest.raises(ValueError, match=r"shard_00001\.pt is missing"):
         ShardedDataset(copy)
     calls: list[int] = []
-    real = shards.featurize
+    real = writer.featurize
     monkeypatch.setattr(
-        shards, "featurize", lambda table, **kw: calls.append(1) or real(table, **kw)
+        writer, "featurize", lambda table, **kw: calls.append(1) or real(table, **kw)
     )
     ds = write_shards(freesolv, copy, shard_size=16, cache_dir=feature_cache, **FAST)
     assert len(calls) == 1 and len(ds) == 40
@@ -329,11 +330,12 @@ def test_grouped_order(written) -> None:
 KILL_SCRIPT = """
 import os, signal, sys
 from mimoe_core import shards
+from mimoe_core.shards import writer
 from mimoe_core.data import load_dataset
 
 import torch
 
-real, saved = shards._save_shard, []
+real, saved = writer._save_shard, []
 
 def save_then_die(path, shard):
     if len(saved) == 2:  # killed while writing shard 2: its temporary file is half done
@@ -342,7 +344,7 @@ def save_then_die(path, shard):
     saved.append(path)
     real(path, shard)
 
-shards._save_shard = save_then_die
+writer._save_shard = save_then_die  # looked up in writer, where write_shards calls it
 table = load_dataset("freesolv", limit=40)
 shards.write_shards(table, sys.argv[1], 8, cache_dir=sys.argv[2], n_jobs=1, progress=False)
 """

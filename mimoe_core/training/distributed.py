@@ -38,6 +38,7 @@ __all__ = [
     "RankFailure",
     "all_sum",
     "current",
+    "data_parallel",
     "gather_rows",
     "init_from_env",
     "launched_by_torchrun",
@@ -273,3 +274,27 @@ def weights_in_sync(module: torch.nn.Module, context: DistributedContext) -> boo
     found: list[torch.Tensor | None] = [None] * context.world_size
     dist.all_gather_object(found, mine)
     return all(torch.equal(f, found[0]) for f in found)
+
+
+def data_parallel(model: torch.nn.Module, context: DistributedContext, device: torch.device):
+    """The forward pass of a training step: DDP around ``model.forward_batch`` if distributed."""
+    if not context.distributed:
+        return model.forward_batch
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        _BatchForward(model),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=True,  # sparse routing: experts with no molecules on this rank
+    )
+
+
+class _BatchForward(torch.nn.Module):
+    """``model.forward_batch`` as a module's ``forward``, which is what DDP wraps."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.forward_batch(batch)

@@ -28,13 +28,8 @@ from mimoe_core.ensemble import Ensemble, combine_members
 from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.trained import TrainedModel
 from mimoe_core.training.metrics import compute_metrics
-from mimoe_core.training.trainer import (
-    TrainSettings,
-    _labels,
-    _subset,
-    train,
-    write_run_files,
-)
+from mimoe_core.training.parts import labels_of, subset
+from mimoe_core.training.trainer import TrainSettings, train, write_run_files
 
 
 @dataclass
@@ -111,7 +106,7 @@ def train_ensemble(
         members.append(TrainedModel.load(folder))
 
     ensemble = Ensemble(members)
-    val, test = _subset(dataset, split.val), _subset(dataset, split.test)
+    val, test = subset(dataset, split.val), subset(dataset, split.test)
     batch = settings.batch_size
     val_result = combine_members(ensemble.member_results(val, batch_size=batch))
     if val:  # "none" keeps the raw std, but a fitted calibration still records it
@@ -121,7 +116,7 @@ def train_ensemble(
             calibration,
             val_result.prediction,
             val_result.std,
-            _labels(val),
+            labels_of(val),
         )
     explained = ensemble.explain(test, batch, with_labels=True, coverage=coverage)
     metrics = _ensemble_metrics(ensemble, out, names, split, dataset, val, test, coverage)
@@ -160,7 +155,7 @@ def _ensemble_metrics(
         result = combined
         if ensemble.calibration is not None:
             result = ensemble.calibration.apply_to(combined, combined.std, coverage)
-        labels = _labels(data_list)
+        labels = labels_of(data_list)
         metrics[part] = compute_metrics(ensemble.task, result.prediction, labels)
         uncertainty[part] = finite_json(
             uncertainty_metrics(

@@ -1,16 +1,23 @@
-"""What a training run is told and how far it has got: :class:`TrainSettings`, :class:`TrainState`.
+"""What a training run is told, how far it has got, and what it returns.
 
-Both are plain dataclasses, saved as dicts in checkpoints and ``metrics.json``.
+:class:`TrainSettings` and :class:`TrainState` are plain dataclasses, saved as dicts in
+checkpoints and ``metrics.json``; :class:`TrainResult` is what :func:`~mimoe_core.training.train`
+returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mimoe_core.calibration import METHODS, check_coverage
 from mimoe_core.training.transfer import FREEZE_CHOICES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mimoe_core.scaling import ScaledMIMoE, TargetScaler
 
 
 @dataclass
@@ -107,3 +114,21 @@ class TrainState:
     def from_dict(cls, values: Mapping[str, Any]) -> TrainState:
         """From a checkpoint's ``train_state`` entry (extra keys are ignored)."""
         return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+@dataclass
+class TrainResult:
+    """What :func:`~mimoe_core.training.train` returns (and writes to ``out_dir``).
+
+    Attributes:
+        model: the best model (lowest validation loss of the selection metric), eval mode,
+            with the training split's target scaling inside (original units in eval mode).
+        metrics: the ``metrics.json`` content.
+        history: one row per epoch (the ``history.csv`` content).
+        scaler: target scaling fitted on the training split (the model's buffers).
+    """
+
+    model: ScaledMIMoE
+    metrics: dict
+    history: pd.DataFrame
+    scaler: TargetScaler

@@ -21,15 +21,14 @@ import contextlib
 import copy
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch_geometric.data import Data
 
 from mimoe_core import keys, run_folder
 from mimoe_core.calibration import (
@@ -44,7 +43,7 @@ from mimoe_core.forward import prepare_batch, resolve_device, run_model
 from mimoe_core.models import create_model, load_config
 from mimoe_core.results import PredictionResult
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
-from mimoe_core.shards import ShardedDataset, ShardSequence
+from mimoe_core.shards import ShardedDataset
 from mimoe_core.trained import (
     LEGACY_FEATURIZATION,
     TrainedModel,
@@ -57,82 +56,16 @@ from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
     compute_metrics,
 )
+from mimoe_core.training.parts import check_split, labels_of, shuffled_order, subset
+from mimoe_core.training.schedule import make_scheduler, step_scheduler
 from mimoe_core.training.selection import is_better, selection_metric, selection_score
-from mimoe_core.training.settings import TrainSettings, TrainState
+from mimoe_core.training.settings import TrainResult, TrainSettings, TrainState
 from mimoe_core.training.transfer import (
     check_compatible,
     copy_weights,
     freeze,
     load_source,
 )
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns (and writes to ``out_dir``).
-
-    Attributes:
-        model: the best model (lowest validation loss of the selection metric), eval mode,
-            with the training split's target scaling inside (original units in eval mode).
-        metrics: the ``metrics.json`` content.
-        history: one row per epoch (the ``history.csv`` content).
-        scaler: target scaling fitted on the training split (the model's buffers).
-    """
-
-    model: ScaledMIMoE
-    metrics: dict
-    history: pd.DataFrame
-    scaler: TargetScaler
-
-
-def _subset(dataset: FeaturizedDataset | ShardedDataset, idx) -> Sequence[Data]:
-    """The molecules at ``idx``: a list, or for a sharded dataset a lazy view in shard order."""
-    if isinstance(dataset, ShardedDataset):
-        return dataset.subset(idx)
-    return [dataset.data_list[i] for i in idx]
-
-
-def _shuffled(part: Sequence[Data], generator: torch.Generator) -> list[int]:
-    """An epoch's order of positions in ``part``; a sharded part's reads each shard once."""
-    if isinstance(part, ShardSequence):
-        return part.shuffled_positions(generator)
-    return torch.randperm(len(part), generator=generator).tolist()
-
-
-def _check_split(dataset: FeaturizedDataset | ShardedDataset, split: Split) -> None:
-    n = len(dataset)
-    for name in ("train", "val", "test"):
-        idx = np.asarray(getattr(split, name))
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"split.{name} indexes molecules outside 0..{n - 1}")
-    if len(split.train) == 0 or len(split.val) == 0:
-        raise ValueError("the split needs at least one training and one validation molecule")
-
-
-def _make_scheduler(optimizer, settings: TrainSettings, minimize: bool):
-    if settings.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="min" if minimize else "max",
-            factor=0.5,
-            patience=max(1, settings.patience // 2),
-        )
-    if settings.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    return None
-
-
-def _step_scheduler(scheduler, score: float, maximize: bool) -> None:
-    """Advance the LR schedule after an epoch with validation ``score``."""
-    if scheduler is None:
-        return
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        # A NaN score is no improvement: the worst value for the scheduler's mode
-        # (+inf would count as the best value ever in "max" mode).
-        worst = float("-inf") if maximize else float("inf")
-        scheduler.step(score if np.isfinite(score) else worst)
-    else:
-        scheduler.step()
 
 
 @contextlib.contextmanager
@@ -228,7 +161,7 @@ class TrainingRun:
         self.task, self.targets = dataset.table.task, list(dataset.table.target_names)
         if not self.targets:
             raise ValueError("the dataset has no target columns to train on")
-        _check_split(dataset, split)
+        check_split(dataset, split)
         if len(split.test) == 0:
             # stacklevel: warn at the caller of train(), which builds this run.
             warnings.warn(
@@ -252,9 +185,9 @@ class TrainingRun:
             check_compatible(
                 config, source, dataset.radii, dataset.feature_settings(), settings.init_from
             )
-        self.train_list, self.val_list = _subset(dataset, split.train), _subset(dataset, split.val)
-        self.scaler = TargetScaler.fit(_labels(self.train_list), self.task)
-        self.val_labels = _labels(self.val_list)
+        self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
+        self.scaler = TargetScaler.fit(labels_of(self.train_list), self.task)
+        self.val_labels = labels_of(self.val_list)
         self.metric_name, self.maximize = selection_metric(self.task, self.val_labels)
 
         torch.manual_seed(settings.seed)
@@ -266,11 +199,11 @@ class TrainingRun:
             freeze(self.model, settings.freeze)
         self.model.to(self.device)
         #: What a training step calls: the model's ``forward_batch``, through DDP if distributed.
-        self.step_forward = _data_parallel(self.model, context, self.device)
+        self.step_forward = distributed.data_parallel(self.model, context, self.device)
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = opt_cls(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
-        self.scheduler = _make_scheduler(self.optimizer, settings, minimize=not self.maximize)
+        self.scheduler = make_scheduler(self.optimizer, settings, minimize=not self.maximize)
         self.state = TrainState()
         #: The uncertainty calibration, fitted by :meth:`calibrate` after training.
         self.calibration: Calibration | None = None
@@ -424,7 +357,7 @@ class TrainingRun:
             self.context,
         )
         score = selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
-        _step_scheduler(self.scheduler, score, self.maximize)
+        step_scheduler(self.scheduler, score, self.maximize)
         if is_better(score, state.best, self.maximize):
             state.best, state.best_epoch, state.bad_epochs = float(score), epoch, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
@@ -470,7 +403,7 @@ class TrainingRun:
         # dropout, noisy gating; rank 0 (and a single process) keeps the seed of a 1-process run
         torch.manual_seed(settings.seed * 100_003 + epoch + 7_919 * context.rank)
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
-        order = _shuffled(train_list, gen)
+        order = shuffled_order(train_list, gen)
         dtype = next(model.parameters()).dtype
         sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
         usage = torch.zeros(model.num_experts, dtype=torch.float64)
@@ -546,12 +479,12 @@ class TrainingRun:
         if self.context.distributed:
             result["distributed"] = {"backend": self.context.backend}
         for name in ("val", "test"):
-            part = _subset(self.dataset, getattr(split, name))
+            part = subset(self.dataset, getattr(split, name))
             if not part:
                 result[name] = {}
                 continue
             out = run_model(model, part, self.task, settings.batch_size, self.device)
-            result[name] = compute_metrics(self.task, out["prediction"], _labels(part))
+            result[name] = compute_metrics(self.task, out["prediction"], labels_of(part))
         if self.calibration is not None:
             result["uncertainty"] = self.uncertainty_metrics()
         return result
@@ -565,7 +498,7 @@ class TrainingRun:
             "coverage": settings.coverage,
         }
         for name in ("val", "test"):
-            part = _subset(self.dataset, getattr(self.split, name))
+            part = subset(self.dataset, getattr(self.split, name))
             if not part:
                 found[name] = {}
                 continue
@@ -577,7 +510,7 @@ class TrainingRun:
                     self.task,
                     r.prediction,
                     r.std,
-                    _labels(part),
+                    labels_of(part),
                     r.lower,
                     r.upper,
                     uncalibrated=raw.prediction,
@@ -588,7 +521,7 @@ class TrainingRun:
     def write_run(self, history: pd.DataFrame, metrics: dict) -> None:
         """The plain files of the run folder, with the test set explained."""
         dataset, split = self.dataset, self.split
-        test = _subset(dataset, split.test)
+        test = subset(dataset, split.test)
         explained = self.trained_model().explain(
             test,
             self.settings.batch_size,
@@ -642,30 +575,6 @@ def _check_same_inputs(payload: dict, common: dict, path: Path) -> None:
         raise ValueError(f"cannot resume {path}: the data is featurized differently ({detail})")
 
 
-def _data_parallel(model: ScaledMIMoE, context: DistributedContext, device: torch.device):
-    """The forward pass of a training step: DDP around ``model.forward_batch`` if distributed."""
-    if not context.distributed:
-        return model.forward_batch
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(
-        _BatchForward(model),
-        device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=True,  # sparse routing: experts with no molecules on this rank
-    )
-
-
-class _BatchForward(torch.nn.Module):
-    """``model.forward_batch`` as a module's ``forward``, which is what DDP wraps."""
-
-    def __init__(self, model: ScaledMIMoE) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch):
-        return self.model.forward_batch(batch)
-
-
 def _rate(timing: dict) -> float | None:
     """Training molecules per second of this session's epochs (None before any)."""
     if timing["seconds"] <= 0:
@@ -681,11 +590,3 @@ def _grid_spec(radii: np.ndarray) -> dict:
     if not np.allclose(rebuilt, radii):
         raise ValueError("the model needs an evenly spaced filtration grid")
     return spec
-
-
-def _labels(data_list: Sequence[Data]) -> np.ndarray:
-    if isinstance(data_list, ShardSequence):
-        return data_list.labels()
-    if not data_list:
-        return np.zeros((0, 0))
-    return np.stack([d[keys.Y][0].numpy() for d in data_list]).astype(np.float64)

@@ -265,14 +265,14 @@ def test_one_class_validation_falls_back_to_the_validation_loss(write_csv, tmp_p
 
 
 def test_a_nan_score_never_counts_as_an_improvement_for_the_plateau_scheduler():
-    from mimoe_core.training.trainer import _make_scheduler, _step_scheduler
+    from mimoe_core.training.schedule import make_scheduler, step_scheduler
 
     for maximize, good in ((True, 0.7), (False, 1.2)):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        scheduler = _make_scheduler(opt, quick(patience=4), minimize=not maximize)
-        _step_scheduler(scheduler, good, maximize)
+        scheduler = make_scheduler(opt, quick(patience=4), minimize=not maximize)
+        step_scheduler(scheduler, good, maximize)
         for _ in range(3):
-            _step_scheduler(scheduler, float("nan"), maximize)
+            step_scheduler(scheduler, float("nan"), maximize)
         assert scheduler.best == good  # NaN did not become the best value
         assert opt.param_groups[0]["lr"] == 0.5  # three bad epochs > patience 2: halved
 

@@ -1,0 +1,247 @@
+"""The ``mimoe train`` command: its options, the model config they name, and the run.
+
+:func:`add_train_parser` adds the ``train`` subcommand to the ``mimoe`` parser built in
+:mod:`mimoe_core.cli`; :func:`cmd_train` runs it (under ``torchrun``, as one DDP rank).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mimoe_core import run_folder
+from mimoe_core._cli_inputs import (
+    _add_conformer_options,
+    _add_input_options,
+    _csv_list,
+    _featurize_input,
+)
+from mimoe_core.data.splits import SPLIT_METHODS
+
+
+def model_config_from_args(args: argparse.Namespace) -> dict:
+    """The model config, with the options on top.
+
+    The base is ``--config``, else the ``--init-from`` run's, else the backbone's bundled one.
+    """
+    from mimoe_core.models import load_config
+
+    if getattr(args, "init_from", None) and not args.config and not args.backbone:
+        from mimoe_core.training.transfer import load_source
+
+        config = load_config(load_source(args.init_from).model.config)
+    elif args.config:
+        config = load_config(args.config)
+        if args.backbone:
+            config["backbone"] = args.backbone
+    else:  # every backbone has a bundled config named after it ("dimenet++" -> dimenetpp)
+        config = load_config((args.backbone or "schnet").replace("+", "p"))
+    overrides = {
+        "variant": args.variant,
+        "top_k": args.top_k,
+        "cutoffs": [float(c) for c in args.cutoffs] if args.cutoffs else None,
+        "balance_weight": args.balance_weight,
+    }
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    if args.gate:
+        if config["gate"].get("name") != args.gate:
+            config["gate"] = {"name": args.gate}
+    if args.hidden:
+        config["expert"]["hidden_channels"] = args.hidden
+    return load_config(config)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train MI-MoE (or an ensemble of it) and write the run folder; ``torchrun`` runs it DDP."""
+    from mimoe_core.training import distributed
+
+    context = distributed.init_from_env(args.device, args.dist_timeout)
+    try:
+        return _train(args, context)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, context) -> int:
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings, train, train_ensemble
+    from mimoe_core.training.distributed import main_first
+
+    estimator = _uncertainty_choice(args)
+    if context.distributed and estimator.startswith("ensemble"):
+        raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
+    if args.batch_size < context.world_size:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is split across {context.world_size} ranks: "
+            "it must be at least the number of ranks"
+        )
+    args.quiet = args.quiet or not context.is_main
+    config = model_config_from_args(args)
+    if args.shards:
+        from mimoe_core.shards import ShardedDataset
+
+        dataset = ShardedDataset(args.shards)
+    else:  # rank 0 fills the cache; the other ranks then read it
+        dataset = main_first(lambda: _featurize_input(args), context)
+    if len(dataset) < 3:
+        raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
+    split = make_split(args.split, dataset.smiles, seed=args.seed)
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        init_from=str(args.init_from) if args.init_from else None,
+        freeze=args.freeze,
+        uncertainty=estimator if estimator in ("experts", "mve") else "none",
+        calibration=args.calibration,
+        coverage=args.interval,
+    )
+    if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
+        config["variance_head"] = True
+    if estimator.startswith("ensemble"):
+        metrics = train_ensemble(
+            dataset,
+            split,
+            args.ensemble_size,
+            config,
+            settings,
+            args.out,
+            calibration=args.calibration,
+            coverage=args.interval,
+            resume=args.resume,
+        ).metrics
+    else:
+        metrics = train(
+            dataset, split, config, settings, out_dir=args.out, resume=args.resume
+        ).metrics
+    if not context.is_main:
+        return 0
+    print(dataset.summary_line())
+    metric = "rmse" if metrics["task"] == "regression" else "roc_auc"
+    scores = [
+        f"{part} {metric} {metrics[part][metric]:.4f}" for part in ("val", "test") if metrics[part]
+    ]
+    best = f"best epoch {metrics['best_epoch']}" if "best_epoch" in metrics else "ensemble"
+    print(f"{best}: {', '.join(scores)}")
+    unc = metrics.get("uncertainty", {}).get("test") or {}
+    if "coverage" in unc and unc["coverage"] is not None:
+        print(
+            f"test intervals ({args.interval:.0%} nominal): coverage {unc['coverage']:.3f}, "
+            f"mean width {unc['width']:.4g}"
+        )
+    print(f"wrote {', '.join(run_folder.listing(args.out))} in {args.out}")
+    return 0
+
+
+def _uncertainty_choice(args: argparse.Namespace) -> str:
+    """The estimator the train options ask for, or a ValueError that says what is wrong."""
+    if args.ensemble_size < 1:
+        raise ValueError(f"--ensemble-size must be >= 1, got {args.ensemble_size}")
+    if not 0 < args.interval < 1:
+        raise ValueError(f"--interval must be in (0, 1), got {args.interval}")
+    estimator = args.uncertainty or ("ensemble" if args.ensemble_size > 1 else "none")
+    if estimator == "ensemble" and args.ensemble_size < 2:
+        raise ValueError("--uncertainty ensemble needs --ensemble-size of at least 2")
+    if estimator in ("experts", "none") and args.ensemble_size > 1:
+        raise ValueError(
+            f"--ensemble-size {args.ensemble_size} trains an ensemble; its uncertainty is "
+            f"ensemble (or mve, for members with a variance head), not {estimator}"
+        )
+    if estimator == "mve" and args.ensemble_size > 1:
+        return "ensemble+mve"
+    return estimator
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from mimoe_core.models import EXPERTS, VARIANTS
+
+    group = parser.add_argument_group("model")
+    group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
+    group.add_argument("--backbone", choices=sorted(EXPERTS), default=None, help="default schnet")
+    group.add_argument(
+        "--variant", choices=VARIANTS, default=None, help="the model: default sparse (MI-MoE)"
+    )
+    group.add_argument("--top-k", type=int, default=None, help="experts per molecule (sparse)")
+    group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
+    group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
+    group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
+    group.add_argument(
+        "--balance-weight", type=float, default=None, help="load-balancing weight, default 0.1"
+    )
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand and its options to the ``mimoe`` subparsers ``sub``."""
+    tr = sub.add_parser(
+        "train",
+        help="train MI-MoE on a bundled dataset or your own file",
+        description="Featurize (cached), split, train with early stopping, and write "
+        f"{', '.join(run_folder.TRAIN_OUTPUTS[:-1])} and {run_folder.TRAIN_OUTPUTS[-1]}/ "
+        "into --out.",
+    )
+    _add_input_options(tr, shards=True)
+    _add_model_options(tr)
+    group = tr.add_argument_group("training")
+    group.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
+    group.add_argument("--seed", type=int, default=0, help="seeds the model, shuffling, splits")
+    group.add_argument("--epochs", type=int, default=100)
+    group.add_argument("--batch-size", type=int, default=32)
+    group.add_argument("--lr", type=float, default=5e-4)
+    group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
+    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
+    group.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for the others before the run fails",
+    )
+    group.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fine-tune a trained run (same backbone and cutoffs) on this data",
+    )
+    group.add_argument(
+        "--freeze",
+        choices=("none", "experts", "gate"),
+        default="none",
+        help="with --init-from: hold the experts or the gate fixed (default none)",
+    )
+    unc = tr.add_argument_group("uncertainty")
+    unc.add_argument(
+        "--ensemble-size",
+        type=int,
+        default=1,
+        help="train N members with seeds seed..seed+N-1 into one folder (default 1)",
+    )
+    unc.add_argument(
+        "--uncertainty",
+        choices=("ensemble", "mve", "experts", "none"),
+        default=None,
+        help="ensemble (members' std; the default with --ensemble-size > 1), mve (a "
+        "variance head, Gaussian NLL), experts (the selected experts' disagreement) or none "
+        "(default for one model)",
+    )
+    unc.add_argument(
+        "--calibration",
+        choices=("conformal", "zscale", "none"),
+        default="conformal",
+        help="fitted on the validation set: split-conformal intervals (default), z-scaled "
+        "Gaussian intervals, or the raw std",
+    )
+    unc.add_argument(
+        "--interval",
+        type=float,
+        default=0.9,
+        help="coverage of the test intervals in metrics.json (default 0.9)",
+    )
+    tr.add_argument("--out", type=Path, required=True, help="run folder")
+    _add_conformer_options(tr)
+    tr.set_defaults(func=cmd_train)
