@@ -22,6 +22,9 @@ import numpy as np
 
 _T = TypeVar("_T")
 
+#: The cache file's layout, stamped in SQLite's ``user_version``; bump when it changes.
+CACHE_FORMAT = 1
+
 
 def default_cache_dir() -> Path:
     """``$MIMOE_CACHE_DIR`` if set, else ``~/.cache/mimoe``."""
@@ -62,6 +65,22 @@ def _decode(header_text: str, blob: bytes) -> tuple[dict[str, np.ndarray], dict]
         arrays[name] = np.frombuffer(blob, dtype=dt, count=count, offset=offset).reshape(shape)
         offset += count * dt.itemsize
     return arrays, header["meta"]
+
+
+def _check_format(db: sqlite3.Connection, path: Path) -> None:
+    """Stamp a new file with :data:`CACHE_FORMAT`; refuse one written in another format.
+
+    Files from before the stamp (``user_version`` 0) have today's layout and are stamped.
+    """
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    if found == 0:
+        db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
+    elif found != CACHE_FORMAT:
+        raise CacheError(
+            f"the cache {path} was written by another mimoe version (cache format {found}; "
+            f"this one reads format {CACHE_FORMAT}): use another --cache-dir or "
+            "MIMOE_CACHE_DIR, or delete that file (it only holds recomputable results)"
+        )
 
 
 class CacheError(RuntimeError):
@@ -157,6 +176,7 @@ class ArrayCache:
                     if not _is_busy(err) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
+            _check_format(db, self.path)
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} "
                 "(key TEXT PRIMARY KEY, header TEXT, blob BLOB)"

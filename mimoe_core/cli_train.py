@@ -85,7 +85,21 @@ def _train(args: argparse.Namespace, context) -> int:
         dataset = main_first(lambda: _featurize_input(args), context)
     if len(dataset) < 3:
         raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
-    split = make_split(args.split, dataset.smiles, seed=args.seed)
+    if args.split_file:
+        from mimoe_core.data.split_files import split_from_file
+
+        split = split_from_file(args.split_file, dataset.rows, dataset.table.n_rows)
+        if context.is_main:
+            source = split.source
+            dropped = source["dropped_skipped_rows"]
+            print(
+                f"split from {args.split_file} ({source['layout']}): train/val/test "
+                f"{'/'.join(str(n) for n in split.sizes())} molecules; rows dropped because "
+                f"they were skipped: {dropped['train']}/{dropped['val']}/{dropped['test']}; "
+                f"kept molecules in no part: {source['unassigned_molecules']}"
+            )
+    else:
+        split = make_split(args.split, dataset.smiles, seed=args.seed)
     settings = TrainSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -187,6 +201,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     _add_model_options(tr)
     group = tr.add_argument_group("training")
     group.add_argument("--split", choices=SPLIT_METHODS, default="scaffold")
+    group.add_argument(
+        "--split-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="use the split in FILE instead of --split: chemprop's splits.json (0-based data "
+        "rows of the input) or a run's splits.json (its source rows)",
+    )
     group.add_argument("--seed", type=int, default=0, help="seeds the model, shuffling, splits")
     group.add_argument("--epochs", type=int, default=100)
     group.add_argument("--batch-size", type=int, default=32)

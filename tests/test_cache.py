@@ -158,3 +158,23 @@ def test_explicit_cache_dir(table, quick_featurize, cache_dir, tmp_path):
     quick_featurize(table, cache_dir=folder)
     assert (folder / CACHE_FILE).exists() and not any(cache_dir.iterdir())
     assert quick_featurize(table, cache_dir=folder).stats["conformers_computed"] == 0
+
+
+def test_a_cache_written_in_another_format_is_a_clear_error(tmp_path, write_csv, capsys):
+    import sqlite3
+
+    from mimoe_core.cache import CACHE_FORMAT, CacheError
+    from mimoe_core.cli import main
+
+    folder = tmp_path / "cli_cache"
+    path = folder / CACHE_FILE
+    ArrayCache(path, "features").put_many([("k", {"a": np.zeros(2)}, {})])
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CACHE_FORMAT
+        db.execute(f"PRAGMA user_version = {CACHE_FORMAT + 1}")
+    with pytest.raises(CacheError, match="another mimoe version"):
+        ArrayCache(path, "features").get_many(["k"])
+    data = write_csv([("CCO", 1.0), ("CCC", 2.0), ("CCN", 3.0)], header=("smiles", "y"))
+    code = main(["featurize", "--data", str(data), "--target-cols", "y", "--cache-dir",
+                 str(folder), "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
+    assert code == 2 and "another mimoe version" in capsys.readouterr().err

@@ -19,13 +19,19 @@ SPLIT_METHODS = ("scaffold", "scaffold_balanced", "random")
 
 @dataclass(frozen=True)
 class Split:
-    """Index arrays (into the split list) of the three parts; disjoint and covering it."""
+    """Index arrays (into the split list) of the three parts; disjoint and covering it.
+
+    ``source`` says where a split read from a file came from (``method == "file"``; see
+    :mod:`mimoe_core.data.split_files`), including how many rows it dropped; such a split
+    need not cover every molecule.
+    """
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
     method: str
     seed: int | None = None
+    source: dict | None = None
 
     def sizes(self) -> tuple[int, int, int]:
         """``(n_train, n_val, n_test)``."""
@@ -34,6 +40,8 @@ class Split:
     def to_dict(self, rows: Sequence[int] | None = None) -> dict:
         """Plain form for ``splits.json``; ``rows`` maps positions to source-file rows."""
         out: dict = {"method": self.method, "seed": self.seed}
+        if self.source is not None:
+            out["source"] = self.source
         for part in ("train", "val", "test"):
             idx = getattr(self, part)
             out[part] = idx.tolist()
@@ -84,7 +92,8 @@ class Split:
         every = np.concatenate(parts)
         if len(np.unique(every)) != len(every):
             raise ValueError(f"{path}: train, val and test overlap or repeat an index")
-        return cls(*parts, method=data["method"], seed=data.get("seed"))
+        source = data.get("source")
+        return cls(*parts, method=data["method"], seed=data.get("seed"), source=source)
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

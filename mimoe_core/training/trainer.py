@@ -455,6 +455,7 @@ class TrainingRun:
             "targets": self.targets,
             "unit": self.dataset.table.unit,
             "split": getattr(split, "method", None),
+            **({"split_source": split.source} if getattr(split, "source", None) else {}),
             "seed": settings.seed,
             "n_train": len(split.train),
             "n_val": len(split.val),
