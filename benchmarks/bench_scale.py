@@ -115,61 +115,30 @@ def _source(args: argparse.Namespace) -> tuple[str, list[str]]:
     return args.large, ["--dataset", args.large]
 
 
+def featurize_step(work: Path, step: str, args: list[str], cache: Path, jobs: int,
+                   written: Path | None) -> dict:  # fmt: skip
+    """One ``mimoe featurize`` into ``work/report_<step>``: its row of the table."""
+    report = work / f"report_{step}"
+    command = _mimoe("featurize", *args, "--out", str(report), "--jobs", str(jobs), "--quiet")
+    found = measure(command, _env(cache, 1), work / f"featurize_{step}.log")
+    n = _kept(report)
+    disk = _size(written) if written is not None else None
+    return {"processes": jobs, "molecules": n, "per_second": n / found["seconds"], **found,
+            "disk": disk}  # fmt: skip
+
+
 def featurize_rows(work: Path, name: str, source: list[str], limit: list[str]) -> list[dict]:
     rows = []
     for jobs in (1, 2):
-        cache, report = work / f"cache_{jobs}", work / f"report_{jobs}"
-        found = measure(
-            _mimoe(
-                "featurize", *source, *limit, "--out", str(report), "--jobs", str(jobs), "--quiet"
-            ),  # fmt: skip
-            _env(cache, 1),
-            work / f"featurize_{jobs}.log",
-        )
-        n = _kept(report)
-        rows.append({"step": f"featurize {name}, cold cache", "processes": jobs, "molecules": n,
-                     "per_second": n / found["seconds"], **found,
-                     "disk": _size(cache)})  # fmt: skip
-    warm = work / "cache_2"
-    found = measure(
-        _mimoe(
-            "featurize",
-            *source,
-            *limit,
-            "--out",
-            str(work / "report_warm"),
-            "--quiet",
-            "--jobs",
-            "2",
-        ),  # fmt: skip
-        _env(warm, 1),
-        work / "featurize_warm.log",
-    )
-    rows.append({"step": f"featurize {name}, warm cache, in memory", "processes": 2,
-                 "molecules": n, "per_second": n / found["seconds"], **found,
-                 "disk": None})  # fmt: skip
-    shards = work / "shards"
-    found = measure(
-        _mimoe(
-            "featurize",
-            *source,
-            *limit,
-            "--out",
-            str(work / "report_shards"),
-            "--shards",
-            str(shards),
-            "--shard-size",
-            "2048",
-            "--quiet",
-            "--jobs",
-            "2",
-        ),  # fmt: skip
-        _env(warm, 1),
-        work / "featurize_shards.log",
-    )
-    rows.append({"step": f"featurize {name}, warm cache, into shards", "processes": 2,
-                 "molecules": n, "per_second": n / found["seconds"], **found,
-                 "disk": _size(shards)})  # fmt: skip
+        cache = work / f"cache_{jobs}"
+        row = featurize_step(work, str(jobs), [*source, *limit], cache, jobs, cache)
+        rows.append({"step": f"featurize {name}, cold cache", **row})
+    warm, shards = work / "cache_2", work / "shards"
+    row = featurize_step(work, "warm", [*source, *limit], warm, 2, None)
+    rows.append({"step": f"featurize {name}, warm cache, in memory", **row})
+    into = [*source, *limit, "--shards", str(shards), "--shard-size", "2048"]
+    row = featurize_step(work, "shards", into, warm, 2, shards)
+    rows.append({"step": f"featurize {name}, warm cache, into shards", **row})
     return rows
 
 
@@ -220,16 +189,10 @@ def standin_rows(work: Path, n: int, epochs: int) -> list[dict]:
         + "".join(f"{x.smiles},{y[0]}\n" for x, y in zip(table.inputs, table.targets, strict=True))
     )
     source = ["--data", str(csv), "--target-cols", "gap"]
-    cache, report = work / "cache_standin", work / "report_standin"
-    found = measure(
-        _mimoe("featurize", *source, "--out", str(report), "--quiet", "--jobs", "2"),
-        _env(cache, 1),
-        work / "featurize_standin.log",
-    )
-    kept = _kept(report)
+    cache = work / "cache_standin"
     name = f"{n:,} QM9 SMILES (HIV-sized)"
-    rows = [{"step": f"featurize {name}, cold cache", "processes": 2, "molecules": kept,
-             "per_second": kept / found["seconds"], **found, "disk": _size(cache)}]  # fmt: skip
+    rows = [{"step": f"featurize {name}, cold cache",
+             **featurize_step(work, "standin", source, cache, 2, cache)}]  # fmt: skip
     rows += train_rows(work, "standin", source, [], cache, None, epochs, only=(0, 2))
     for row in rows[1:]:
         row["step"] = row["step"].replace("train standin", f"train {name}")
@@ -318,26 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += standin_rows(work, args.standin, args.epochs)
     if "qm9" in args.parts:
         qlimit = ["--limit", str(args.qm9_limit)] if args.qm9_limit else []
-        qcache, qreport = work / "cache_qm9", work / "report_qm9"
-        found = measure(
-            _mimoe(
-                "featurize",
-                "--dataset",
-                "qm9",
-                *qlimit,
-                "--out",
-                str(qreport),
-                "--quiet",
-                "--jobs",
-                "2",
-            ),  # fmt: skip
-            _env(qcache, 1),
-            work / "featurize_qm9.log",
-        )
-        n = _kept(qreport)
-        rows.append({"step": "featurize QM9 (DFT geometries), cold cache", "processes": 2,
-                     "molecules": n, "per_second": n / found["seconds"], **found,
-                     "disk": _size(qcache)})  # fmt: skip
+        qcache = work / "cache_qm9"
+        row = featurize_step(work, "qm9", ["--dataset", "qm9", *qlimit], qcache, 2, qcache)
+        rows.append({"step": "featurize QM9 (DFT geometries), cold cache", **row})
         rows += train_rows(work, "QM9", ["--dataset", "qm9"], qlimit, qcache, None, args.epochs,
                            only=(0, 2))  # fmt: skip
     notes.append(

@@ -113,6 +113,7 @@ def _train(args: argparse.Namespace, context) -> int:
         uncertainty=estimator if estimator in ("experts", "mve") else "none",
         calibration=args.calibration,
         coverage=args.interval,
+        ema_decay=args.ema,
     )
     if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
         config["variance_head"] = True
@@ -214,6 +215,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--batch-size", type=int, default=32)
     group.add_argument("--lr", type=float, default=5e-4)
     group.add_argument("--patience", type=int, default=20, help="early-stopping epochs")
+    group.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and keep a moving average of the weights, e.g. 0.999 (default 0: off)",
+    )
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     group.add_argument(

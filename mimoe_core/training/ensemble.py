@@ -29,7 +29,8 @@ from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.trained import TrainedModel
 from mimoe_core.training.metrics import compute_metrics
 from mimoe_core.training.parts import labels_of, subset
-from mimoe_core.training.trainer import TrainSettings, train, write_run_files
+from mimoe_core.training.records import write_run_files
+from mimoe_core.training.trainer import TrainSettings, train
 
 
 @dataclass

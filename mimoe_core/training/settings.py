@@ -45,6 +45,9 @@ class TrainSettings:
             (see :mod:`mimoe_core.training.transfer`); default None, a fresh model.
         freeze: with ``init_from``, ``"experts"`` or ``"gate"`` stay fixed; default
             ``"none"``.
+        ema_decay: with a value in (0, 1), e.g. 0.999, validation, the best epoch and
+            ``model.pt`` use an exponential moving average of the weights
+            (:mod:`mimoe_core.training.ema`); default 0.0, the weights themselves.
     """
 
     epochs: int = 100
@@ -66,6 +69,7 @@ class TrainSettings:
     calibration: str = "conformal"
     coverage: float = 0.9
     mve_warmup: int = 5
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -86,6 +90,8 @@ class TrainSettings:
         if self.calibration not in METHODS:
             raise ValueError(f"calibration must be one of {METHODS}, got {self.calibration!r}")
         check_coverage(self.coverage)
+        if not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
+            raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
 
 
 @dataclass

@@ -41,22 +41,22 @@ from mimoe_core.data.splits import Split
 from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.forward import prepare_batch, resolve_device, run_model
 from mimoe_core.models import create_model, load_config
-from mimoe_core.results import PredictionResult
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
 from mimoe_core.shards import ShardedDataset
 from mimoe_core.trained import (
-    LEGACY_FEATURIZATION,
     TrainedModel,
     read_payload,
     save_checkpoint,
 )
 from mimoe_core.training import distributed
 from mimoe_core.training.distributed import DistributedContext
+from mimoe_core.training.ema import WeightAverage
 from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
     compute_metrics,
 )
 from mimoe_core.training.parts import check_split, labels_of, shuffled_order, subset
+from mimoe_core.training.records import check_same_inputs, write_run_files
 from mimoe_core.training.schedule import make_scheduler, step_scheduler
 from mimoe_core.training.selection import is_better, selection_metric, selection_score
 from mimoe_core.training.settings import TrainResult, TrainSettings, TrainState
@@ -200,6 +200,8 @@ class TrainingRun:
         self.model.to(self.device)
         #: What a training step calls: the model's ``forward_batch``, through DDP if distributed.
         self.step_forward = distributed.data_parallel(self.model, context, self.device)
+        #: The weights' moving average (None unless ``settings.ema_decay`` > 0).
+        self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = opt_cls(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -284,12 +286,14 @@ class TrainingRun:
             return False
         path = self.out / run_folder.LAST
         payload = read_payload(path)
-        _check_same_inputs(payload, self.common, path)
+        check_same_inputs(payload, self.common, path)
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
         self.best_state = payload["best_state_dict"]
+        if self.ema is not None and payload.get("ema"):
+            self.ema.load_state_dict(payload["ema"])
         self.state = TrainState.from_dict(payload["train_state"])
         return True
 
@@ -351,20 +355,24 @@ class TrainingRun:
         settings, state = self.settings, self.state
         start = time.perf_counter()
         row = self.train_epoch(epoch)
-        val = distributed.gather_rows(
-            self.val_list,
-            lambda part: run_model(self.model, part, self.task, settings.batch_size, self.device),
-            self.context,
-        )
-        score = selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
+        averaged = self.ema.applied(self.model) if self.ema else contextlib.nullcontext()
+
+        def evaluate(part):
+            return run_model(self.model, part, self.task, settings.batch_size, self.device)
+
+        with averaged:  # validate, keep and checkpoint the averaged weights, if any
+            val = distributed.gather_rows(self.val_list, evaluate, self.context)
+            score = selection_score(self.task, self.metric_name, val["prediction"], self.val_labels)
+            if is_better(score, state.best, self.maximize):
+                state.best, state.best_epoch, state.bad_epochs = float(score), epoch, 0
+                self.best_state = copy.deepcopy(self.model.state_dict())
+                if self.writes:
+                    save_checkpoint(
+                        self.out / run_folder.MODEL, self.model, **self.common, epoch=epoch
+                    )
+            else:
+                state.bad_epochs += 1
         step_scheduler(self.scheduler, score, self.maximize)
-        if is_better(score, state.best, self.maximize):
-            state.best, state.best_epoch, state.bad_epochs = float(score), epoch, 0
-            self.best_state = copy.deepcopy(self.model.state_dict())
-            if self.writes:
-                save_checkpoint(self.out / run_folder.MODEL, self.model, **self.common, epoch=epoch)
-        else:
-            state.bad_epochs += 1
         row.update(
             epoch=epoch,
             **{f"val_{self.metric_name}": score},
@@ -386,6 +394,7 @@ class TrainingRun:
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else {},
             best_state_dict=self.best_state,
+            ema=self.ema.state_dict() if self.ema is not None else {},
             train_state=self.state.to_dict(),
         )
 
@@ -435,6 +444,8 @@ class TrainingRun:
             if settings.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(model)
             n = batch.num_graphs
             sums += torch.tensor([loss.item(), task_loss.item(), out.aux_loss.item(), 1.0]) * n
             usage += out.selected.double().sum(0).cpu()
@@ -531,49 +542,6 @@ class TrainingRun:
             coverage=self.settings.coverage,
         )
         write_run_files(self.out, dataset, split, metrics, history, explained)
-
-
-def write_run_files(
-    out: Path,
-    dataset: FeaturizedDataset | ShardedDataset,
-    split: Split,
-    metrics: dict,
-    history: pd.DataFrame,
-    test: PredictionResult,
-) -> None:
-    """:func:`mimoe_core.run_folder.write_run` with what a featurized dataset knows."""
-    from mimoe_core.data.table import skipped_frame
-
-    run_folder.write_run(
-        out,
-        metrics=metrics,
-        history=history,
-        split=split,
-        split_rows=[int(r) for r in dataset.rows],
-        skipped=skipped_frame(dataset.skipped),
-        test=test,
-    )
-
-
-def _check_same_inputs(payload: dict, common: dict, path: Path) -> None:
-    """Resuming on data featurized differently from the interrupted run is an error."""
-    now = {
-        "task": common["task"],
-        "targets": common["targets"],
-        "radii": [float(r) for r in common["radii"]],
-        "conformer_settings": common["conformer_settings"].to_dict(),
-        "featurization": common["featurization"],
-    }
-    before = {k: payload.get(k) for k in now}
-    before["featurization"] = {**LEGACY_FEATURIZATION, **(payload.get("featurization") or {})}
-    before["conformer_settings"] = {
-        **now["conformer_settings"],
-        **(payload.get("conformer_settings") or {}),
-    }
-    differ = [k for k in now if before[k] != now[k]]
-    if differ:
-        detail = "; ".join(f"{k}: {before[k]} then, {now[k]} now" for k in differ)
-        raise ValueError(f"cannot resume {path}: the data is featurized differently ({detail})")
 
 
 def _rate(timing: dict) -> float | None:
