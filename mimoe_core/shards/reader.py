@@ -81,8 +81,9 @@ class ShardSequence(Sequence):
 
     def shuffled_positions(self, generator: torch.Generator | None = None) -> list[int]:
         """A random order of the view's positions ``0..len-1`` that reads each shard once."""
-        where = {int(i): p for p, i in enumerate(self.indices)}
-        return [where[i] for i in self._dataset.grouped_order(self.indices, generator)]
+        order = np.asarray(self._dataset.grouped_order(self.indices, generator), dtype=np.int64)
+        sorter = np.argsort(self.indices, kind="stable")  # vectorized: no dict of millions
+        return sorter[np.searchsorted(self.indices, order, sorter=sorter)].tolist()
 
 
 class ShardedDataset:
