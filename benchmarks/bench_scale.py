@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "--parts",
         type=lambda text: text.split(","),
         default=["large", "qm9"],
-        help="comma-separated: large (steps 1-2), qm9 (step 3), standin (default large,qm9)",
+        help="comma-separated: large (steps 1-2), train (step 2 alone, on the cache and shards "
+        "of an earlier --work), qm9 (step 3), standin (default large,qm9)",
     )
     parser.add_argument(
         "--standin",
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     if "large" in args.parts:
         rows += featurize_rows(work, name, source, limit)
+    if "large" in args.parts or "train" in args.parts:  # train alone: reuse --work's cache
         rows += train_rows(
             work, name, source, limit, work / "cache_2", work / "shards", args.epochs
         )

@@ -28,9 +28,7 @@ def test_the_average_follows_its_formula_and_applied_restores_the_weights():
     assert model.weight.item() == 5.0  # its own weights are back
 
 
-def test_training_keeps_the_averaged_weights_and_resume_continues_the_average(
-    freesolv40, tmp_path
-):
+def test_training_keeps_the_averaged_weights_and_resume_continues_the_average(freesolv40, tmp_path):
     ds, split = freesolv40
     settings = quick(epochs=4, ema_decay=0.9)
     full = train(ds, split, TINY, settings, out_dir=tmp_path / "full")
