@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -223,6 +224,24 @@ def default_n_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def worker_pool(n_jobs: int):
+    """A process pool for featurization work, whose workers take SIGTERM's default action.
+
+    Leaving the pool's ``with`` block terminates the workers with SIGTERM. Under torchrun
+    the parent has a SIGTERM handler that raises (see ``training.distributed``); a worker
+    that inherited it would raise wherever the signal lands, possibly halfway through
+    sending a result, and hang the pool. Resetting it in every worker keeps termination
+    clean.
+    """
+    # fork starts workers without re-importing torch; workers use RDKit and numpy.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(n_jobs, initializer=_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _run_jobs(jobs: list, n_jobs: int, progress: bool, desc: str) -> Iterator:
     """Run ``_embed_job`` over jobs, in worker processes when it pays off.
 
@@ -236,9 +255,7 @@ def _run_jobs(jobs: list, n_jobs: int, progress: bool, desc: str) -> Iterator:
                 yield _embed_job(job)
                 bar.update()
         else:
-            # fork starts workers without re-importing torch; workers use RDKit and numpy.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            with multiprocessing.get_context(method).Pool(n_jobs) as pool:
+            with worker_pool(n_jobs) as pool:
                 for result in pool.imap_unordered(_embed_job, jobs, chunksize=4):
                     yield result
                     bar.update()
@@ -410,8 +427,7 @@ def _descriptor_chunks(jobs: list, n_jobs: int) -> Iterator[np.ndarray]:
     if n_jobs <= 1 or len(jobs) < 2:
         yield from map(_descriptor_job, jobs)
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with multiprocessing.get_context(method).Pool(min(n_jobs, len(jobs))) as pool:
+    with worker_pool(min(n_jobs, len(jobs))) as pool:
         yield from pool.imap(_descriptor_job, jobs)
 
 

@@ -1,6 +1,7 @@
 """featurize: Data fields and batching, known molecules, parallel workers, reports."""
 
 import json
+import signal
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from torch_geometric.data import Batch
 from mimoe_core import keys
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import load_dataset, read_csv
-from mimoe_core.featurization import FeaturizedDataset, featurize_dataset
+from mimoe_core.featurization import FeaturizedDataset, featurize_dataset, worker_pool
 from mimoe_core.topology import DEFAULT_RADII, DESCRIPTOR_NAMES
 
 KNOWN = [["O", "1", "0"], ["C", "2", ""], ["c1ccccc1", "", "1"]]
@@ -250,3 +251,21 @@ def test_descriptors_on_worker_processes_equal_one_process(monkeypatch):
     two, _ = featurization.make_descriptors(conformers, radii, True, None, False, n_jobs=2)
     np.testing.assert_array_equal(one, two)
     assert one.shape == (len(smiles), len(radii), len(featurization.DESCRIPTOR_NAMES))
+
+
+def _worker_takes_default_sigterm(_: int) -> bool:
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_pool_workers_do_not_inherit_a_raising_sigterm_handler():
+    """Under torchrun the parent raises on SIGTERM; the pool's own SIGTERM must just end workers."""
+
+    def raising(signum, frame):
+        raise RuntimeError("a worker ran the parent's SIGTERM handler")
+
+    previous = signal.signal(signal.SIGTERM, raising)
+    try:
+        with worker_pool(2) as pool:
+            assert all(pool.map(_worker_takes_default_sigterm, range(4)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -22,9 +22,11 @@ What ranks share, and how (the trainer uses these):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -55,6 +57,8 @@ DEFAULT_TIMEOUT = 600.0
 FEATURIZE_TIMEOUT = 7 * 24 * 3600.0
 
 _T = TypeVar("_T")
+#: prctl(2) option: the signal this process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 class RankFailure(RuntimeError):
@@ -141,7 +145,24 @@ def init_from_env(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Dis
     )
     context = current()
     signal.signal(signal.SIGTERM, _stop_on_sigterm(context))
+    _sigterm_when_launcher_dies()
     return context
+
+
+def _sigterm_when_launcher_dies() -> None:
+    """Ask Linux to send this rank SIGTERM if its parent (the torchrun launcher) dies.
+
+    torchrun stops its ranks when it is stopped itself, but a launcher killed with SIGKILL
+    (or by the OOM killer) cannot, and a rank waiting for rank 0's featurization would wait
+    for days. Elsewhere than Linux this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl in this C library
+        return
 
 
 def _stop_on_sigterm(context: DistributedContext) -> Callable[..., None]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,60 @@ def test_a_stalled_rank_fails_the_run_at_the_timeout_instead_of_hanging(shared_c
     )
     assert done.returncode != 0
     assert "did not answer within --dist-timeout" in done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_ranks_stop_when_the_launcher_is_killed(shared_cache, tmp_path):
+    """A SIGKILLed torchrun cannot stop its ranks; they must not be left running (or waiting)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", str(FAULT_ENTRY), *ARGS,
+               "--out", str(tmp_path / "orphans"), "--dist-timeout", "120"]  # fmt: skip
+    environment = {**os.environ, "MIMOE_CACHE_DIR": str(shared_cache), "OMP_NUM_THREADS": "1",
+                   "MIMOE_FAULT": "stall:1:1"}  # fmt: skip
+    launcher = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        ranks: list[int] = []
+        # Rank 1 stalls at epoch 1 for a minute; last.pt of epoch 0 means both are in training.
+        while time.monotonic() < deadline and not (tmp_path / "orphans" / "last.pt").exists():
+            ranks = _children(launcher.pid) or ranks
+            time.sleep(0.2)
+        ranks = _children(launcher.pid) or ranks
+        assert len(ranks) == 2, "torchrun did not start two ranks in time"
+        launcher.kill()
+        launcher.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in ranks):
+            time.sleep(0.2)
+        left = [pid for pid in ranks if _alive(pid)]
+    finally:
+        launcher.kill()
+        for pid in _children(launcher.pid):
+            os.kill(pid, signal.SIGKILL)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "ranks outlived their SIGKILLed launcher by 30 s"
 
 
 def _perturbed_rank(rank: int, init_file: str, perturb: bool, found: dict) -> None:
