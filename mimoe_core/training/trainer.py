@@ -441,6 +441,8 @@ class TrainingRun:
             loss = task_loss + model.balance_weight * out.aux_loss.float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if context.distributed:
+                distributed.forget_unused_gradients(model)
             if settings.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
             self.optimizer.step()

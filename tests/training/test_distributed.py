@@ -238,3 +238,14 @@ def test_a_batch_smaller_than_the_ranks_is_an_error(freesolv40, monkeypatch, cap
     assert "--batch-size 2 is split across 4 ranks" in capsys.readouterr().err
     assert main([*ARGS, "--ensemble-size", "2", "--out", "unused"]) == 2
     assert "one model per launch" in capsys.readouterr().err
+
+
+def test_forget_unused_gradients_leaves_none_where_one_process_would():
+    used, unused = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    model = torch.nn.ModuleList([used, unused])
+    touch = torch.stack([p.view(-1)[0] for p in model.parameters()]).sum()
+    (used(torch.ones(2, 3)).sum() + 0.0 * touch).backward()
+    assert unused.weight.grad is not None and not unused.weight.grad.any()
+    distributed.forget_unused_gradients(model)
+    assert unused.weight.grad is None and unused.bias.grad is None
+    assert used.weight.grad is not None and used.weight.grad.abs().sum() > 0
