@@ -172,7 +172,7 @@ def _uncertainty_choice(args: argparse.Namespace) -> str:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from mimoe_core.models import EXPERTS, VARIANTS
+    from mimoe_core.models import EXPERTS, GATES, VARIANTS
 
     group = parser.add_argument_group("model")
     group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
@@ -181,7 +181,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--variant", choices=VARIANTS, default=None, help="the model: default sparse (MI-MoE)"
     )
     group.add_argument("--top-k", type=int, default=None, help="experts per molecule (sparse)")
-    group.add_argument("--gate", choices=("mlp", "transformer"), default=None)
+    group.add_argument(
+        "--gate",
+        choices=GATES,
+        default=None,
+        help="default mlp; size (reads only the atom count) and random (a fixed hash of the "
+        "molecule) are ablations",
+    )
     group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
     group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
     group.add_argument(

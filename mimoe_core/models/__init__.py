@@ -3,7 +3,9 @@
 from mimoe_core.models._common import Expert, cosine_cutoff
 from mimoe_core.models.gate import (
     MLPGate,
+    RandomGate,
     Routing,
+    SizeGate,
     TransformerGate,
     load_balancing_loss,
     top_k_routing,
@@ -17,6 +19,7 @@ from mimoe_core.models.radius_graph import (
 from mimoe_core.models.registry import (
     DEFAULT_CONFIG,
     EXPERTS,
+    GATES,
     bundled_configs,
     config_radii,
     create_model,
@@ -27,13 +30,16 @@ from mimoe_core.models.registry import (
 __all__ = [
     "DEFAULT_CONFIG",
     "EXPERTS",
+    "GATES",
     "VARIANTS",
     "Expert",
     "ExpertGraph",
     "MIMoE",
     "MLPGate",
     "MoEOutput",
+    "RandomGate",
     "Routing",
+    "SizeGate",
     "TransformerGate",
     "bundled_configs",
     "config_radii",

@@ -192,8 +192,11 @@ class Gate(nn.Module):
         """[B, T, D] trajectory -> [B, features]."""
         raise NotImplementedError
 
-    def forward(self, topo: Tensor) -> Tensor:
-        """Logits [B, K] for trajectories ``topo`` [B, T, D]."""
+    def forward(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """Logits [B, K] for trajectories ``topo`` [B, T, D].
+
+        ``num_atoms`` [B] is what :class:`SizeGate` reads instead; the topology gates ignore it.
+        """
         feat = self.encode(topo)
         logits = self.to_logits(feat)
         if self.noise_scale is not None and self.training:
@@ -293,3 +296,88 @@ class TransformerGate(Gate):
             f"d_model={self.d_model}, num_heads={self.num_heads}, "
             f"num_layers={self.num_layers}, noisy={self.noisy}"
         )
+
+
+class SizeGate(Gate):
+    """An ablation: a gate that reads only the number of atoms, not the topology.
+
+    Features log(n), sqrt(n)/4 and n/32 of the atom count n go through an MLP with SiLU to K
+    logits; Top-k, softmax and the balancing loss are those of the topology gates. If this
+    gate routes as well as :class:`MLPGate`, the topology gate is only reading size.
+
+    Args:
+        hidden_channels: width of the hidden layers, default 64.
+        **shared: ``num_descriptors``, ``num_experts``, ``num_layers``, ``dropout``,
+            ``noisy`` (see :class:`Gate`).
+    """
+
+    def __init__(self, hidden_channels: int = 64, **shared: Unpack[GateArgs]) -> None:
+        super().__init__(hidden_channels, **shared)
+        self.hidden_channels = int(hidden_channels)
+        layers: list[nn.Module] = []
+        width = 3
+        for _ in range(self.num_layers):
+            layers += [nn.Linear(width, hidden_channels), nn.SiLU(), nn.Dropout(self.dropout)]
+            width = hidden_channels
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """Logits [B, K] from ``num_atoms`` [B] alone (``topo`` only gives the dtype)."""
+        if num_atoms is None:
+            raise ValueError("SizeGate needs the number of atoms of every molecule")
+        n = num_atoms.to(topo.dtype).clamp(min=1).unsqueeze(-1)
+        feat = self.mlp(torch.cat([n.log(), n.sqrt() / 4, n / 32], dim=-1))
+        logits = self.to_logits(feat)
+        if self.noise_scale is not None and self.training:
+            logits = logits + torch.randn_like(logits) * F.softplus(self.noise_scale(feat))
+        return logits
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return (
+            f"reads=num_atoms, K={self.num_experts}, hidden_channels={self.hidden_channels}, "
+            f"num_layers={self.num_layers}"
+        )
+
+
+class RandomGate(Gate):
+    """An ablation: routing by a fixed pseudo-random hash of the molecule, learning nothing.
+
+    Each molecule's descriptor trajectory, quantized to 1e-3 (so that round-off does not
+    change it between devices), is hashed with integer arithmetic to one number in [0, 1)
+    per expert; the logits are those numbers times 1e-3. Top-k then picks k experts that
+    have nothing to do with the molecule's structure, the same ones in every epoch and at
+    prediction time, each with weight 1/k (to within 1e-4). The gate has no parameters.
+
+    Args:
+        seed: chooses the hash, default 0.
+        **shared: ``num_descriptors``, ``num_experts`` (see :class:`Gate`); the others are
+            accepted and unused.
+    """
+
+    #: 2**31 - 1, a prime: every hash step stays inside int64 without overflow.
+    _PRIME = 2_147_483_647
+
+    def __init__(self, seed: int = 0, **shared: Unpack[GateArgs]) -> None:
+        super().__init__(1, **shared)
+        del self.to_logits
+        self.noise_scale = None
+        self.seed = int(seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.register_buffer(
+            "multipliers", torch.randint(1, self._PRIME, (2, self.num_experts), generator=gen)
+        )
+
+    def forward(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """Logits [B, K]: 1e-3 times a hash in [0, 1) of each molecule's quantized ``topo``."""
+        codes = torch.round(topo.detach().double().flatten(1) * 1000).long() % self._PRIME
+        h = torch.zeros(topo.size(0), dtype=torch.long, device=topo.device)
+        for column in codes.unbind(dim=1):  # Horner's rule modulo the prime
+            h = (h * 1_000_003 + column) % self._PRIME
+        mult, shift = self.multipliers[0], self.multipliers[1]
+        per_expert = (h.unsqueeze(-1) * mult + shift) % self._PRIME
+        return (per_expert.to(topo.dtype) / self._PRIME) * 1e-3
+
+    def extra_repr(self) -> str:
+        """Key settings shown by ``repr``."""
+        return f"reads=hash of the molecule, K={self.num_experts}, seed={self.seed}"

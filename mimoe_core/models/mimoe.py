@@ -159,10 +159,13 @@ class MIMoE(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def route(self, topo: Tensor | None, num_graphs: int, like: Tensor) -> tuple:
+    def route(
+        self, topo: Tensor | None, num_graphs: int, like: Tensor, num_atoms: Tensor | None = None
+    ) -> tuple:
         """Gate logits (``None`` without a gate) and the :class:`Routing` of a batch.
 
         Without a gate (``one_expert``, ``plain``) every molecule goes to the one expert, weight 1.
+        ``num_atoms`` [B] is passed on to the gate (the size-only ablation reads it).
         """
         if self.gate is None:
             ones = torch.ones(num_graphs, 1, dtype=like.dtype, device=like.device)
@@ -171,7 +174,7 @@ class MIMoE(nn.Module):
             raise ValueError(f"variant={self.variant!r} needs the descriptor trajectory topo")
         if topo.size(0) != num_graphs:
             raise ValueError(f"topo has {topo.size(0)} molecules, the batch {num_graphs}")
-        logits = self.gate(topo.to(like.dtype))
+        logits = self.gate(topo.to(like.dtype), num_atoms)
         return logits, top_k_routing(logits, self.top_k, self.temperature)
 
     def forward(
@@ -252,7 +255,8 @@ class MIMoE(nn.Module):
         if batch is None:
             batch = torch.zeros(z.numel(), dtype=torch.long, device=z.device)
         num = num_graphs_of(batch, num_graphs)
-        logits, routing = self.route(topo, num, pos)
+        num_atoms = torch.bincount(batch, minlength=num) if self.gate is not None else None
+        logits, routing = self.route(topo, num, pos, num_atoms)
         selected = routing.selected
         # One neighbour search at the largest cutoff serves every expert.
         full = radius_graph(pos, batch, self.cutoffs[-1])

@@ -18,7 +18,7 @@ import yaml
 
 from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
-from mimoe_core.models.gate import Gate, MLPGate, TransformerGate
+from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
 from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE
 
 #: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
@@ -30,7 +30,8 @@ EXPERTS: dict[str, str] = {
     "et": "mimoe_core.models.et:EquivariantTransformerExpert",
 }
 
-GATES = ("mlp", "transformer")
+#: "size" (reads only the atom count) and "random" (a fixed hash) are ablations.
+GATES = ("mlp", "transformer", "size", "random")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -47,7 +48,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "variance_head": False,
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},
-    # name: mlp | transformer; the other keys are that gate's keyword arguments.
+    # name: mlp | transformer (or the ablations size | random); the other keys are that
+    # gate's keyword arguments.
     "gate": {"name": "mlp", "noisy": False},
     # The filtration grid the gate reads; must match the featurization's grid.
     "radii": {"start": 1.0, "stop": 5.0, "step": 0.1},
@@ -170,8 +172,13 @@ def _make_gate(config: Mapping[str, Any], num_experts: int) -> Gate:
     radii = config_radii(config)
     common = {"num_descriptors": int(config["num_descriptors"]), "num_experts": num_experts}
     try:
-        if config["gate"]["name"] == "mlp":
+        name = config["gate"]["name"]
+        if name == "mlp":
             return MLPGate(num_radii=len(radii), **common, **kwargs)
+        if name == "size":
+            return SizeGate(**common, **kwargs)
+        if name == "random":
+            return RandomGate(**common, **kwargs)
         return TransformerGate(radii=radii.tolist(), **common, **kwargs)
     except TypeError as err:
         raise ValueError(f"bad gate settings {dict(config['gate'])}: {err}") from None

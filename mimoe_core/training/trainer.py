@@ -481,6 +481,7 @@ class TrainingRun:
             "model": {
                 **{k: model.config[k] for k in ("backbone", "variant", "top_k")},
                 "cutoffs": [float(c) for c in model.cutoffs],
+                "gate": model.config["gate"]["name"] if model.gate is not None else None,
             },
             "settings": asdict(settings),
             "world_size": self.context.world_size,

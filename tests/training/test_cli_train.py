@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from rdkit import Chem
 
 from mimoe_core.cli import main
 
@@ -45,6 +46,24 @@ def test_train_then_predict(train_csv, write_csv, tmp_path, capsys):
     assert [c for c in frame.columns if c.startswith("alpha_")] == [f"alpha_{e}" for e in
                                                                      range(1, 6)]  # fmt: skip
     assert (frame.loc[[0, 2], [f"alpha_{e}" for e in range(1, 6)]].gt(0).sum(axis=1) == 1).all()
+
+
+@pytest.mark.parametrize("gate", ["size", "random"])
+def test_the_ablation_gates_train_save_and_predict(gate, train_csv, tmp_path):
+    run = tmp_path / gate
+    assert main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out", str(run),
+                 "--gate", gate, *TINY]) == 0  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["gate"] == gate
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(run), "--data", str(train_csv), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    alpha = pd.read_csv(out)[[f"alpha_{e}" for e in range(1, 6)]]
+    assert (alpha.gt(0).sum(axis=1) == 2).all()
+    if gate == "size":  # molecules with as many atoms (H included) are routed alike
+        sizes = [Chem.AddHs(Chem.MolFromSmiles(s)).GetNumAtoms() for s in SMILES]
+        groups = alpha.round(6).groupby(sizes).nunique()
+        assert (groups == 1).all().all() and len(set(sizes)) < len(SMILES)
 
 
 def test_train_errors_name_the_problem(train_csv, tmp_path, capsys):
