@@ -33,7 +33,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GATES = ("mlp", "size", "random")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dataset(name: str):
     from mimoe_core.data import load_dataset
     from mimoe_core.featurization import featurize
@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
     parser.add_argument("--work", type=Path, default=ROOT / ".bench_gate_ablation")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/gate_ablation_cpu.md")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks/results/gate_ablation_cpu.md"
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
@@ -172,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             futures[future].write_text(json.dumps(row))
             print(f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
                   f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
-    rows = [json.loads(p.read_text()) for p in sorted(args.work.glob(f"*_e{args.epochs}_h{args.hidden}.json"))]
+    rows = [
+        json.loads(p.read_text())
+        for p in sorted(args.work.glob(f"*_e{args.epochs}_h{args.hidden}.json"))
+    ]
     runs = pd.DataFrame(rows)
     runs = runs[runs.dataset.isin(datasets) & (runs.split < args.splits)]
     runs["gate"] = pd.Categorical(runs.gate, GATES, ordered=True)

@@ -234,9 +234,28 @@ def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
     return result
 
 
-def rank_slice(chosen: Sequence[_T], context: DistributedContext) -> list[_T]:
-    """This rank's molecules of a global batch: every ``world_size``-th, from ``rank``."""
-    return list(chosen[context.rank :: context.world_size])
+def rank_slice(
+    chosen: Sequence[_T], context: DistributedContext, sizes: Sequence[int] | None = None
+) -> list[_T]:
+    """This rank's molecules of a global batch.
+
+    Without ``sizes``: every ``world_size``-th, from ``rank``. With ``sizes`` (the atom count
+    of each molecule), the ranks get equal numbers of molecules (to within one) and nearly
+    equal numbers of atoms: the molecules are dealt largest first in snake order (0, 1, ...,
+    W-1, W-1, ..., 0). Every step waits for the slowest rank, so balanced work is time saved.
+    The result depends only on ``chosen`` and ``sizes``, so every rank computes the same
+    partition.
+    """
+    world, rank = context.world_size, context.rank
+    if sizes is None or world == 1:
+        return list(chosen[rank::world])
+    if len(sizes) != len(chosen):
+        raise ValueError(f"{len(sizes)} sizes for {len(chosen)} molecules")
+    largest_first = np.argsort(-np.asarray(sizes), kind="stable")
+    turn = np.arange(len(chosen)) % (2 * world)
+    owner = np.where(turn < world, turn, 2 * world - 1 - turn)
+    mine = np.sort(largest_first[owner == rank])
+    return [chosen[i] for i in mine]
 
 
 def _blocks(n: int, world_size: int) -> list[slice]:

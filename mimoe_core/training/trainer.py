@@ -420,7 +420,10 @@ class TrainingRun:
             chosen = order[start : start + settings.batch_size]
             if len(chosen) < context.world_size:
                 break
-            chosen = [train_list[i] for i in distributed.rank_slice(chosen, context)]
+            if context.distributed:
+                sizes = [train_list[i].num_nodes for i in chosen]
+                chosen = distributed.rank_slice(chosen, context, sizes)
+            chosen = [train_list[i] for i in chosen]
             batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                 out = self.step_forward(batch)
