@@ -63,6 +63,12 @@ def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobs", type=int, default=None, help="worker processes (default: all)")
     group.add_argument("--cache-dir", type=Path, default=None, help="default $MIMOE_CACHE_DIR")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    group.add_argument(
+        "--retry-timeouts",
+        action="store_true",
+        help="embed again the molecules whose embedding timed out on an earlier run (the "
+        "cache remembers timeouts and skips them otherwise)",
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -121,4 +127,5 @@ def _featurize_input(args: argparse.Namespace, radii=None):
         use_cache=not args.no_cache,
         n_jobs=args.jobs,
         progress=not args.quiet,
+        retry_timeouts=args.retry_timeouts,
     )

@@ -69,6 +69,7 @@ def _featurize_to_shards(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         n_jobs=args.jobs,
         progress=not args.quiet,
+        retry_timeouts=args.retry_timeouts,
     )
     dataset.write_report(args.out)
     if len(dataset) >= 3:
@@ -147,6 +148,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         progress=not args.quiet,
+        retry_timeouts=args.retry_timeouts,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.to_frame().to_csv(args.out, index=False)
@@ -170,6 +172,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         progress=not args.quiet,
+        retry_timeouts=args.retry_timeouts,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.save(args.out)
@@ -201,6 +204,11 @@ def _add_trained_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--retry-timeouts",
+        action="store_true",
+        help="embed again the molecules whose embedding timed out on an earlier run",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,9 +44,10 @@ class MoleculeRejected(ValueError):
 
 
 class EmbeddingTimeout(MoleculeRejected):
-    """Embedding ran out of time: reported for this run, never cached as a failure.
+    """Embedding ran out of time: cached apart from other failures.
 
-    A timeout says more about the machine (slow, busy) than about the molecule.
+    A timeout may say more about the machine (slow, busy) than about the molecule, so the
+    cache marks it and ``retry_timeouts=True`` (``--retry-timeouts``) computes it again.
     """
 
 
@@ -290,8 +291,8 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
         mol.RemoveAllConformers()
     if timed_out:
         raise EmbeddingTimeout(
-            f"3D embedding timed out (over {EMBED_TIMEOUT_S} s); a timeout is not cached, "
-            "so the molecule is retried on the next run"
+            f"3D embedding timed out (over {EMBED_TIMEOUT_S} s); the cache remembers it, and "
+            "--retry-timeouts (retry_timeouts=True) tries it again"
         )
     raise MoleculeRejected("3D embedding failed (ETKDGv3, then from random coordinates)")
 

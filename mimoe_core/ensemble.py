@@ -120,7 +120,7 @@ class Ensemble:
             inputs: as for :meth:`TrainedModel.predict <mimoe_core.trained.TrainedModel.predict>`.
             coverage: nominal coverage of the intervals, in (0, 1), default 0.9.
             **options: :class:`~mimoe_core.trained.PredictOptions` (``smiles_col``,
-                ``batch_size``, ``device``, ``progress``, ``n_jobs``).
+                ``batch_size``, ``device``, ``progress``, ``n_jobs``, ``retry_timeouts``).
 
         Returns:
             A :class:`PredictionResult` with ``std`` (and ``lower``/``upper`` for regression

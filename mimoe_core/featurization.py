@@ -169,8 +169,8 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\b\d+\b", "N", reason).split(":")[0].split(";")[0]
 
 
-class _NotCached(str):
-    """A skip reason that holds for this run only (a timeout): reported, never cached."""
+class _TimedOut(str):
+    """The skip reason of a timeout: cached with ``timed_out``, so it can be retried."""
 
     __slots__ = ()
 
@@ -180,7 +180,7 @@ def _embed_job(job: tuple[int, str, ConformerSettings, bool]) -> tuple[int, Conf
     try:
         return index, embed_smiles(smiles, settings, polymer)
     except EmbeddingTimeout as err:
-        return index, _NotCached(err)
+        return index, _TimedOut(err)
     except MoleculeRejected as err:
         return index, str(err)
     except (ValueError, RuntimeError) as err:
@@ -293,8 +293,12 @@ def make_conformers(
     n_jobs: int,
     progress: bool,
     drop_duplicates: bool,
+    retry_timeouts: bool = False,
 ) -> tuple[dict[int, Conformer], list[SkipRecord], dict]:
     """Conformers for every table entry, from the cache or computed; plus the skips.
+
+    Failures are cached like results; a cached timeout is computed again only with
+    ``retry_timeouts``.
 
     Each SMILES is prepared here first (parsed, capped, its fragment chosen) so duplicates
     are found on the structure that is embedded: with ``drop_duplicates`` the first row of
@@ -342,6 +346,8 @@ def make_conformers(
         waiting.setdefault(key, []).append(i)
 
     found = cache.get_many(jobs_by_key) if cache is not None else {}
+    if retry_timeouts:
+        found = {key: entry for key, entry in found.items() if not entry[1].get("timed_out")}
     misses = [key for key in jobs_by_key if key not in found]
     results: dict[str, Conformer | str] = {
         key: _conformer_from_entry(*entry) for key, entry in found.items()
@@ -353,8 +359,9 @@ def make_conformers(
         results[key] = outcome
         if isinstance(outcome, Conformer):
             writer.add((key, *_conformer_entry(outcome)))
-        elif not isinstance(outcome, _NotCached):
-            writer.add((key, {}, {"ok": False, "reason": outcome}))
+        else:
+            timed_out = isinstance(outcome, _TimedOut)
+            writer.add((key, {}, {"ok": False, "reason": outcome, "timed_out": timed_out}))
     writer.flush()
 
     for key, positions in waiting.items():
@@ -479,6 +486,7 @@ def featurize(
     n_jobs: int | None = None,
     progress: bool = True,
     drop_duplicates: bool = True,
+    retry_timeouts: bool = False,
 ) -> FeaturizedDataset:
     """Make one PyG ``Data`` per molecule: conformer, labels and descriptor trajectory.
 
@@ -496,6 +504,8 @@ def featurize(
             fragment choice and polymer capping) appeared in an earlier row (for training;
             prediction keeps every row). The reason names the kept row and says when the
             labels differ.
+        retry_timeouts: Embed again the molecules whose embedding timed out on an earlier
+            run (the cache remembers timeouts; without this they are skipped as before).
 
     Returns:
         A :class:`FeaturizedDataset`; ``table.n_rows == len(result) + len(result.skipped)``.
@@ -509,7 +519,7 @@ def featurize(
         cache = ArrayCache(Path(cache_dir or default_cache_dir()) / CACHE_FILE, "features")
     try:
         conformers, skipped, stats = make_conformers(
-            table, settings, cache, n_jobs, progress, drop_duplicates
+            table, settings, cache, n_jobs, progress, drop_duplicates, retry_timeouts
         )
         kept = np.array(sorted(conformers), dtype=np.int64)
         confs = [conformers[i] for i in kept]

@@ -145,6 +145,7 @@ class PredictOptions(TypedDict, total=False):
     device: str
     progress: bool
     n_jobs: int | None
+    retry_timeouts: bool
 
 
 @dataclass
@@ -253,6 +254,7 @@ class TrainedModel:
         progress: bool = False,
         n_jobs: int | None = None,
         coverage: float = 0.9,
+        retry_timeouts: bool = False,
     ) -> PredictionResult:
         """Featurize molecules as in training, predict them and explain each by its routing.
 
@@ -273,6 +275,8 @@ class TrainedModel:
             n_jobs: conformer worker processes (default: all cores).
             coverage: the interval's coverage when the model has a :attr:`calibration`,
                 default 0.9.
+            retry_timeouts: embed again molecules whose embedding timed out on an earlier
+                run (remembered by the cache), default False.
 
         Returns:
             A :class:`~mimoe_core.results.PredictionResult`.
@@ -284,6 +288,7 @@ class TrainedModel:
             device=device,
             progress=progress,
             n_jobs=n_jobs,
+            retry_timeouts=retry_timeouts,
         )
         return self.explain(data_list, **placed, coverage=coverage)
 
@@ -308,7 +313,7 @@ class TrainedModel:
         Args:
             inputs: as for :meth:`predict`.
             **options: :meth:`predict`'s options (:class:`PredictOptions`: ``smiles_col``,
-                ``batch_size``, ``device``, ``progress``, ``n_jobs``).
+                ``batch_size``, ``device``, ``progress``, ``n_jobs``, ``retry_timeouts``).
 
         Returns:
             A :class:`~mimoe_core.results.EmbeddingResult`.
@@ -330,6 +335,7 @@ class TrainedModel:
             options.get("smiles_col", "smiles"),
             options.get("progress", False),
             options.get("n_jobs"),
+            options.get("retry_timeouts", False),
         )
         placed = {
             "batch_size": options.get("batch_size", 64),
@@ -345,6 +351,7 @@ class TrainedModel:
         smiles_col: str,
         progress: bool,
         n_jobs: int | None,
+        retry_timeouts: bool = False,
     ) -> tuple[MoleculeTable, Any]:
         """The input table and its featurized dataset, with this model's settings replayed."""
         from mimoe_core.featurization import DESCRIPTOR_VERSION, featurize
@@ -365,6 +372,7 @@ class TrainedModel:
             progress=progress,
             n_jobs=n_jobs,
             drop_duplicates=False,
+            retry_timeouts=retry_timeouts,
         )
         return table, ds
 
@@ -443,6 +451,8 @@ class TrainedModel:
             with_labels: keep the molecules' labels (``data.y``) in ``labels``.
             coverage: the interval's coverage when the model has a :attr:`calibration`,
                 default 0.9.
+            retry_timeouts: embed again molecules whose embedding timed out on an earlier
+                run (remembered by the cache), default False.
 
         Returns:
             A :class:`PredictionResult` with structures (atomic numbers and coordinates),

@@ -93,6 +93,21 @@ def test_featurize_options_reach_the_settings(write_csv, tmp_path, capsys):
     assert json.loads((out / "splits.json").read_text())["method"] == "random"
 
 
+@pytest.mark.parametrize("flag", [[], ["--retry-timeouts"]])
+def test_retry_timeouts_reaches_featurization(flag, write_csv, tmp_path, monkeypatch, capsys):
+    from mimoe_core import featurization
+
+    real, seen = featurization.featurize, []
+
+    def recording(table, *args, **kwargs):
+        seen.append(kwargs["retry_timeouts"])
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(featurization, "featurize", recording)
+    assert _featurize(write_csv(ROWS, header=HEADER), tmp_path / "out", "--no-cache", *flag) == 0
+    assert seen == [bool(flag)]
+
+
 def test_featurize_a_bundled_dataset(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["featurize", "--dataset", "freesolv", "--limit", "4", "--out", str(out), "--quiet",

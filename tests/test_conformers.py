@@ -302,4 +302,4 @@ def test_embedding_timeout_is_its_own_rejection(monkeypatch):
     with pytest.raises(conformers.EmbeddingTimeout, match="timed out") as err:
         embed_smiles("CCO")
     assert isinstance(err.value, MoleculeRejected)
-    assert "retried" in str(err.value)
+    assert "--retry-timeouts" in str(err.value)

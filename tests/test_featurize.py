@@ -200,7 +200,9 @@ def test_old_cache_entries_without_convergence_stay_readable():
     assert conf.converged is None and conf.z.tolist() == [8, 1, 1]
 
 
-def test_embedding_timeout_is_reported_but_not_cached(monkeypatch, write_csv, quick_featurize):
+def test_embedding_timeout_is_cached_apart_and_retried_on_request(
+    monkeypatch, write_csv, quick_featurize
+):
     import itertools
 
     from rdkit.Chem import rdDistGeom
@@ -225,17 +227,23 @@ def test_embedding_timeout_is_reported_but_not_cached(monkeypatch, write_csv, qu
         first = quick_featurize(table)
     reasons = {s.row: s.reason for s in first.skipped}
     assert set(reasons) == {1, 2}
-    assert "timed out" in reasons[1] and "retried" in reasons[1]
+    assert "timed out" in reasons[1] and "--retry-timeouts" in reasons[1]
     assert "timed out" in reasons[2]
 
-    # a quiet machine: the next run retries the molecules that timed out
+    # the next run reads the timeouts from the cache: nothing is embedded again
     second = quick_featurize(table)
-    assert second.smiles[:2] == ["CCO", "CCN"]
-    assert second.stats["conformer_cache_hits"] == 1  # only CCO was cached
-    assert second.stats["conformers_computed"] == 2
-    assert "3D embedding failed" in second.skipped[0].reason  # a real failure...
-    third = quick_featurize(table)
-    assert third.stats["conformers_computed"] == 0  # ...is cached, like every result
+    assert second.stats["conformer_cache_hits"] == 3
+    assert second.stats["conformers_computed"] == 0
+    assert {s.row: s.reason for s in second.skipped} == reasons
+    # on request, a quiet machine embeds again the molecules that timed out, and only those
+    third = quick_featurize(table, retry_timeouts=True)
+    assert third.smiles[:2] == ["CCO", "CCN"]
+    assert third.stats["conformer_cache_hits"] == 1  # CCO
+    assert third.stats["conformers_computed"] == 2
+    assert "3D embedding failed" in third.skipped[0].reason  # a real failure, now cached...
+    fourth = quick_featurize(table, retry_timeouts=True)
+    assert fourth.stats["conformers_computed"] == 0  # ...like every result
+    assert len(fourth) == 2
 
 
 def test_descriptors_on_worker_processes_equal_one_process(monkeypatch):

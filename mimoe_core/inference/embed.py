@@ -34,7 +34,8 @@ def embed(
             ``.sdf`` file (its 3D coordinates are used), or a :class:`MoleculeTable`.
         **options: those of :meth:`TrainedModel.predict
             <mimoe_core.trained.TrainedModel.predict>` (:class:`~mimoe_core.trained.PredictOptions`:
-            ``smiles_col``, ``batch_size``, ``device``, ``progress``, ``n_jobs``).
+            ``smiles_col``, ``batch_size``, ``device``, ``progress``, ``n_jobs``,
+            ``retry_timeouts``).
 
     Returns:
         A :class:`~mimoe_core.results.EmbeddingResult` (``save`` it as ``.npz`` or ``.csv``).

@@ -52,7 +52,8 @@ def predict(
             has an uncertainty, none otherwise.
         **options: those of :meth:`TrainedModel.predict
             <mimoe_core.trained.TrainedModel.predict>` (:class:`~mimoe_core.trained.PredictOptions`:
-            ``smiles_col``, ``batch_size``, ``device``, ``progress``, ``n_jobs``).
+            ``smiles_col``, ``batch_size``, ``device``, ``progress``, ``n_jobs``,
+            ``retry_timeouts``).
 
     Returns:
         A :class:`~mimoe_core.results.PredictionResult`.

@@ -185,6 +185,7 @@ def write_shards(
     n_jobs: int | None = None,
     progress: bool = True,
     drop_duplicates: bool = True,
+    retry_timeouts: bool = False,
 ) -> ShardedDataset:
     """Featurize ``table`` chunk by chunk into shard files; resume a folder written before.
 
@@ -214,6 +215,8 @@ def write_shards(
             without bars, which would otherwise print two fresh bars per shard.
         drop_duplicates: Skip later rows whose embedded structure appeared before (default
             True; see :func:`~mimoe_core.featurization.featurize`).
+        retry_timeouts: Embed again molecules whose embedding timed out on an earlier run,
+            in the shards still to write (finished shards are kept as they are).
 
     Returns:
         The :class:`ShardedDataset` of the folder; ``table.n_rows == len(result) +
@@ -304,6 +307,7 @@ def write_shards(
                 n_jobs=n_jobs,
                 progress=False,
                 drop_duplicates=drop_duplicates,
+                retry_timeouts=retry_timeouts,
             )
             skipped = sorted(chunk.skipped + dup_skips, key=lambda s: s.row)
             shard = _encode_shard(chunk.data_list, len(table.target_names), len(radii))
