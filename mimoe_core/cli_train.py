@@ -65,16 +65,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, context) -> int:
     from mimoe_core.data import make_split
     from mimoe_core.training import TrainSettings, train, train_ensemble
-    from mimoe_core.training.distributed import main_first
+    from mimoe_core.training.distributed import check_batch_size, main_first
 
     estimator = _uncertainty_choice(args)
     if context.distributed and estimator.startswith("ensemble"):
         raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
-    if args.batch_size < context.world_size:
-        raise ValueError(
-            f"--batch-size {args.batch_size} is split across {context.world_size} ranks: "
-            "it must be at least the number of ranks"
-        )
+    # Checked before featurizing (which may take hours), not only when training starts.
+    check_batch_size(args.batch_size, context, name="--batch-size")
     args.quiet = args.quiet or not context.is_main
     config = model_config_from_args(args)
     if args.shards:

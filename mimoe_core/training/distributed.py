@@ -39,6 +39,7 @@ __all__ = [
     "DistributedContext",
     "RankFailure",
     "all_sum",
+    "check_batch_size",
     "current",
     "data_parallel",
     "forget_unused_gradients",
@@ -232,6 +233,21 @@ def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
         result = work()
     dist.destroy_process_group(waiting)
     return result
+
+
+def check_batch_size(
+    batch_size: int, context: DistributedContext, name: str = "batch size"
+) -> None:
+    """A global batch is split across the ranks, so it needs at least one molecule per rank.
+
+    Raises:
+        ValueError: ``batch_size`` is below ``context.world_size``.
+    """
+    if batch_size < context.world_size:
+        raise ValueError(
+            f"{name} {batch_size} is split across {context.world_size} ranks: it must be at "
+            "least the number of ranks"
+        )
 
 
 def rank_slice(

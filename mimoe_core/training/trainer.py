@@ -152,11 +152,7 @@ class TrainingRun:
     ) -> None:
         self.settings = settings = settings or TrainSettings()
         self.context = context = context or distributed.current()
-        if settings.batch_size < context.world_size:
-            raise ValueError(
-                f"the batch size ({settings.batch_size}) is split across {context.world_size} "
-                "ranks: it must be at least the number of ranks"
-            )
+        distributed.check_batch_size(settings.batch_size, context)
         self.dataset, self.split = dataset, split
         self.task, self.targets = dataset.table.task, list(dataset.table.target_names)
         if not self.targets:
