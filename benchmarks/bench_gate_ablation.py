@@ -26,19 +26,17 @@ each on one thread. Writes ``--out`` (default ``benchmarks/results/gate_ablation
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
 from functools import cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _parallel_runs import results, run_pending
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,34 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     datasets = args.datasets.split(",")
     for name in datasets:  # featurize once here; the workers read the warm cache
         _dataset(name)
-    todo = []
-    for name in datasets:
-        for s in range(args.splits):
-            for gate in GATES:
-                done = args.work / f"{name}_{s}_{gate}_e{args.epochs}_h{args.hidden}.json"
-                if not done.exists():
-                    todo.append((done, (name, s, gate, args.epochs, args.hidden)))
-    print(f"{len(todo)} runs to do ({args.jobs} at a time)", flush=True)
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, *job): done for done, job in todo}
-        for future in as_completed(futures):
-            row = future.result()
-            futures[future].write_text(json.dumps(row))
-            print(f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
-                  f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
-    rows = [
-        json.loads(p.read_text())
-        for p in sorted(args.work.glob(f"*_e{args.epochs}_h{args.hidden}.json"))
-    ]
-    runs = pd.DataFrame(rows)
-    runs = runs[runs.dataset.isin(datasets) & (runs.split < args.splits)]
-    runs["gate"] = pd.Categorical(runs.gate, GATES, ordered=True)
-    runs["dataset"] = pd.Categorical(runs.dataset, datasets, ordered=True)
-    runs = runs.sort_values(["dataset", "gate", "split"]).astype({"gate": str, "dataset": str})
+    runs = [
+        (args.work / f"{name}_{s}_{gate}_e{args.epochs}_h{args.hidden}.json", run_one,
+         (name, s, gate, args.epochs, args.hidden))
+        for name in datasets for s in range(args.splits) for gate in GATES
+    ]  # fmt: skip
+    run_pending(runs, args.jobs, lambda row: (
+        f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
+        f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
+    table = pd.DataFrame(results(runs))
+    table["gate"] = pd.Categorical(table.gate, GATES, ordered=True)
+    table["dataset"] = pd.Categorical(table.dataset, datasets, ordered=True)
+    table = table.sort_values(["dataset", "gate", "split"]).astype({"gate": str, "dataset": str})
     command = "python benchmarks/bench_gate_ablation.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
-    text = render(runs.reset_index(drop=True), command.strip(), [])
+    text = render(table.reset_index(drop=True), command.strip(), [])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

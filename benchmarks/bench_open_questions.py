@@ -1,0 +1,178 @@
+"""The paper's open questions, measured: which gate for which backbone (question 4).
+
+Issue 18 asks four questions; this script measures the ones whose options exist:
+
+- **Q4, gate x backbone**: MI-MoE sparse k=2 of 5 with the ``mlp`` and ``transformer`` gates
+  on SchNet and PaiNN experts, on FreeSolv (RMSE) and BACE (ROC-AUC), on the same scaffold
+  splits (``scaffold_balanced``, seeds 0..S-1; the split seed is the run seed), CLI defaults
+  otherwise (width 128, 100 epochs, patience 20, batch 32).
+
+Questions 1-3 (``--learnable-cutoffs``, ``--conformers M``, ``--shared-trunk``) are not
+implemented yet; the report says so. Mean ± sample std (ddof=1) over the splits, and the
+paired difference between the gates per backbone and split.
+
+    python benchmarks/bench_open_questions.py --datasets freesolv     # ~30 min on 2 cores
+    python benchmarks/bench_open_questions.py --datasets freesolv --splits 2 --epochs 2 \\
+        --work /tmp/oq --out /tmp/oq.md                               # smoke
+
+Runs go to ``--work`` (one JSON per finished run; a rerun skips them). ``--jobs`` trainings
+run at once, one thread each. Writes ``--out`` (default
+``benchmarks/results/open_questions_cpu.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from _parallel_runs import results, run_pending
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKBONES = ("schnet", "painn")
+GATES = ("mlp", "transformer")
+METRIC = {"freesolv": "rmse", "bace": "roc_auc"}
+
+
+@cache
+def _dataset(name: str):
+    from mimoe_core.data import load_dataset
+    from mimoe_core.featurization import featurize
+
+    return featurize(load_dataset(name), progress=False)
+
+
+def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
+    """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process."""
+    import torch
+
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings, train
+
+    torch.set_num_threads(1)
+    ds = _dataset(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
+    config = {"backbone": backbone, "variant": "sparse", "top_k": 2, "gate": {"name": gate}}
+    settings = TrainSettings(epochs=epochs, seed=split_seed, progress=False, device="cpu")
+    start = time.perf_counter()
+    result = train(ds, split, config, settings)
+    metric = METRIC[name]
+    return {
+        "question": "gate_backbone",
+        "dataset": name,
+        "split": split_seed,
+        "backbone": backbone,
+        "gate": gate,
+        "metric": metric,
+        "test": float(result.metrics["test"][metric]),
+        "val": float(result.metrics["val"][metric]),
+        "best_epoch": int(result.metrics["best_epoch"]),
+        "epochs_run": int(result.metrics["epochs_run"]),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _mean_std(values: pd.Series) -> str:
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else (
+        f"{values.mean():.3f}")  # fmt: skip
+
+
+def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
+    """Q4's tables: metric per (dataset, backbone, gate), and the paired gate difference."""
+    lines = [
+        "## Q4: which gate for which backbone",
+        "",
+        "| dataset | metric | backbone | mlp gate | transformer gate | transformer - mlp, "
+        "paired | splits | s per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in datasets:
+        for backbone in BACKBONES:
+            part = table[(table.dataset == name) & (table.backbone == backbone)]
+            if part.empty:
+                lines.append(f"| {name} | {METRIC[name]} | {backbone} | not run | | | 0 | |")
+                continue
+            wide = part.pivot(index="split", columns="gate", values="test")
+            cells = [_mean_std(wide[g].dropna()) if g in wide else "not run" for g in GATES]
+            diff = (wide["transformer"] - wide["mlp"]).dropna() if set(GATES) <= set(wide) else (
+                pd.Series(dtype=float))  # fmt: skip
+            paired = _mean_std(diff) if len(diff) else ""
+            lines.append(
+                f"| {name} | {METRIC[name]} | {backbone} | {cells[0]} | {cells[1]} | {paired} | "
+                f"{len(wide)} | {part.seconds.mean():.0f} |"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="freesolv,bace")
+    parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
+    parser.add_argument("--work", type=Path, default=ROOT / ".bench_open_questions")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks/results/open_questions_cpu.md"
+    )
+    args = parser.parse_args(argv)
+    datasets = args.datasets.split(",")
+    unknown = sorted(set(datasets) - set(METRIC))
+    if unknown:
+        parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
+    for name in datasets:  # featurize once here; the workers read the warm cache
+        _dataset(name)
+    runs = [
+        (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
+         (name, s, backbone, gate, args.epochs))
+        for name in datasets for s in range(args.splits) for backbone in BACKBONES
+        for gate in GATES
+    ]  # fmt: skip
+    run_pending(runs, args.jobs, lambda row: (
+        f"{row['dataset']} split {row['split']} {row['backbone']} {row['gate']}: test "
+        f"{row['metric']} {row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
+    table = pd.DataFrame(results(runs))
+
+    import torch
+
+    command = "python benchmarks/bench_open_questions.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    lines = [
+        "# The paper's open questions, measured",
+        "",
+        f"- command: `{command.strip()}`",
+        f"- date: {date.today().isoformat()}",
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
+        f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
+        f"- {args.splits} scaffold_balanced splits (split seed = run seed), {args.epochs} "
+        "epochs (patience 20), CLI defaults otherwise; mean ± sample std (ddof=1) over the "
+        "splits; RMSE: lower is better, ROC-AUC: higher is better",
+        "- Q1 learnable cutoffs, Q2 conformer ensembles, Q3 shared trunk: not implemented "
+        "yet, so not measured",
+        "",
+        *render_gate_backbone(table, datasets),
+        "",
+        "## Runs",
+        "",
+        "| " + " | ".join(table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+        *(
+            "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
+            for row in table.itertuples(index=False)
+        ),
+    ]
+    text = "\n".join(lines) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
