@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the report from the finished runs"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / ".bench_gate_ablation")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/gate_ablation_cpu.md"
@@ -155,16 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
-    for name in datasets:  # featurize once here; the workers read the warm cache
+    for name in datasets if not args.report_only else ():  # the workers read the warm cache
         _dataset(name)
     runs = [
         (args.work / f"{name}_{s}_{gate}_e{args.epochs}_h{args.hidden}.json", run_one,
          (name, s, gate, args.epochs, args.hidden))
         for name in datasets for s in range(args.splits) for gate in GATES
     ]  # fmt: skip
-    run_pending(runs, args.jobs, lambda row: (
-        f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
-        f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
+    if not args.report_only:
+        run_pending(runs, args.jobs, lambda row: (
+            f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
+            f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
     table["gate"] = pd.Categorical(table.gate, GATES, ordered=True)
     table["dataset"] = pd.Categorical(table.dataset, datasets, ordered=True)

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the report from the finished runs"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / ".bench_open_questions")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/open_questions_cpu.md"
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(datasets) - set(METRIC))
     if unknown:
         parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
-    for name in datasets:  # featurize once here; the workers read the warm cache
+    for name in datasets if not args.report_only else ():  # the workers read the warm cache
         _dataset(name)
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
@@ -133,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets for s in range(args.splits) for backbone in BACKBONES
         for gate in GATES
     ]  # fmt: skip
-    run_pending(runs, args.jobs, lambda row: (
-        f"{row['dataset']} split {row['split']} {row['backbone']} {row['gate']}: test "
-        f"{row['metric']} {row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
+    if not args.report_only:
+        run_pending(runs, args.jobs, lambda row: (
+            f"{row['dataset']} split {row['split']} {row['backbone']} {row['gate']}: test "
+            f"{row['metric']} {row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
 
     import torch
