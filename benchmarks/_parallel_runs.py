@@ -3,7 +3,9 @@
 Shared by the benchmarks that train many independent models (``bench_gate_ablation.py``,
 ``bench_open_questions.py``). Each run is a picklable function and its arguments; its
 result (a flat dict) is written to its own file as soon as it finishes, so an interrupted
-benchmark loses only the runs in progress and a rerun skips the finished ones.
+benchmark loses only the runs in progress and a rerun skips the finished ones. Also here:
+the featurized dataset each worker process reads once, and the two table helpers their
+reports share.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -42,3 +45,32 @@ def run_pending(runs: Sequence[Run], jobs: int, describe: Callable[[dict], str])
 def results(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """The results of the runs that have finished, in the order of ``runs``."""
     return [json.loads(path.read_text()) for path, _, _ in runs if path.exists()]
+
+
+@cache
+def featurized(name: str):
+    """A bundled dataset, featurized once per process (from the warm cache in workers)."""
+    from mimoe_core.data import load_dataset
+    from mimoe_core.featurization import featurize
+
+    return featurize(load_dataset(name), progress=False)
+
+
+def mean_std(values) -> str:
+    """``mean ± sample std (ddof=1)`` of a pandas Series; the mean alone for one value."""
+    if len(values) < 2:
+        return f"{values.mean():.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def markdown_rows(frame) -> list[str]:
+    """A DataFrame as markdown table lines, floats to 4 decimals."""
+    cells = (
+        " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)
+        for row in frame.itertuples(index=False)
+    )
+    return [
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * len(frame.columns),
+        *(f"| {line} |" for line in cells),
+    ]

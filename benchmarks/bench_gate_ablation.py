@@ -31,24 +31,15 @@ import platform
 import sys
 import time
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _parallel_runs import results, run_pending
+from _parallel_runs import featurized, markdown_rows, mean_std, results, run_pending
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = ("mlp", "size", "random")
-
-
-@cache
-def _dataset(name: str):
-    from mimoe_core.data import load_dataset
-    from mimoe_core.featurization import featurize
-
-    return featurize(load_dataset(name), progress=False)
 
 
 def run_one(name: str, split_seed: int, gate: str, epochs: int, hidden: int) -> dict:
@@ -60,7 +51,7 @@ def run_one(name: str, split_seed: int, gate: str, epochs: int, hidden: int) -> 
     from mimoe_core.training import TrainSettings, train
 
     torch.set_num_threads(1)
-    ds = _dataset(name)
+    ds = featurized(name)
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     config = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": gate},
               "expert": {"hidden_channels": hidden}}  # fmt: skip
@@ -85,10 +76,6 @@ def run_one(name: str, split_seed: int, gate: str, epochs: int, hidden: int) -> 
     }
 
 
-def _mean_std(values: pd.Series) -> str:
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
-
-
 def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
     """The markdown report: per-gate table, paired differences, per-run rows."""
     import torch
@@ -111,8 +98,8 @@ def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
     ]
     for (dataset, gate), part in runs.groupby(["dataset", "gate"], sort=False):
         lines.append(
-            f"| {dataset} | {gate} | {len(part)} | {_mean_std(part.test_rmse)} | "
-            f"{_mean_std(part.routing_vs_size)} | {part.epochs_run.mean():.0f} | "
+            f"| {dataset} | {gate} | {len(part)} | {mean_std(part.test_rmse)} | "
+            f"{mean_std(part.routing_vs_size)} | {part.epochs_run.mean():.0f} | "
             f"{part.seconds.mean():.0f} |"
         )
     lines += [
@@ -130,14 +117,10 @@ def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
                 continue
             diff = (table[gate] - table["mlp"]).dropna()
             lines.append(
-                f"| {dataset} | {gate} | {_mean_std(diff)} | {int((diff > 0).sum())} of "
+                f"| {dataset} | {gate} | {mean_std(diff)} | {int((diff > 0).sum())} of "
                 f"{len(diff)} |"
             )
-    lines += ["", "## Runs", "", "| " + " | ".join(runs.columns) + " |",
-              "|" + "---|" * len(runs.columns)]  # fmt: skip
-    for row in runs.itertuples(index=False):
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Runs", "", *markdown_rows(runs)]
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
     for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        _dataset(name)
+        featurized(name)
     runs = [
         (args.work / f"{name}_{s}_{gate}_e{args.epochs}_h{args.hidden}.json", run_one,
          (name, s, gate, args.epochs, args.hidden))

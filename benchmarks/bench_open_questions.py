@@ -28,24 +28,15 @@ import platform
 import sys
 import time
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 import pandas as pd
-from _parallel_runs import results, run_pending
+from _parallel_runs import featurized, markdown_rows, mean_std, results, run_pending
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ("schnet", "painn")
 GATES = ("mlp", "transformer")
 METRIC = {"freesolv": "rmse", "bace": "roc_auc"}
-
-
-@cache
-def _dataset(name: str):
-    from mimoe_core.data import load_dataset
-    from mimoe_core.featurization import featurize
-
-    return featurize(load_dataset(name), progress=False)
 
 
 def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
@@ -56,7 +47,7 @@ def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epoc
     from mimoe_core.training import TrainSettings, train
 
     torch.set_num_threads(1)
-    ds = _dataset(name)
+    ds = featurized(name)
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     config = {"backbone": backbone, "variant": "sparse", "top_k": 2, "gate": {"name": gate}}
     settings = TrainSettings(epochs=epochs, seed=split_seed, progress=False, device="cpu")
@@ -78,11 +69,6 @@ def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epoc
     }
 
 
-def _mean_std(values: pd.Series) -> str:
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else (
-        f"{values.mean():.3f}")  # fmt: skip
-
-
 def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
     """Q4's tables: metric per (dataset, backbone, gate), and the paired gate difference."""
     lines = [
@@ -99,10 +85,10 @@ def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
                 lines.append(f"| {name} | {METRIC[name]} | {backbone} | not run | | | 0 | |")
                 continue
             wide = part.pivot(index="split", columns="gate", values="test")
-            cells = [_mean_std(wide[g].dropna()) if g in wide else "not run" for g in GATES]
+            cells = [mean_std(wide[g].dropna()) if g in wide else "not run" for g in GATES]
             diff = (wide["transformer"] - wide["mlp"]).dropna() if set(GATES) <= set(wide) else (
                 pd.Series(dtype=float))  # fmt: skip
-            paired = _mean_std(diff) if len(diff) else ""
+            paired = mean_std(diff) if len(diff) else ""
             lines.append(
                 f"| {name} | {METRIC[name]} | {backbone} | {cells[0]} | {cells[1]} | {paired} | "
                 f"{len(wide)} | {part.seconds.mean():.0f} |"
@@ -129,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
     for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        _dataset(name)
+        featurized(name)
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, args.epochs))
@@ -164,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Runs",
         "",
-        "| " + " | ".join(table.columns) + " |",
-        "|" + "---|" * len(table.columns),
-        *(
-            "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
-            for row in table.itertuples(index=False)
-        ),
+        *markdown_rows(table),
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
