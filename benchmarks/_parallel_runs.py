@@ -10,6 +10,7 @@ reports share.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,6 +20,18 @@ from pathlib import Path
 from typing import Any
 
 Run = tuple[Path, Callable[..., dict], tuple]
+
+
+def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> None:
+    """The options every run-many benchmark takes: splits, epochs, jobs, folders."""
+    parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the report from the finished runs"
+    )
+    parser.add_argument("--work", type=Path, default=work, help="one JSON per finished run")
+    parser.add_argument("--out", type=Path, default=out)
 
 
 def run_pending(runs: Sequence[Run], jobs: int, describe: Callable[[dict], str]) -> None:

@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _parallel_runs import featurized, markdown_rows, mean_std, results, run_pending
+from _parallel_runs import (
+    add_run_options,
+    featurized,
+    markdown_rows,
+    mean_std,
+    results,
+    run_pending,
+)
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,16 +134,9 @@ def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,esol")
-    parser.add_argument("--splits", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
-    parser.add_argument(
-        "--report-only", action="store_true", help="write the report from the finished runs"
-    )
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench_gate_ablation")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/gate_ablation_cpu.md"
+    add_run_options(
+        parser, ROOT / ".bench_gate_ablation", ROOT / "benchmarks/results/gate_ablation_cpu.md"
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,14 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from _parallel_runs import featurized, markdown_rows, mean_std, results, run_pending
+from _parallel_runs import (
+    add_run_options,
+    featurized,
+    markdown_rows,
+    mean_std,
+    results,
+    run_pending,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ("schnet", "painn")
@@ -99,15 +106,8 @@ def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,bace")
-    parser.add_argument("--splits", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=2, help="trainings at once, 1 thread each")
-    parser.add_argument(
-        "--report-only", action="store_true", help="write the report from the finished runs"
-    )
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench_open_questions")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/open_questions_cpu.md"
+    add_run_options(
+        parser, ROOT / ".bench_open_questions", ROOT / "benchmarks/results/open_questions_cpu.md"
     )
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
