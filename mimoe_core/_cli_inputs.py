@@ -63,13 +63,18 @@ def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobs", type=int, default=None, help="worker processes (default: all)")
     group.add_argument("--cache-dir", type=Path, default=None, help="default $MIMOE_CACHE_DIR")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    group.add_argument(
+    add_retry_timeouts_option(group)
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_retry_timeouts_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--retry-timeouts``, for every command that featurizes molecules."""
+    parser.add_argument(
         "--retry-timeouts",
         action="store_true",
         help="embed again the molecules whose embedding timed out on an earlier run (the "
         "cache remembers timeouts and skips them otherwise)",
     )
-    group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def load_table(args: argparse.Namespace):

@@ -25,6 +25,7 @@ from mimoe_core._cli_inputs import (
     _add_input_options,
     _conformer_settings,
     _featurize_input,
+    add_retry_timeouts_option,
     load_table,
 )
 from mimoe_core.cli_train import add_train_parser, cmd_train, model_config_from_args
@@ -204,11 +205,7 @@ def _add_trained_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--retry-timeouts",
-        action="store_true",
-        help="embed again the molecules whose embedding timed out on an earlier run",
-    )
+    add_retry_timeouts_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -451,8 +451,6 @@ class TrainedModel:
             with_labels: keep the molecules' labels (``data.y``) in ``labels``.
             coverage: the interval's coverage when the model has a :attr:`calibration`,
                 default 0.9.
-            retry_timeouts: embed again molecules whose embedding timed out on an earlier
-                run (remembered by the cache), default False.
 
         Returns:
             A :class:`PredictionResult` with structures (atomic numbers and coordinates),

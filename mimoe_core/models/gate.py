@@ -188,8 +188,8 @@ class Gate(nn.Module):
         self.to_logits = nn.Linear(features, num_experts)
         self.noise_scale = nn.Linear(features, num_experts) if noisy else None
 
-    def encode(self, topo: Tensor) -> Tensor:
-        """[B, T, D] trajectory -> [B, features]."""
+    def encode(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """[B, T, D] trajectory (and [B] atom counts) -> [B, features]."""
         raise NotImplementedError
 
     def forward(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
@@ -197,7 +197,7 @@ class Gate(nn.Module):
 
         ``num_atoms`` [B] is what :class:`SizeGate` reads instead; the topology gates ignore it.
         """
-        feat = self.encode(topo)
+        feat = self.encode(topo, num_atoms)
         logits = self.to_logits(feat)
         if self.noise_scale is not None and self.training:
             logits = logits + torch.randn_like(logits) * F.softplus(self.noise_scale(feat))
@@ -235,8 +235,8 @@ class MLPGate(Gate):
             width = hidden_channels
         self.mlp = nn.Sequential(*layers)
 
-    def encode(self, topo: Tensor) -> Tensor:
-        """[B, T, D] -> [B, hidden_channels]."""
+    def encode(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """[B, T, D] -> [B, hidden_channels]; ``num_atoms`` is not read."""
         self._check(topo, self.num_radii, self.num_descriptors)
         return self.mlp(topo)
 
@@ -283,8 +283,8 @@ class TransformerGate(Gate):
         self.encoder = nn.TransformerEncoder(layer, self.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
 
-    def encode(self, topo: Tensor) -> Tensor:
-        """[B, T, D] -> [B, d_model]."""
+    def encode(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """[B, T, D] -> [B, d_model]; ``num_atoms`` is not read."""
         self._check(topo, self.radii.numel(), self.num_descriptors)
         tokens = self.embed(topo) + radius_encoding(self.radii, self.d_model).to(topo.dtype)
         return self.norm(self.encoder(tokens).mean(dim=1))
@@ -321,16 +321,12 @@ class SizeGate(Gate):
             width = hidden_channels
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
-        """Logits [B, K] from ``num_atoms`` [B] alone (``topo`` only gives the dtype)."""
+    def encode(self, topo: Tensor, num_atoms: Tensor | None = None) -> Tensor:
+        """[B] atom counts -> [B, hidden_channels] (``topo`` only gives the dtype)."""
         if num_atoms is None:
             raise ValueError("SizeGate needs the number of atoms of every molecule")
         n = num_atoms.to(topo.dtype).clamp(min=1).unsqueeze(-1)
-        feat = self.mlp(torch.cat([n.log(), n.sqrt() / 4, n / 32], dim=-1))
-        logits = self.to_logits(feat)
-        if self.noise_scale is not None and self.training:
-            logits = logits + torch.randn_like(logits) * F.softplus(self.noise_scale(feat))
-        return logits
+        return self.mlp(torch.cat([n.log(), n.sqrt() / 4, n / 32], dim=-1))
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

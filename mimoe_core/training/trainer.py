@@ -413,13 +413,12 @@ class TrainingRun:
         sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
         usage = torch.zeros(model.num_experts, dtype=torch.float64)
         for start in range(0, len(order), settings.batch_size):
-            chosen = order[start : start + settings.batch_size]
+            chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
             if len(chosen) < context.world_size:
                 break
             if context.distributed:
-                sizes = [train_list[i].num_nodes for i in chosen]
+                sizes = [data.num_nodes for data in chosen]
                 chosen = distributed.rank_slice(chosen, context, sizes)
-            chosen = [train_list[i] for i in chosen]
             batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                 out = self.step_forward(batch)
