@@ -15,6 +15,8 @@ What ranks share, and how (the trainer uses these):
 - :func:`gather_rows`: an evaluation over a whole set, each rank computing one contiguous
   block of it, gathered in order on every rank (so all ranks agree on early stopping).
 - :func:`all_sum`: epoch sums (losses, expert usage) over ranks, for the history.
+- :func:`checkpoint_in_step`: no rank starts the next epoch before rank 0 has written the
+  checkpoint of this one, and a SIGTERM waits for that write.
 - :func:`weights_in_sync`: whether every rank holds the same weights (checked at the end of
   a run and recorded in ``metrics.json``).
 """
@@ -27,6 +29,7 @@ import datetime
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +43,7 @@ __all__ = [
     "RankFailure",
     "all_sum",
     "check_batch_size",
+    "checkpoint_in_step",
     "current",
     "data_parallel",
     "forget_unused_gradients",
@@ -178,6 +182,31 @@ def _stop_on_sigterm(context: DistributedContext) -> Callable[..., None]:
         )
 
     return stop
+
+
+@contextlib.contextmanager
+def checkpoint_in_step(context: DistributedContext) -> Iterator[None]:
+    """Around the end-of-epoch checkpoint: every rank leaves only once it is on disk.
+
+    Without the barrier a rank could start (and fail in) the next epoch while rank 0 still
+    writes, and torchrun's SIGTERM would then cut that write short: ``last.pt`` would hold
+    one epoch fewer than the error message promises. A SIGTERM that arrives during the write
+    (a scheduler preempting the job) takes effect once the write is done; torchrun waits
+    30 s before it kills.
+    """
+    caught: list[int] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if caught:  # now as if it had come after the write, to whatever handled it before
+        signal.raise_signal(signal.SIGTERM)
+    if context.distributed:
+        dist.barrier()
 
 
 @contextlib.contextmanager

@@ -377,8 +377,9 @@ class TrainingRun:
         )
         state.history.append(row)
         state.epoch = epoch + 1
-        if self.writes:
-            self.save_last()
+        with distributed.checkpoint_in_step(self.context):
+            if self.writes:
+                self.save_last()
         return state.bad_epochs >= settings.patience
 
     def save_last(self) -> None:

@@ -1,6 +1,7 @@
 """``mimoe`` under torchrun with one rank made to fail: a fault-injection entry point for tests.
 
-``MIMOE_FAULT=kill:RANK:EPOCH`` kills that rank (SIGKILL) as it starts that epoch;
+``MIMOE_FAULT=kill:RANK:EPOCH`` kills that rank (SIGKILL) as it starts that epoch, and rank 0
+takes 3 s longer over each checkpoint (so a rank that does not wait for the write dies during it);
 ``MIMOE_FAULT=stall:RANK:EPOCH`` makes it sleep for a minute there instead, so the other ranks
 wait on a collective until ``--dist-timeout``. Run as ``torchrun ... ddp_fault.py train ...``.
 """
@@ -28,6 +29,14 @@ def _inject() -> None:
         return original(self, at)
 
     trainer.TrainingRun.train_epoch = train_epoch
+    if kind == "kill":
+        save_last = trainer.TrainingRun.save_last
+
+        def slow_save_last(self):
+            time.sleep(3)
+            return save_last(self)
+
+        trainer.TrainingRun.save_last = slow_save_last
 
 
 if __name__ == "__main__":

@@ -277,3 +277,20 @@ def test_forget_unused_gradients_leaves_none_where_one_process_would():
     distributed.forget_unused_gradients(model)
     assert unused.weight.grad is None and unused.bias.grad is None
     assert used.weight.grad is not None and used.weight.grad.abs().sum() > 0
+
+
+def test_a_sigterm_during_the_checkpoint_write_takes_effect_after_it():
+    received, written = [], []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(written[:]))
+    try:
+        with distributed.checkpoint_in_step(DistributedContext()):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the signal has arrived, but waits
+            written.append("last.pt")
+        assert received == [["last.pt"]]  # once, and only after the write
+        assert signal.getsignal(signal.SIGTERM) is not None  # the earlier handler is back
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert len(received) == 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
