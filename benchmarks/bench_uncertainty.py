@@ -1,24 +1,32 @@
 """How good is each uncertainty estimate? FreeSolv and ESOL, scaffold splits, every estimator.
 
 Per dataset and split (``scaffold_balanced``, seeds 0..S-1), N members of MI-MoE(SchNet)
-(sparse k=2 of 5) with a mean-variance head are trained with seeds 100*s + i. On the test set
-each estimator gives a prediction and a std:
+(sparse k=2 of 5) with a mean-variance head are trained with seeds 100*s + i. Each member is
+one resumable run (``benchmarks/_parallel_runs.py``) that saves its validation and test
+predictions, so the estimators below are scored at report time and ``--members`` can grow
+without retraining. On the test set each estimator gives a prediction and a std:
 
 - ``ensemble``: mean of the members, std of their predictions (ddof=1);
 - ``mve``: member 0 and its variance head;
 - ``ensemble+mve``: mean of the members, std of their Gaussian mixture
   (sqrt(mean of variances + population variance of the means));
-- ``experts``: member 0 and the alpha-weighted spread of its selected experts' predictions.
+- ``experts``: member 0 and the alpha-weighted spread of its selected experts' predictions;
+- ``latent``: member 0 and the mean Euclidean distance of the molecule's mixture embedding
+  to its 5 nearest training molecules (a distance, not a std: the calibration below turns
+  it into one). Janet et al. 2019, https://doi.org/10.1039/C9SC02298H.
 
-Each std is calibrated on the validation set (z-scaling for the std, split conformal
-normalized by the std for the 90 % intervals) and scored on the test set: NLL, Spearman of
-|error| against std, miscalibration area, ENCE, interval coverage and mean width. Rows are
-mean ± sample std (ddof=1) over the splits. The script also reports the Spearman
-correlation between the experts' spread and the ensemble's std on the same molecules.
+Each std is calibrated on the validation set (z-scaling for the NLL, split conformal for the
+90 % intervals) and scored on the test set: NLL, Spearman of |error| against std,
+miscalibration area, ENCE, interval coverage and mean width. Two conformal scores are
+reported side by side: ``|error| / std`` (``normalized``) and ``|error| / (std + median
+validation std)`` (``regularized``, which keeps an interval from collapsing where the std is
+too small on shifted molecules). Rows are mean ± sample std (ddof=1) over the splits. The
+script also reports the Spearman correlation between the experts' spread and the ensemble's
+std on the same molecules.
 
-    python benchmarks/bench_uncertainty.py                    # ~40 min on 2 CPU cores
+    python benchmarks/bench_uncertainty.py                    # ~1 h on 2 CPU cores
     python benchmarks/bench_uncertainty.py --datasets freesolv --splits 2 --members 2 \\
-        --epochs 2 --out /tmp/u.md                            # smoke
+        --epochs 2 --work /tmp/u --out /tmp/u.md              # smoke
 
 Writes ``--out`` (default ``benchmarks/results/uncertainty_cpu.md``) with command, machine
 and date. Targets (issue 16): conformal 90 % intervals cover 87-93 % of the test molecules on
@@ -37,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _parallel_runs import add_run_options, featurized, markdown_rows, results, run_pending
 from scipy.stats import spearmanr
 
 from mimoe_core.analysis.uncertainty import (
@@ -44,146 +53,218 @@ from mimoe_core.analysis.uncertainty import (
     ZScaling,
     regression_uncertainty_metrics,
 )
-from mimoe_core.calibration import expert_spread
-from mimoe_core.data import load_dataset, make_split
-from mimoe_core.featurization import featurize
-from mimoe_core.trained import TrainedModel
-from mimoe_core.training import TrainSettings, train
 
-ESTIMATORS = ("ensemble", "mve", "ensemble+mve", "experts")
-METRICS = ("nll", "spearman", "miscalibration_area", "ence", "coverage", "width", "rmse")
+ROOT = Path(__file__).resolve().parents[1]
+ESTIMATORS = ("ensemble", "mve", "ensemble+mve", "experts", "latent")
+CONFORMAL = ("normalized", "regularized")
+METRICS = ("nll", "spearman", "miscalibration_area", "ence", "rmse")
+NEIGHBOURS = 5
 
 
-def _estimates(members: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(prediction, std) [M, T] per estimator from the members' PredictionResults."""
-    means = np.stack([m.prediction for m in members])
-    stds = np.stack([m.std for m in members])
-    mix_var = (stds**2).mean(axis=0) + means.var(axis=0)
-    return {
-        "ensemble": (means.mean(axis=0), means.std(axis=0, ddof=1)),
-        "mve": (members[0].prediction, members[0].std),
-        "ensemble+mve": (means.mean(axis=0), np.sqrt(mix_var)),
-        "experts": (members[0].prediction, expert_spread(members[0])),
-    }
+def run_member(name: str, split_seed: int, member: int, epochs: int, hidden: int) -> dict:
+    """Train one member; its validation and test predictions, stds and latent distances."""
+    from mimoe_core.calibration import expert_spread
+    from mimoe_core.data import make_split
+    from mimoe_core.trained import TrainedModel
+    from mimoe_core.training import TrainSettings, train
 
-
-def _score(val, test, y_val, y_test, coverage: float) -> dict[str, float]:
-    """Calibrate on val, score on test (one estimator)."""
-    (pv, sv), (pt, st) = val, test
-    sv, st = np.maximum(sv, 1e-8), np.maximum(st, 1e-8)
-    zs = ZScaling().fit(pv, sv, y_val)
-    lower, upper = ConformalRegressor(coverage).fit(pv, y_val, std=sv).interval(pt, st)
-    found = regression_uncertainty_metrics(pt, zs.apply(st), y_test, lower, upper)
-    found["rmse"] = float(np.sqrt(np.nanmean((pt - y_test) ** 2)))
-    return {k: float(found[k]) for k in METRICS}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="freesolv,esol")
-    for option, default in {"--splits": 3, "--members": 3, "--epochs": 30, "--hidden": 64}.items():
-        parser.add_argument(option, type=int, default=default)
-    parser.add_argument("--coverage", type=float, default=0.9)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    out = args.out or Path(__file__).parent / "results" / "uncertainty_cpu.md"
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    ds = featurized(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     config = {
         "backbone": "schnet",
         "variant": "sparse",
         "top_k": 2,
         "variance_head": True,
-        "expert": {"hidden_channels": args.hidden, "num_layers": 3},
+        "expert": {"hidden_channels": hidden, "num_layers": 3},
         "gate": {"name": "mlp", "hidden_channels": 64},
     }
-    rows, agreement = [], []
-    start = time.perf_counter()
-    for name in args.datasets.split(","):
-        ds = featurize(load_dataset(name), progress=False)
-        for s in range(args.splits):
-            split = make_split("scaffold_balanced", ds.smiles, seed=s)
-            val = [ds.data_list[i] for i in split.val]
-            test = [ds.data_list[i] for i in split.test]
-            y_val = np.stack([d.y[0].numpy() for d in val]).astype(np.float64)
-            y_test = np.stack([d.y[0].numpy() for d in test]).astype(np.float64)
-            on_val, on_test = [], []
-            for i in range(args.members):
-                settings = TrainSettings(
-                    epochs=args.epochs, batch_size=32, seed=100 * s + i, progress=False
-                )
-                result = train(ds, split, config, settings)
-                trained = TrainedModel(
-                    result.model, ds.table.task, ds.table.target_names, list(ds.radii),
-                    ds.settings, ds.feature_settings(),
-                )  # fmt: skip
-                on_val.append(trained.explain(val))
-                on_test.append(trained.explain(test))
-                print(f"{name} split {s} member {i}: test rmse {result.metrics['test']['rmse']:.3f}"
-                      f" ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-            est_val, est_test = _estimates(on_val), _estimates(on_test)
-            for estimator in ESTIMATORS:
-                scores = _score(est_val[estimator], est_test[estimator], y_val, y_test,
-                                args.coverage)  # fmt: skip
-                rows.append({"dataset": name, "split": s, "estimator": estimator, **scores})
-            rho = spearmanr(est_test["experts"][1].ravel(), est_test["ensemble"][1].ravel())
-            agreement.append({"dataset": name, "split": s, "spearman": float(rho.statistic)})
+    settings = TrainSettings(
+        epochs=epochs, batch_size=32, seed=100 * split_seed + member, progress=False
+    )
+    result = train(ds, split, config, settings)
+    trained = TrainedModel(
+        result.model, ds.table.task, ds.table.target_names, list(ds.radii),
+        ds.settings, ds.feature_settings(),
+    )  # fmt: skip
+    parts = {p: [ds.data_list[i] for i in getattr(split, p)] for p in ("train", "val", "test")}
+    train_embedding = trained.embed_data(parts["train"]).mixture
+    found = {
+        "dataset": name,
+        "split": split_seed,
+        "member": member,
+        "test_rmse": float(result.metrics["test"]["rmse"]),
+    }
+    for part in ("val", "test"):
+        explained = trained.explain(parts[part])
+        embedding = trained.embed_data(parts[part]).mixture
+        found[part] = {
+            "y": np.stack([d.y[0].numpy() for d in parts[part]]).astype(float).tolist(),
+            "prediction": explained.prediction.tolist(),
+            "std": explained.std.tolist(),
+            "spread": expert_spread(explained).tolist(),
+            "latent": _latent_distance(embedding, train_embedding).tolist(),
+        }
+    found["seconds"] = time.perf_counter() - started
+    return found
 
-    runs = pd.DataFrame(rows)
-    grouped = runs.groupby(["dataset", "estimator"], sort=False)[list(METRICS)]
+
+def _latent_distance(embedding: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """[M, 1] mean distance of each row of ``embedding`` to its nearest ``reference`` rows."""
+    dist = np.sqrt(np.maximum(((embedding[:, None, :] - reference[None]) ** 2).sum(-1), 0.0))
+    nearest = np.sort(dist, axis=1)[:, :NEIGHBOURS]
+    return nearest.mean(axis=1, keepdims=True)
+
+
+def _estimates(members: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(prediction, std) [M, T] per estimator from the members' saved arrays of one part."""
+    means = np.stack([np.asarray(m["prediction"]) for m in members])
+    stds = np.stack([np.asarray(m["std"]) for m in members])
+    first = members[0]
+    mix_var = (stds**2).mean(axis=0) + means.var(axis=0)
+    latent = np.broadcast_to(np.asarray(first["latent"]), means[0].shape)
+    return {
+        "ensemble": (means.mean(axis=0), means.std(axis=0, ddof=1)),
+        "mve": (means[0], stds[0]),
+        "ensemble+mve": (means.mean(axis=0), np.sqrt(mix_var)),
+        "experts": (means[0], np.asarray(first["spread"])),
+        "latent": (means[0], latent),
+    }
+
+
+def _score(val, test, y_val, y_test, coverage: float) -> dict[str, float]:
+    """Calibrate one estimator on val, score it on test (both conformal scores)."""
+    (pv, sv), (pt, st) = val, test
+    sv, st = np.maximum(sv, 1e-8), np.maximum(st, 1e-8)
+    zs = ZScaling().fit(pv, sv, y_val)
+    found = regression_uncertainty_metrics(pt, zs.apply(st), y_test)
+    scores = {k: float(found[k]) for k in METRICS if k != "rmse"}
+    scores["rmse"] = float(np.sqrt(np.nanmean((pt - y_test) ** 2)))
+    offset = {"normalized": 0.0, "regularized": float(np.median(sv))}
+    for variant, beta in offset.items():
+        cp = ConformalRegressor(coverage).fit(pv, y_val, std=sv + beta)
+        lower, upper = cp.interval(pt, st + beta)
+        inside = (y_test >= lower) & (y_test <= upper)
+        scores[f"coverage_{variant}"] = float(inside.mean())
+        scores[f"width_{variant}"] = float((upper - lower).mean())
+    return scores
+
+
+def score_splits(members: pd.DataFrame, coverage: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (dataset, split, estimator) scores, and the experts-vs-ensemble agreement."""
+    rows, agreement = [], []
+    for (name, s), group in members.groupby(["dataset", "split"], sort=False):
+        group = group.sort_values("member")
+        val, test = list(group["val"]), list(group["test"])
+        y_val, y_test = np.asarray(val[0]["y"]), np.asarray(test[0]["y"])
+        est_val, est_test = _estimates(val), _estimates(test)
+        for estimator in ESTIMATORS:
+            scores = _score(est_val[estimator], est_test[estimator], y_val, y_test, coverage)
+            rows.append({"dataset": name, "split": s, "estimator": estimator, **scores})
+        rho = spearmanr(est_test["experts"][1].ravel(), est_test["ensemble"][1].ravel())
+        agreement.append({"dataset": name, "split": s, "spearman": float(rho.statistic)})
+    return pd.DataFrame(rows), pd.DataFrame(agreement)
+
+
+def render(runs: pd.DataFrame, agreement: pd.DataFrame, args, wall: float) -> str:
+    """The markdown report: the estimator table, the targets, every split."""
+    columns = [*METRICS, *(f"{k}_{c}" for c in CONFORMAL for k in ("coverage", "width"))]
+    grouped = runs.groupby(["dataset", "estimator"], sort=False)[columns]
     mean, std = grouped.mean(), grouped.std(ddof=1)
     lines = [
         "# Uncertainty estimators: calibration, ranking and conformal coverage",
         "",
-        f"- command: `python {' '.join(sys.argv)}`",
+        f"- command: `{' '.join(['python benchmarks/bench_uncertainty.py', *args.argv])}`",
         f"- date: {date.today().isoformat()}",
-        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads, "
-        f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}",
+        f"- machine: {platform.platform()}, {args.jobs} trainings at once with 1 torch "
+        f"thread each, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
         f"- setting: {args.splits} scaffold_balanced splits x {args.members} members, "
         f"{args.epochs} epochs, SchNet experts width {args.hidden}, sparse k=2 of 5 with a "
-        "mean-variance head (Gaussian NLL after a 5-epoch MSE warm start); calibrated on "
-        f"the validation set; {args.coverage:.0%} split-conformal intervals normalized by "
-        "the std",
-        "- mean ± sample std (ddof=1) over the splits; NLL in the target's units (with the "
-        "z-scaled std), width = mean interval width",
-        f"- wall time: {time.perf_counter() - start:.0f} s",
+        "mean-variance head (Gaussian NLL after a 5-epoch MSE warm start); every std "
+        f"calibrated on the validation set; {args.coverage:.0%} split-conformal intervals",
+        "- mean ± sample std (ddof=1) over the splits; NLL in the target's units with the "
+        "z-scaled std; coverage and width (mean interval width) for the `normalized` score "
+        "|error| / std and the `regularized` score |error| / (std + median validation std)",
+        f"- training time, summed over the member runs: {wall:.0f} s",
         "",
-        "| dataset | estimator | " + " | ".join(METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        "| dataset | estimator | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
     ]
     for (dataset, estimator), m in mean.iterrows():
         sd = std.loc[(dataset, estimator)]
-        cells = [f"{m[k]:.3f} ± {sd[k]:.3f}" for k in METRICS]
+        cells = [f"{m[k]:.3f} ± {sd[k]:.3f}" for k in columns]
         lines.append(f"| {dataset} | {estimator} | " + " | ".join(cells) + " |")
-    agree = pd.DataFrame(agreement).groupby("dataset")["spearman"]
     lines += ["", "Spearman(experts' spread, ensemble std) on the test molecules:", ""]
-    for dataset, values in agree:
+    for dataset, values in agreement.groupby("dataset", sort=False)["spearman"]:
         lines.append(f"- {dataset}: {values.mean():.3f} ± {values.std(ddof=1):.3f}")
-    cover = runs.groupby("estimator")["coverage"].mean()
     best = runs.groupby("estimator")["spearman"].mean()
+    lines += ["", "## Targets", ""]
+    for variant in CONFORMAL:
+        cover = runs.groupby("estimator")[f"coverage_{variant}"].mean()
+        met = all(0.87 <= cover[e] <= 0.93 for e in ESTIMATORS)
+        lines.append(
+            f"- {variant} conformal {args.coverage:.0%} coverage, mean over datasets and "
+            "splits: " + ", ".join(f"{e} {cover[e]:.3f}" for e in ESTIMATORS)
+            + f" -> {'met' if met else 'NOT met'} (target 0.87-0.93 for every estimator)"
+        )  # fmt: skip
+    per_dataset = runs.groupby(["dataset", "estimator"], sort=False)["spearman"].mean()
     lines += [
-        "",
-        "## Targets",
-        "",
-        f"- conformal {args.coverage:.0%} coverage, mean over datasets and splits: "
-        + ", ".join(f"{e} {cover[e]:.3f}" for e in ESTIMATORS)
-        + f" -> {'met' if all(0.87 <= cover[e] <= 0.93 for e in ESTIMATORS) else 'NOT met'} "
-        "(target 0.87-0.93 for every estimator)",
-        f"- best Spearman(|error|, std): {best.idxmax()} {best.max():.3f} -> "
-        f"{'met' if best.max() > 0.3 else 'NOT met'} (target > 0.3)",
+        f"- best Spearman(|error|, std), mean over datasets and splits: {best.idxmax()} "
+        f"{best.max():.3f} -> {'met' if best.max() > 0.3 else 'NOT met'} (target > 0.3); per "
+        "dataset: "
+        + ", ".join(
+            f"{d} {per_dataset[d].idxmax()} {per_dataset[d].max():.3f}"
+            for d in runs["dataset"].unique()
+        ),
         "",
         "## Per split",
         "",
-        "| " + " | ".join(runs.columns) + " |",
-        "|" + "---|" * len(runs.columns),
-        *(
-            "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |"
-            for row in runs.itertuples(index=False)
-        ),
+        *markdown_rows(runs),
     ]
-    text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="freesolv,esol")
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--coverage", type=float, default=0.9)
+    add_run_options(
+        parser, ROOT / ".bench_uncertainty", ROOT / "benchmarks/results/uncertainty_cpu.md"
+    )
+    parser.set_defaults(epochs=30)
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    args.work.mkdir(parents=True, exist_ok=True)
+    datasets = args.datasets.split(",")
+    for name in datasets if not args.report_only else ():  # the workers read the warm cache
+        featurized(name)
+    runs = [
+        (args.work / f"{name}_{s}_m{i}_e{args.epochs}_h{args.hidden}.json", run_member,
+         (name, s, i, args.epochs, args.hidden))
+        for name in datasets for s in range(args.splits) for i in range(args.members)
+    ]  # fmt: skip
+    if not args.report_only:
+        run_pending(runs, args.jobs, lambda row: (
+            f"{row['dataset']} split {row['split']} member {row['member']}: test rmse "
+            f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
+    members = pd.DataFrame(results(runs))
+    complete = members.groupby(["dataset", "split"])["member"].transform("count") == args.members
+    if not complete.all():
+        print(f"{(~complete).sum()} member runs belong to unfinished splits; left out")
+    members = members[complete]
+    if len(members) == 0:
+        print("no split has all its members yet; nothing to report")
+        return 1
+    scored, agreement = score_splits(members, args.coverage)
+    text = render(scored, agreement, args, float(members["seconds"].sum()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -154,12 +154,21 @@ class ConformalRegressor:
     When :math:`k > n` (fewer than :math:`c / (1 - c)` scores, e.g. 9 for 90 %) no finite
     interval has the guarantee: the interval is infinite and a warning says so.
 
+    With ``regularized=True`` the scores divide by :math:`\sigma + \beta`, where
+    :math:`\beta` is the median calibration std of the target (Papadopoulos et al. 2008's
+    normalized score with its sensitivity parameter set from the data): intervals still
+    widen with the std, but a std that is too small on a shifted molecule cannot shrink the
+    interval to nothing. The guarantee is the same; only the shape changes.
+
     Args:
         coverage: the default nominal coverage, in (0, 1), default 0.9.
+        regularized: offset the std by its calibration median (only with ``std``),
+            default False.
 
     Attributes:
         scores_: per target, the sorted [n_t] calibration scores.
         normalized_: whether the scores were divided by the std.
+        offset_: [T] the offset added to the std (zeros unless ``regularized``).
 
     Example:
         >>> cp = ConformalRegressor(coverage=0.5).fit([0.0, 0.0, 0.0], [1.0, -2.0, 3.0])
@@ -168,10 +177,12 @@ class ConformalRegressor:
         ([8.0], [12.0])
     """
 
-    def __init__(self, coverage: float = 0.9) -> None:
+    def __init__(self, coverage: float = 0.9, regularized: bool = False) -> None:
         self.coverage = _check_coverage(coverage)
+        self.regularized = bool(regularized)
         self.scores_: list[np.ndarray] | None = None
         self.normalized_: bool | None = None
+        self.offset_: np.ndarray | None = None
 
     def fit(
         self, pred: ArrayLike, target: ArrayLike, std: ArrayLike | None = None
@@ -201,6 +212,12 @@ class ConformalRegressor:
             _check_same_shape(pred=p, std=s, target=y)
             keep = _labelled(y, ("pred", p), ("std", s))
             _check_std(np.where(keep, s, np.nan), strict=True)
+        offset = np.zeros(p.shape[1])
+        if self.regularized and std is not None:
+            offset = np.array([np.median(s[keep[:, t], t]) if keep[:, t].any() else 0.0
+                               for t in range(p.shape[1])])  # fmt: skip
+            s = s + offset
+        self.offset_ = offset
         self.scores_ = [
             np.sort(np.abs(p[keep[:, t], t] - y[keep[:, t], t]) / s[keep[:, t], t])
             for t in range(p.shape[1])
@@ -257,6 +274,7 @@ class ConformalRegressor:
             s = _as_2d(std, "std")
             _check_same_shape(pred=p, std=s)
             _check_std(s)
+            s = s + self.offset_
             with np.errstate(invalid="ignore"):  # inf * 0 for an unbounded, zero-std entry
                 half = np.where(np.isinf(q), np.inf, q * s)
         else:
@@ -273,12 +291,13 @@ class ConformalRegressor:
         return self.scores_
 
     def to_dict(self) -> dict:
-        """``{"kind", "coverage", "normalized", "scores": [[n_t floats] per target]}``."""
+        """``{"kind", "coverage", "normalized", "offset", "scores": [[n_t floats] per target]}``."""
         scores = self._fitted()
         return {
             "kind": "conformal_regressor",
             "coverage": self.coverage,
             "normalized": bool(self.normalized_),
+            "offset": [float(v) for v in self.offset_],
             "scores": [[float(v) for v in r] for r in scores],
         }
 
@@ -286,9 +305,11 @@ class ConformalRegressor:
     def from_dict(cls, data: dict) -> ConformalRegressor:
         """The fitted regressor that :meth:`to_dict` wrote."""
         _check_kind(data, "conformal_regressor")
-        obj = cls(coverage=data["coverage"])
+        offset = np.asarray(data.get("offset", [0.0] * len(data["scores"])), dtype=np.float64)
+        obj = cls(coverage=data["coverage"], regularized=bool(offset.any()))
         obj.scores_ = [np.sort(np.asarray(r, dtype=np.float64)) for r in data["scores"]]
         obj.normalized_ = bool(data["normalized"])
+        obj.offset_ = offset  # files written before the offset existed: none
         return obj
 
     def __repr__(self) -> str:

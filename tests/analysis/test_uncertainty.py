@@ -207,23 +207,28 @@ def test_z_scaling_warns_for_a_target_without_labels():
 # --------------------------------------------------------------------------- conformal
 
 
-def _split_coverage(normalized, n_cal, coverage, seed):
+def _split_coverage(normalized, n_cal, coverage, seed, regularized=False, shrink=1.0):
+    """Coverage and width on 500 test molecules; ``shrink`` divides half the test stds."""
     rng = np.random.default_rng(seed)
     n = n_cal + 500
     pred = rng.normal(size=n)
     std = rng.uniform(0.1, 3.0, size=n)
     target = pred + std * rng.normal(size=n)
+    shown = std.copy()
+    shown[n_cal::2] /= shrink  # an estimator that is overconfident on shifted molecules
     cal_std = std[:n_cal] if normalized else None
-    cp = ConformalRegressor(coverage).fit(pred[:n_cal], target[:n_cal], std=cal_std)
-    lo, hi = cp.interval(pred[n_cal:], std=std[n_cal:] if normalized else None)
+    cp = ConformalRegressor(coverage, regularized).fit(pred[:n_cal], target[:n_cal], std=cal_std)
+    lo, hi = cp.interval(pred[n_cal:], std=shown[n_cal:] if normalized else None)
     inside = (lo <= target[n_cal:]) & (target[n_cal:] <= hi)
     return float(np.mean(inside)), float(np.mean(hi - lo))
 
 
-@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize(
+    ("normalized", "regularized"), [(True, False), (True, True), (False, False)]
+)
 @pytest.mark.parametrize("coverage", [0.8, 0.9])
-def test_split_conformal_coverage_is_nominal_over_random_splits(normalized, coverage):
-    covs = [_split_coverage(normalized, 100, coverage, seed)[0] for seed in range(300)]
+def test_split_conformal_coverage_is_nominal_over_random_splits(normalized, regularized, coverage):
+    covs = [_split_coverage(normalized, 100, coverage, seed, regularized)[0] for seed in range(300)]
     # E[coverage] = ceil(101 c) / 101 >= c; the mean over 300 splits sits within 2 %.
     assert abs(np.mean(covs) - coverage) < 0.02
     assert np.mean(covs) >= coverage - 0.01
@@ -234,6 +239,32 @@ def test_normalized_conformal_is_narrower_on_heteroscedastic_data():
     abs_cov, abs_width = np.mean([_split_coverage(False, 300, 0.9, s) for s in range(40)], axis=0)
     assert norm_cov == pytest.approx(abs_cov, abs=0.02)
     assert norm_width < 0.9 * abs_width
+
+
+def test_regularized_conformal_sits_between_normalized_and_absolute():
+    runs = {
+        name: np.mean([_split_coverage(norm, 300, 0.9, s, reg) for s in range(40)], axis=0)
+        for name, norm, reg in [("norm", True, False), ("reg", True, True), ("abs", False, False)]
+    }
+    # on exchangeable data its intervals still follow the std: narrower than one width
+    assert runs["norm"][1] < runs["reg"][1] < runs["abs"][1]
+    # an estimator overconfident by 4x on half the test molecules: the normalized intervals
+    # lose coverage there, the regularized ones lose less
+    shifted = {
+        reg: np.mean([_split_coverage(True, 300, 0.9, s, reg, shrink=4.0)[0] for s in range(40)])
+        for reg in (False, True)
+    }
+    assert shifted[False] < 0.75 < shifted[True] < 0.9
+
+
+def test_regularized_conformal_with_a_constant_std_is_the_absolute_interval():
+    rng = np.random.default_rng(3)
+    pred, target = rng.normal(size=50), rng.normal(size=50)
+    reg = ConformalRegressor(0.9, regularized=True).fit(pred, target, std=np.full(50, 0.7))
+    assert reg.offset_.tolist() == [0.7]
+    plain = ConformalRegressor(0.9).fit(pred, target)
+    got, want = reg.interval(pred[:5], np.full(5, 0.7)), plain.interval(pred[:5])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_conformal_quantile_is_the_finite_sample_order_statistic():
@@ -377,8 +408,8 @@ def test_round_trips_through_json_give_identical_outputs():
     test_pred, test_std, _ = gaussian_data(m=30, t=2, seed=13)
     z = ZScaling().fit(pred, std, target)
     np.testing.assert_array_equal(_roundtrip(z).apply(test_std), z.apply(test_std))
-    for s in (std, None):
-        cp = ConformalRegressor(0.8).fit(pred, target, std=s)
+    for s, regularized in ((std, False), (std, True), (None, False)):
+        cp = ConformalRegressor(0.8, regularized).fit(pred, target, std=s)
         s_test = None if s is None else test_std
         got = _roundtrip(cp).interval(test_pred, s_test, coverage=0.6)
         want = cp.interval(test_pred, s_test, coverage=0.6)
@@ -400,6 +431,18 @@ def test_from_dict_checks_the_kind_and_unfitted_objects_refuse():
     with pytest.raises(ValueError, match="not fitted"):
         ConformalRegressor().to_dict()
     assert "coverage=0.9" in repr(ConformalRegressor())
+
+
+def test_a_conformal_regressor_saved_before_the_offset_existed_loads_without_one():
+    pred, std, target = gaussian_data(m=40, t=2, seed=14)
+    saved = ConformalRegressor(0.9).fit(pred, target, std=std).to_dict()
+    del saved["offset"]
+    loaded = ConformalRegressor.from_dict(saved)
+    assert not loaded.regularized and loaded.offset_.tolist() == [0.0, 0.0]
+    np.testing.assert_array_equal(
+        loaded.interval(pred, std)[1], ConformalRegressor(0.9).fit(pred, target, std=std)
+        .interval(pred, std)[1]
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- expert spread
