@@ -37,6 +37,9 @@ from mimoe_core.results import PredictionResult
 ESTIMATORS = ("ensemble", "mve", "experts")
 #: How the std becomes intervals (regression); classification always calibrates with Platt.
 METHODS = ("conformal", "zscale", "none")
+#: Whether ``conformal`` offsets the std by its median validation value before normalizing
+#: (:class:`~mimoe_core.analysis.uncertainty.ConformalRegressor`'s ``regularized``).
+REGULARIZED_CONFORMAL = False
 
 
 def check_coverage(coverage: float) -> float:
@@ -75,6 +78,7 @@ class Calibration:
         pred: np.ndarray,
         std: np.ndarray,
         target: np.ndarray,
+        regularized: bool = REGULARIZED_CONFORMAL,
     ) -> Calibration:
         """Fit on the validation set.
 
@@ -85,6 +89,8 @@ class Calibration:
             pred: [M, T] validation predictions (probabilities for classification).
             std: [M, T] their uncertainty (> 0 for regression where labelled).
             target: [M, T] validation labels, NaN where missing.
+            regularized: for ``conformal``, divide the errors by the std plus its median
+                instead of the std alone, default :data:`REGULARIZED_CONFORMAL`.
 
         Raises:
             ValueError: an unknown estimator or method, or no validation label at all.
@@ -106,7 +112,7 @@ class Calibration:
         std = _positive(std)
         conformal = None
         if method == "conformal":
-            conformal = ConformalRegressor().fit(pred, target, std=std)
+            conformal = ConformalRegressor(regularized=regularized).fit(pred, target, std=std)
         return cls(task, estimator, method, ZScaling().fit(pred, std, target), conformal)
 
     def apply(self, pred: np.ndarray, std: np.ndarray, coverage: float = 0.9) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def _train(args: argparse.Namespace, context) -> int:
         calibration=args.calibration,
         coverage=args.interval,
         ema_decay=args.ema,
+        warmup_epochs=args.warmup_epochs,
     )
     if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
         config["variance_head"] = True
@@ -224,6 +225,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         metavar="DECAY",
         help="validate and keep a moving average of the weights, e.g. 0.999 (default 0: off)",
+    )
+    group.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="raise the learning rate linearly over the first N epochs (default 0: off)",
     )
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")

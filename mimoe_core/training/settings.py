@@ -48,6 +48,9 @@ class TrainSettings:
         ema_decay: with a value in (0, 1), e.g. 0.999, validation, the best epoch and
             ``model.pt`` use an exponential moving average of the weights
             (:mod:`mimoe_core.training.ema`); default 0.0, the weights themselves.
+        warmup_epochs: the learning rate rises linearly from ``lr / steps`` to ``lr`` over
+            the optimizer steps of this many first epochs, and the schedule starts after
+            them; default 0 (no warmup).
     """
 
     epochs: int = 100
@@ -70,6 +73,7 @@ class TrainSettings:
     coverage: float = 0.9
     mve_warmup: int = 5
     ema_decay: float = 0.0
+    warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -92,6 +96,10 @@ class TrainSettings:
         check_coverage(self.coverage)
         if not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs} of {self.epochs}"
+            )
 
 
 @dataclass

@@ -57,7 +57,7 @@ from mimoe_core.training.metrics import (
 )
 from mimoe_core.training.parts import check_split, labels_of, shuffled_order, subset
 from mimoe_core.training.records import check_same_inputs, write_run_files
-from mimoe_core.training.schedule import make_scheduler, step_scheduler
+from mimoe_core.training.schedule import make_scheduler, step_scheduler, warmup_lr
 from mimoe_core.training.selection import is_better, selection_metric, selection_score
 from mimoe_core.training.settings import TrainResult, TrainSettings, TrainState
 from mimoe_core.training.transfer import (
@@ -368,7 +368,8 @@ class TrainingRun:
                     )
             else:
                 state.bad_epochs += 1
-        step_scheduler(self.scheduler, score, self.maximize)
+        if epoch >= settings.warmup_epochs:
+            step_scheduler(self.scheduler, score, self.maximize)
         row.update(
             epoch=epoch,
             **{f"val_{self.metric_name}": score},
@@ -413,7 +414,12 @@ class TrainingRun:
         dtype = next(model.parameters()).dtype
         sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
         usage = torch.zeros(model.num_experts, dtype=torch.float64)
-        for start in range(0, len(order), settings.batch_size):
+        starts = range(0, len(order), settings.batch_size)
+        for step, start in enumerate(starts):
+            lr = warmup_lr(settings, epoch, step, len(starts))
+            if lr is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
             if len(chosen) < context.world_size:
                 break
