@@ -4,14 +4,15 @@ Shared by the benchmarks that train many independent models (``bench_gate_ablati
 ``bench_open_questions.py``). Each run is a picklable function and its arguments; its
 result (a flat dict) is written to its own file as soon as it finishes, so an interrupted
 benchmark loses only the runs in progress and a rerun skips the finished ones. Also here:
-the featurized dataset each worker process reads once, and the two table helpers their
-reports share.
+the featurized dataset each worker process reads once, one training on one scaffold split,
+and the two table helpers their reports share.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import cache
@@ -67,6 +68,38 @@ def featurized(name: str):
     from mimoe_core.featurization import featurize
 
     return featurize(load_dataset(name), progress=False)
+
+
+def train_on_split(
+    name: str, split_seed: int, config: dict, metric: str = "rmse", **settings: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Train ``config`` on one ``scaffold_balanced`` split (split seed = run seed), 1 thread.
+
+    ``settings`` are :class:`~mimoe_core.training.TrainSettings` fields over the CLI
+    defaults. Returns the :class:`~mimoe_core.training.TrainResult` and the row every
+    benchmark records: dataset, split, test and val ``metric``, best epoch, epochs run and
+    seconds.
+    """
+    import torch
+
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings, train
+
+    torch.set_num_threads(1)
+    ds = featurized(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
+    options = {"seed": split_seed, "progress": False, "device": "cpu", **settings}
+    start = time.perf_counter()
+    result = train(ds, split, config, TrainSettings(**options))
+    return result, {
+        "dataset": name,
+        "split": split_seed,
+        "test": float(result.metrics["test"][metric]),
+        "val": float(result.metrics["val"][metric]),
+        "best_epoch": int(result.metrics["best_epoch"]),
+        "epochs_run": int(result.metrics["epochs_run"]),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def mean_std(values) -> str:

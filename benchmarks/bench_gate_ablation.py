@@ -29,7 +29,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from _parallel_runs import (
     mean_std,
     results,
     run_pending,
+    train_on_split,
 )
 from scipy.stats import spearmanr
 
@@ -51,21 +51,14 @@ GATES = ("mlp", "size", "random")
 
 def run_one(name: str, split_seed: int, gate: str, epochs: int, hidden: int) -> dict:
     """Train one (dataset, split, gate) and score it; runs in a worker process."""
-    import torch
-
     from mimoe_core.data import make_split
     from mimoe_core.forward import run_model
-    from mimoe_core.training import TrainSettings, train
 
-    torch.set_num_threads(1)
-    ds = featurized(name)
-    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     config = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": gate},
               "expert": {"hidden_channels": hidden}}  # fmt: skip
-    settings = TrainSettings(epochs=epochs, seed=split_seed, progress=False, device="cpu")
-    start = time.perf_counter()
-    result = train(ds, split, config, settings)
-    seconds = time.perf_counter() - start
+    result, row = train_on_split(name, split_seed, config, epochs=epochs)
+    ds = featurized(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     test = [ds.data_list[i] for i in split.test]
     alpha = run_model(result.model, test, ds.table.task, 64, "cpu")["alpha"]
     expected_cutoff = alpha @ np.asarray(result.model.cutoffs, dtype=np.float64)
@@ -74,11 +67,9 @@ def run_one(name: str, split_seed: int, gate: str, epochs: int, hidden: int) -> 
         "dataset": name,
         "split": split_seed,
         "gate": gate,
-        "test_rmse": float(result.metrics["test"]["rmse"]),
-        "val_rmse": float(result.metrics["val"]["rmse"]),
-        "best_epoch": int(result.metrics["best_epoch"]),
-        "epochs_run": int(result.metrics["epochs_run"]),
-        "seconds": seconds,
+        "test_rmse": row["test"],
+        "val_rmse": row["val"],
+        **{k: row[k] for k in ("best_epoch", "epochs_run", "seconds")},
         "routing_vs_size": float(spearmanr(expected_cutoff, atoms).statistic),
     }
 

@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from _parallel_runs import (
     mean_std,
     results,
     run_pending,
+    train_on_split,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,32 +48,10 @@ METRIC = {"freesolv": "rmse", "bace": "roc_auc"}
 
 def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
     """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process."""
-    import torch
-
-    from mimoe_core.data import make_split
-    from mimoe_core.training import TrainSettings, train
-
-    torch.set_num_threads(1)
-    ds = featurized(name)
-    split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     config = {"backbone": backbone, "variant": "sparse", "top_k": 2, "gate": {"name": gate}}
-    settings = TrainSettings(epochs=epochs, seed=split_seed, progress=False, device="cpu")
-    start = time.perf_counter()
-    result = train(ds, split, config, settings)
-    metric = METRIC[name]
-    return {
-        "question": "gate_backbone",
-        "dataset": name,
-        "split": split_seed,
-        "backbone": backbone,
-        "gate": gate,
-        "metric": metric,
-        "test": float(result.metrics["test"][metric]),
-        "val": float(result.metrics["val"][metric]),
-        "best_epoch": int(result.metrics["best_epoch"]),
-        "epochs_run": int(result.metrics["epochs_run"]),
-        "seconds": time.perf_counter() - start,
-    }
+    _, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
+    return {"question": "gate_backbone", "backbone": backbone, "gate": gate,
+            "metric": METRIC[name], **row}  # fmt: skip
 
 
 def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
