@@ -56,6 +56,47 @@ def run_pending(runs: Sequence[Run], jobs: int, describe: Callable[[dict], str])
             print(describe(result), flush=True)
 
 
+def run_all(
+    runs: Sequence[Run], args: argparse.Namespace, datasets: Sequence[str],
+    describe: Callable[[dict], str],
+) -> None:  # fmt: skip
+    """Featurize each dataset here (the workers then read the warm cache), then run the
+    pending runs (:func:`run_pending`); nothing with ``--report-only``."""
+    if args.report_only:
+        return
+    for name in datasets:
+        featurized(name)
+    run_pending(runs, args.jobs, describe)
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write a benchmark's markdown report (making its folder) and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+
+
+def paired_differences(
+    runs, column: str, baseline: str, others: Sequence[str], value: str, counted: str
+) -> list[str]:
+    """Table rows ``| dataset | variant | difference | on how many splits |``, paired by split.
+
+    The difference is ``value`` of each variant of ``column`` minus that of ``baseline`` on
+    the same split; the last cell counts the splits where it is ``counted`` (``"negative"``
+    or ``"positive"``).
+    """
+    lines = []
+    for dataset, part in runs.groupby("dataset", sort=False):
+        table = part.pivot(index="split", columns=column, values=value)
+        for variant in others:
+            if baseline not in table or variant not in table:
+                continue
+            diff = (table[variant] - table[baseline]).dropna()
+            better = int(((diff < 0) if counted == "negative" else (diff > 0)).sum())
+            lines.append(f"| {dataset} | {variant} | {mean_std(diff)} | {better} of {len(diff)} |")
+    return lines
+
+
 def results(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """The results of the runs that have finished, in the order of ``runs``."""
     return [json.loads(path.read_text()) for path, _, _ in runs if path.exists()]

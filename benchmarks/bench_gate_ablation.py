@@ -39,9 +39,11 @@ from _parallel_runs import (
     featurized,
     markdown_rows,
     mean_std,
+    paired_differences,
     results,
-    run_pending,
+    run_all,
     train_on_split,
+    write_report,
 )
 from scipy.stats import spearmanr
 
@@ -108,16 +110,8 @@ def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
         "| dataset | ablation | RMSE difference | topology gate better on |",
         "|---|---|---|---|",
     ]
-    for dataset, part in runs.groupby("dataset", sort=False):
-        table = part.pivot(index="split", columns="gate", values="test_rmse")
-        for gate in GATES[1:]:
-            if "mlp" not in table or gate not in table:
-                continue
-            diff = (table[gate] - table["mlp"]).dropna()
-            lines.append(
-                f"| {dataset} | {gate} | {mean_std(diff)} | {int((diff > 0).sum())} of "
-                f"{len(diff)} |"
-            )
+    # positive = the topology gate is better: the ablation's RMSE is higher
+    lines += paired_differences(runs, "gate", "mlp", GATES[1:], "test_rmse", "positive")
     lines += ["", "## Runs", "", *markdown_rows(runs)]
     return "\n".join(lines) + "\n"
 
@@ -132,15 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
-    for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        featurized(name)
     runs = [
         (args.work / f"{name}_{s}_{gate}_e{args.epochs}_h{args.hidden}.json", run_one,
          (name, s, gate, args.epochs, args.hidden))
         for name in datasets for s in range(args.splits) for gate in GATES
     ]  # fmt: skip
-    if not args.report_only:
-        run_pending(runs, args.jobs, lambda row: (
+    run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
             f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
@@ -151,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     text = render(table.reset_index(drop=True), command.strip(), [])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 

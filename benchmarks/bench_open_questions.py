@@ -32,12 +32,12 @@ from pathlib import Path
 import pandas as pd
 from _parallel_runs import (
     add_run_options,
-    featurized,
     markdown_rows,
     mean_std,
     results,
-    run_pending,
+    run_all,
     train_on_split,
+    write_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,16 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(datasets) - set(METRIC))
     if unknown:
         parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
-    for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        featurized(name)
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, args.epochs))
         for name in datasets for s in range(args.splits) for backbone in BACKBONES
         for gate in GATES
     ]  # fmt: skip
-    if not args.report_only:
-        run_pending(runs, args.jobs, lambda row: (
+    run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['backbone']} {row['gate']}: test "
             f"{row['metric']} {row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
@@ -131,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         *markdown_rows(table),
     ]
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 

@@ -35,12 +35,13 @@ from pathlib import Path
 import pandas as pd
 from _parallel_runs import (
     add_run_options,
-    featurized,
     markdown_rows,
     mean_std,
+    paired_differences,
     results,
-    run_pending,
+    run_all,
     train_on_split,
+    write_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,16 +93,7 @@ def render(runs: pd.DataFrame, command: str) -> str:
         "| dataset | recipe | RMSE difference | helps on |",
         "|---|---|---|---|",
     ]
-    for dataset, part in runs.groupby("dataset", sort=False):
-        table = part.pivot(index="split", columns="recipe", values="test")
-        for recipe in list(RECIPES)[1:]:
-            if "default" not in table or recipe not in table:
-                continue
-            diff = (table[recipe] - table["default"]).dropna()
-            lines.append(
-                f"| {dataset} | {recipe} | {mean_std(diff)} | {int((diff < 0).sum())} of "
-                f"{len(diff)} |"
-            )
+    lines += paired_differences(runs, "recipe", "default", list(RECIPES)[1:], "test", "negative")
     lines += ["", "## Runs", "", *markdown_rows(runs)]
     return "\n".join(lines) + "\n"
 
@@ -113,15 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
-    for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        featurized(name)
     runs = [
         (args.work / f"{name}_{s}_{recipe}_e{args.epochs}.json", run_one,
          (name, s, recipe, args.epochs))
         for name in datasets for s in range(args.splits) for recipe in RECIPES
     ]  # fmt: skip
-    if not args.report_only:
-        run_pending(runs, args.jobs, lambda row: (
+    run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['recipe']}: test rmse "
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
@@ -137,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     text = render(table.reset_index(drop=True), command.strip())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 

@@ -45,7 +45,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _parallel_runs import add_run_options, featurized, markdown_rows, results, run_pending
+from _parallel_runs import (
+    add_run_options,
+    featurized,
+    markdown_rows,
+    results,
+    run_all,
+    write_report,
+)
 from scipy.stats import spearmanr
 
 from mimoe_core.analysis.uncertainty import (
@@ -239,15 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = sys.argv[1:] if argv is None else argv
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
-    for name in datasets if not args.report_only else ():  # the workers read the warm cache
-        featurized(name)
     runs = [
         (args.work / f"{name}_{s}_m{i}_e{args.epochs}_h{args.hidden}.json", run_member,
          (name, s, i, args.epochs, args.hidden))
         for name in datasets for s in range(args.splits) for i in range(args.members)
     ]  # fmt: skip
-    if not args.report_only:
-        run_pending(runs, args.jobs, lambda row: (
+    run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} member {row['member']}: test rmse "
             f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     members = pd.DataFrame(results(runs))
@@ -260,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scored, agreement = score_splits(members, args.coverage)
     text = render(scored, agreement, args, float(members["seconds"].sum()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_report(args.out, text)
     return 0
 
 
