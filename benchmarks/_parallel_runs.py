@@ -103,12 +103,12 @@ def results(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 @cache
-def featurized(name: str):
+def featurized(name: str, atom_attributes: bool = False):
     """A bundled dataset, featurized once per process (from the warm cache in workers)."""
     from mimoe_core.data import load_dataset
     from mimoe_core.featurization import featurize
 
-    return featurize(load_dataset(name), progress=False)
+    return featurize(load_dataset(name), progress=False, atom_attributes=atom_attributes)
 
 
 def train_on_split(
@@ -117,7 +117,8 @@ def train_on_split(
     """Train ``config`` on one ``scaffold_balanced`` split (split seed = run seed), 1 thread.
 
     ``settings`` are :class:`~mimoe_core.training.TrainSettings` fields over the CLI
-    defaults. Returns the :class:`~mimoe_core.training.TrainResult` and the row every
+    defaults; a config with ``atom_attributes`` gets data featurized with them. Returns
+    the :class:`~mimoe_core.training.TrainResult` and the row every
     benchmark records: dataset, split, test and val ``metric``, best epoch, epochs run and
     seconds.
     """
@@ -127,7 +128,7 @@ def train_on_split(
     from mimoe_core.training import TrainSettings, train
 
     torch.set_num_threads(1)
-    ds = featurized(name)
+    ds = featurized(name, bool(config.get("atom_attributes")))
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     options = {"seed": split_seed, "progress": False, "device": "cpu", **settings}
     start = time.perf_counter()

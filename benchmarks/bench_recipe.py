@@ -1,4 +1,4 @@
-"""Which training recipe? Weight averaging and learning-rate warmup against the defaults.
+"""Which recipe? Weight averaging, learning-rate warmup and atom attributes against the defaults.
 
 MI-MoE(SchNet), sparse k=2 of 5, at full dataset size with the CLI defaults (width 128, 100
 epochs, patience 20, batch 32, plateau schedule) and one change at a time, on the same
@@ -8,13 +8,15 @@ scaffold splits (``scaffold_balanced``, seeds 0..S-1; the split seed is the run 
 - ``ema``: validation, early stopping and the kept model use a moving average of the
   weights (``--ema 0.999``);
 - ``warmup``: the learning rate rises linearly over the first 5 epochs (``--warmup-epochs 5``);
-- ``ema+warmup``: both.
+- ``ema+warmup``: both;
+- ``atom attributes``: experts also embed the chemical atom attributes
+  (``--atom-attributes``: hybridization, aromaticity, charge, hydrogens, ring, R/S).
 
 Per run: test and validation RMSE at the best validation epoch, the best epoch, epochs run,
 seconds. The table is mean ± sample std (ddof=1) over the splits, and the paired difference
 to ``default`` per split (negative = the change helps).
 
-    python benchmarks/bench_recipe.py                    # ~1.5 h on 2 CPU cores
+    python benchmarks/bench_recipe.py                    # ~1 h on 2 CPU cores
     python benchmarks/bench_recipe.py --datasets freesolv --splits 2 --epochs 3 \\
         --work /tmp/r --out /tmp/r.md                    # smoke
 
@@ -45,18 +47,21 @@ from _parallel_runs import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# name: (model config over the defaults, TrainSettings fields over the defaults)
 RECIPES = {
-    "default": {},
-    "ema": {"ema_decay": 0.999},
-    "warmup": {"warmup_epochs": 5},
-    "ema+warmup": {"ema_decay": 0.999, "warmup_epochs": 5},
+    "default": ({}, {}),
+    "ema": ({}, {"ema_decay": 0.999}),
+    "warmup": ({}, {"warmup_epochs": 5}),
+    "ema+warmup": ({}, {"ema_decay": 0.999, "warmup_epochs": 5}),
+    "atom attributes": ({"atom_attributes": True}, {}),
 }
 
 
 def run_one(name: str, split_seed: int, recipe: str, epochs: int) -> dict:
     """Train one (dataset, split, recipe); runs in a worker process."""
-    config = {"backbone": "schnet", "variant": "sparse", "top_k": 2}
-    _, row = train_on_split(name, split_seed, config, epochs=epochs, **RECIPES[recipe])
+    config, settings = RECIPES[recipe]
+    config = {"backbone": "schnet", "variant": "sparse", "top_k": 2, **config}
+    _, row = train_on_split(name, split_seed, config, epochs=epochs, **settings)
     return {"recipe": recipe, **row}
 
 
@@ -65,7 +70,7 @@ def render(runs: pd.DataFrame, command: str) -> str:
     import torch
 
     lines = [
-        "# Which training recipe: weight averaging and learning-rate warmup",
+        "# Which recipe: weight averaging, learning-rate warmup, atom attributes",
         "",
         f"- command: `{command}`",
         f"- date: {date.today().isoformat()}",
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")
     runs = [
-        (args.work / f"{name}_{s}_{recipe}_e{args.epochs}.json", run_one,
+        (args.work / f"{name}_{s}_{recipe.replace(' ', '_')}_e{args.epochs}.json", run_one,
          (name, s, recipe, args.epochs))
         for name in datasets for s in range(args.splits) for recipe in RECIPES
     ]  # fmt: skip

@@ -133,4 +133,5 @@ def _featurize_input(args: argparse.Namespace, radii=None):
         n_jobs=args.jobs,
         progress=not args.quiet,
         retry_timeouts=args.retry_timeouts,
+        atom_attributes=getattr(args, "atom_attributes", False),
     )

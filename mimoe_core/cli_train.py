@@ -48,6 +48,8 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
             config["gate"] = {"name": args.gate}
     if args.hidden:
         config["expert"]["hidden_channels"] = args.hidden
+    if getattr(args, "atom_attributes", False):
+        config["atom_attributes"] = True
     return load_config(config)
 
 
@@ -74,6 +76,12 @@ def _train(args: argparse.Namespace, context) -> int:
     check_batch_size(args.batch_size, context, name="--batch-size")
     args.quiet = args.quiet or not context.is_main
     config = model_config_from_args(args)
+    args.atom_attributes = bool(config["atom_attributes"])  # featurize what the model reads
+    if args.shards and args.atom_attributes:
+        raise ValueError(
+            "atom attributes are read from the molecules at featurization, and shards hold "
+            "featurized data without them; train from --dataset or --data instead"
+        )
     if args.shards:
         from mimoe_core.shards import ShardedDataset
 
@@ -188,6 +196,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--cutoffs", type=_csv_list, default=None, help="e.g. 2.0,2.5,3.0,3.5,4.0")
     group.add_argument("--hidden", type=int, default=None, help="expert width (default 128)")
+    group.add_argument(
+        "--atom-attributes",
+        action="store_true",
+        help="experts also embed chemical atom attributes (hybridization, aromaticity, "
+        "charge, hydrogens, ring, R/S) beside the atomic number",
+    )
     group.add_argument(
         "--balance-weight", type=float, default=None, help="load-balancing weight, default 0.1"
     )

@@ -25,6 +25,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from mimoe_core import keys
+from mimoe_core.atom_attributes import atom_attributes as attributes_of
 from mimoe_core.cache import ArrayCache, cache_key, default_cache_dir
 from mimoe_core.conformers import (
     CONFORMER_VERSION,
@@ -76,6 +77,7 @@ class FeaturizedDataset:
     radii: np.ndarray
     stats: dict = field(default_factory=dict)
     normalize_descriptors: bool = True
+    atom_attributes: bool = False
 
     def feature_settings(self) -> dict:
         """The settings the model's inputs depend on, besides conformer settings and grid.
@@ -85,6 +87,7 @@ class FeaturizedDataset:
         return {
             "normalize_descriptors": bool(self.normalize_descriptors),
             "descriptor_version": DESCRIPTOR_VERSION,
+            "atom_attributes": bool(self.atom_attributes),
         }
 
     def __len__(self) -> int:
@@ -487,6 +490,7 @@ def featurize(
     progress: bool = True,
     drop_duplicates: bool = True,
     retry_timeouts: bool = False,
+    atom_attributes: bool = False,
 ) -> FeaturizedDataset:
     """Make one PyG ``Data`` per molecule: conformer, labels and descriptor trajectory.
 
@@ -506,9 +510,15 @@ def featurize(
             labels differ.
         retry_timeouts: Embed again the molecules whose embedding timed out on an earlier
             run (the cache remembers timeouts; without this they are skipped as before).
+        atom_attributes: Add each atom's chemical features (``keys.ATOM_ATTR``,
+            :mod:`mimoe_core.atom_attributes`), read again from the input's molecule (they are
+            cheap; the cache is unchanged). Default False.
 
     Returns:
         A :class:`FeaturizedDataset`; ``table.n_rows == len(result) + len(result.skipped)``.
+
+    Raises:
+        ValueError: ``atom_attributes`` for structures without bonds (QM9's coordinates).
     """
     start = time.perf_counter()
     settings = settings or ConformerSettings()
@@ -532,8 +542,14 @@ def featurize(
 
     data_list = []
     for n, (i, conf) in enumerate(zip(kept, confs, strict=True)):
+        attr = {}
+        if atom_attributes:
+            attr[keys.ATOM_ATTR] = torch.from_numpy(
+                _atom_attr(table.inputs[i], conf, settings, table.polymer)
+            )
         data_list.append(
             Data(
+                **attr,
                 **{
                     keys.Z: torch.from_numpy(conf.z),
                     keys.POS: torch.from_numpy(conf.pos),
@@ -543,7 +559,7 @@ def featurize(
                     keys.SMILES: conf.smiles,
                     keys.ROW: int(table.rows[i]),
                     keys.MOL_ID: table.ids[i],
-                }
+                },
             )
         )
     info = [
@@ -566,7 +582,38 @@ def featurize(
         radii=radii,
         stats=stats,
         normalize_descriptors=bool(normalize_descriptors),
+        atom_attributes=bool(atom_attributes),
     )
+
+
+def _atom_attr(item, conf: Conformer, settings: ConformerSettings, polymer: bool) -> np.ndarray:
+    """[N, F] float32 atom features of one kept molecule, in its conformer's atom order.
+
+    A SMILES is prepared again exactly as for embedding (its canonical form, fragment
+    choice, capping, hydrogens added), so the atoms come in the conformer's order; a 3D
+    record brings its own.
+    """
+    from rdkit import Chem
+
+    if not isinstance(item, str):
+        if item.atom_attr is None:
+            raise ValueError(
+                "atom features need the molecule's bonds, and these structures are "
+                "coordinates only (QM9's DFT geometries); featurize without atom features"
+            )
+        z, attr = np.asarray(item.z), item.atom_attr
+    else:
+        mol, _ = prepare_molecule(canonical_smiles(item), settings, polymer)
+        mol = Chem.AddHs(mol)
+        z, attr = np.array([a.GetAtomicNum() for a in mol.GetAtoms()]), attributes_of(mol)
+    if not settings.hydrogens:
+        z, attr = z[z > 1], attr[z > 1]
+    if not np.array_equal(z, conf.z):  # a cached conformer made differently: never mix them
+        raise RuntimeError(
+            f"{conf.smiles}: the atoms read for the atom features are not the conformer's; "
+            "clear the featurization cache and featurize again"
+        )
+    return attr.astype(np.float32)
 
 
 def featurize_dataset(name: str, limit: int | None = None, **kwargs) -> FeaturizedDataset:

@@ -4,6 +4,8 @@ Use these constants instead of string literals, so a renamed field is one edit.
 
 Per-atom fields (first dimension = number of atoms):
     ``Z``: atomic numbers ``[N]`` long. ``POS``: coordinates ``[N, 3]`` float32, in Å.
+    ``ATOM_ATTR``: chemical atom features ``[N, F]`` float32, only when featurized with
+    ``atom_attributes=True`` (:mod:`mimoe_core.atom_attributes`).
 
 Per-molecule fields carry a leading dimension of 1 so that ``Batch`` stacks them:
     ``Y``: targets ``[1, num_targets]`` float32 (NaN where a label is missing).
@@ -16,6 +18,7 @@ Plain Python attributes: ``SMILES`` (canonical SMILES of the embedded structure)
 
 Z = "z"
 POS = "pos"
+ATOM_ATTR = "atom_attr"
 Y = "y"
 Y_MASK = "y_mask"
 TOPO = "topo"

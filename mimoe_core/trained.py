@@ -44,8 +44,13 @@ from mimoe_core.topology import DESCRIPTOR_NAMES
 
 CHECKPOINT_FORMAT = "mimoe-checkpoint/1"
 #: What a checkpoint written before ``featurization`` was recorded was trained on: the trainer
-#: and the CLI only ever featurized normalized trajectories of descriptor version 1.
-LEGACY_FEATURIZATION = {"normalize_descriptors": True, "descriptor_version": 1}
+#: and the CLI only ever featurized normalized trajectories of descriptor version 1 (and,
+#: before ``atom_attributes`` existed, no atom attributes). Recorded entries override these.
+LEGACY_FEATURIZATION = {
+    "normalize_descriptors": True,
+    "descriptor_version": 1,
+    "atom_attributes": False,
+}
 _REQUIRED = ("format", "model_config", "state_dict", "task", "targets", "scaler", "radii")
 #: State-dict keys of the in-model target scaling; checkpoints from before it lack them.
 _SCALING_KEYS = ("output_transform.mean", "output_transform.std")
@@ -373,6 +378,7 @@ class TrainedModel:
             n_jobs=n_jobs,
             drop_duplicates=False,
             retry_timeouts=retry_timeouts,
+            atom_attributes=self.featurization.get("atom_attributes", False),
         )
         return table, ds
 

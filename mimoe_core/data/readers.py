@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mimoe_core.atom_attributes import atom_attributes
 from mimoe_core.data.table import MoleculeTable, SkipRecord, Structure3D, Task, parse_labels
 
 
@@ -186,7 +187,8 @@ def read_sdf(
             continue
         z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
         pos = np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
-        inputs.append(Structure3D(z=z, pos=pos, smiles=smiles))
+        attr = atom_attributes(mol, from_3d=True)
+        inputs.append(Structure3D(z=z, pos=pos, smiles=smiles, atom_attr=attr))
 
     described = [x if isinstance(x, str) else x.smiles for x in inputs]
     frame = pd.DataFrame(label_rows, columns=target_props)

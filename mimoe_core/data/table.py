@@ -21,11 +21,14 @@ class Structure3D:
         z: Atomic numbers, shape ``[N]``.
         pos: Coordinates in Å, shape ``[N, 3]``.
         smiles: SMILES of the structure when known (used for scaffolds and display), else ``""``.
+        atom_attr: ``[N, F]`` chemical atom features (:mod:`mimoe_core.atom_attributes`) when
+            the source has bonds (SDF), else None (QM9's coordinates).
     """
 
     z: np.ndarray
     pos: np.ndarray
     smiles: str = ""
+    atom_attr: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class ExpertArgs(TypedDict, total=False):
     num_layers: int
     cutoff: float
     pooling: str
+    atom_attr_dim: int
 
 
 class Expert(nn.Module):
@@ -104,9 +105,13 @@ class Expert(nn.Module):
             default 5.0.
         pooling: ``"mean"`` (default; the bundled targets are intensive properties) or
             ``"sum"`` (extensive properties such as energies).
+        atom_attr_dim: with F > 0, the expert also reads F chemical attributes per atom
+            (:mod:`mimoe_core.atom_attributes`): a linear map of them is added to its
+            atomic-number embedding (:meth:`embed_atoms`). Default 0: the atomic number only.
 
     Raises:
-        ValueError: for an unknown pooling, or a width or depth below 1.
+        ValueError: for an unknown pooling, a width or depth below 1, or a negative
+            ``atom_attr_dim``.
     """
 
     #: Registry name, set by each subclass.
@@ -118,6 +123,7 @@ class Expert(nn.Module):
         num_layers: int = 3,
         cutoff: float = 5.0,
         pooling: str = "mean",
+        atom_attr_dim: int = 0,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -130,6 +136,12 @@ class Expert(nn.Module):
         self.num_layers = int(num_layers)
         self.cutoff = float(cutoff)
         self.pooling = pooling
+        if atom_attr_dim < 0:
+            raise ValueError(f"atom_attr_dim must be >= 0, got {atom_attr_dim}")
+        self.atom_attr_dim = int(atom_attr_dim)
+        self.attr_embedding = (
+            nn.Linear(atom_attr_dim, hidden_channels, bias=False) if atom_attr_dim else None
+        )
         self.readout = nn.Sequential(
             nn.Linear(hidden_channels, hidden_channels),
             nn.SiLU(),
@@ -137,10 +149,32 @@ class Expert(nn.Module):
         )
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant per-atom features [num_atoms, hidden_channels]."""
         raise NotImplementedError
+
+    def embed_atoms(self, table: nn.Embedding, z: Tensor, atom_attr: Tensor | None) -> Tensor:
+        """``table(z)``, plus the embedded chemical attributes when the expert reads them.
+
+        Raises:
+            ValueError: the expert reads attributes (``atom_attr_dim`` > 0) and none came.
+        """
+        h = table(z)
+        if self.attr_embedding is None:
+            return h
+        if atom_attr is None:
+            raise ValueError(
+                "this model reads chemical atom attributes, and the molecules have none: "
+                "featurize with atom_attributes=True (the CLI does so for such a model)"
+            )
+        return h + self.attr_embedding(atom_attr.to(h.dtype))
 
     def forward(
         self,
@@ -151,6 +185,7 @@ class Expert(nn.Module):
         edge_vec: Tensor,
         batch: Tensor,
         num_graphs: int | None = None,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Molecule embeddings from a prebuilt graph.
 
@@ -162,12 +197,14 @@ class Expert(nn.Module):
             edge_vec: [E, 3] vectors pos[j] - pos[i].
             batch: molecule index of each atom, [num_atoms].
             num_graphs: number of molecules B; default ``batch.max() + 1``.
+            atom_attr: [num_atoms, atom_attr_dim] chemical attributes, for an expert that
+                reads them; default None.
 
         Returns:
             [B, hidden_channels] molecule embeddings, invariant to rotations, translations
             and atom order.
         """
-        h = self.atom_features(z, pos, edge_index, edge_weight, edge_vec)
+        h = self.atom_features(z, pos, edge_index, edge_weight, edge_vec, atom_attr)
         return self.readout(pool(h, batch, num_graphs_of(batch, num_graphs), self.pooling))
 
     def reset_backbone(self) -> None:
@@ -177,6 +214,8 @@ class Expert(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialize the backbone and the post-pooling readout MLP."""
         self.reset_backbone()
+        if self.attr_embedding is not None:
+            self.attr_embedding.reset_parameters()
         for layer in self.readout:
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()

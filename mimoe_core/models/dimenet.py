@@ -171,7 +171,13 @@ class DimeNetPPExpert(Expert):
             block.reset_parameters()
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] (sum of the output blocks).
 
@@ -190,7 +196,10 @@ class DimeNetPPExpert(Expert):
         dist = edge_weight.clamp_min(MIN_REDUCED_DIST * self.cutoff)
         rbf = self.rbf(dist)
         sbf = self.sbf(dist / self.cutoff, angle, idx_kj)
-        x = self.emb(z, rbf, i, j)
+        # PyG's EmbeddingBlock, with the atom embedding that may add the attributes
+        emb = self.emb
+        atoms = self.embed_atoms(emb.emb, z, atom_attr)
+        x = emb.act(emb.lin(torch.cat([atoms[i], atoms[j], emb.act(emb.lin_rbf(rbf))], dim=-1)))
         h = self.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
         for interaction, output in zip(
             self.interaction_blocks, self.output_blocks[1:], strict=True

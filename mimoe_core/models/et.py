@@ -130,11 +130,17 @@ class EquivariantTransformerExpert(Expert):
         self.out_norm.reset_parameters()
 
     def atom_states(
-        self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
         rbf = self.rbf(edge_weight)
-        x = self.neighbor(z, self.embedding(z), edge_index, edge_weight, rbf)
+        atoms = self.embed_atoms(self.embedding, z, atom_attr)
+        x = self.neighbor(z, atoms, edge_index, edge_weight, rbf)
         vec = x.new_zeros(x.size(0), 3, x.size(1))
         direction = unit_vectors(edge_vec, edge_weight)
         for layer in self.layers:
@@ -143,10 +149,16 @@ class EquivariantTransformerExpert(Expert):
         return self.out_norm(x), vec
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels]."""
-        return self.atom_states(z, edge_index, edge_weight, edge_vec)[0]
+        return self.atom_states(z, edge_index, edge_weight, edge_vec, atom_attr)[0]
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

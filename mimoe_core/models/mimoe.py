@@ -149,6 +149,11 @@ class MIMoE(nn.Module):
         self.out_channels = int(out_channels)
 
     @property
+    def reads_atom_attributes(self) -> bool:
+        """Whether the experts embed chemical atom attributes (config ``atom_attributes``)."""
+        return self.experts[0].atom_attr_dim > 0
+
+    @property
     def num_experts(self) -> int:
         """K, the number of experts."""
         return len(self.experts)
@@ -185,6 +190,7 @@ class MIMoE(nn.Module):
         topo: Tensor | None = None,
         num_graphs: int | None = None,
         compute_all: bool = False,
+        atom_attr: Tensor | None = None,
     ) -> MoEOutput:
         """Predict a batch of molecules.
 
@@ -197,12 +203,14 @@ class MIMoE(nn.Module):
             compute_all: run every expert on every molecule and weight by the same alpha
                 (the paper's Algorithm 1); same result as sparse dispatch, for tests and
                 benchmarks. Default False.
+            atom_attr: [num_atoms, F] chemical atom attributes, for a model whose experts
+                read them (config ``atom_attributes``); default None.
 
         Returns:
             :class:`MoEOutput`.
         """
         logits, (alpha, selected, probs), embeddings = self._expert_embeddings(
-            z, pos, batch, topo, num_graphs, compute_all
+            z, pos, batch, topo, num_graphs, compute_all, atom_attr
         )
         expert_predictions = self.head(embeddings) * (selected | compute_all).unsqueeze(-1)
         y = (alpha.unsqueeze(-1) * expert_predictions).sum(dim=1)
@@ -221,6 +229,7 @@ class MIMoE(nn.Module):
         topo: Tensor | None = None,
         num_graphs: int | None = None,
         compute_all: bool = False,
+        atom_attr: Tensor | None = None,
     ) -> MoEEmbedding:
         """Per-molecule embeddings: the mixture the head reads and every expert's readout.
 
@@ -233,7 +242,7 @@ class MIMoE(nn.Module):
             ``alpha``, ``selected`` and ``logits``.
         """
         logits, (alpha, selected, _), embeddings = self._expert_embeddings(
-            z, pos, batch, topo, num_graphs, compute_all
+            z, pos, batch, topo, num_graphs, compute_all, atom_attr
         )
         # alpha is zero for experts not selected, so experts run by compute_all add nothing.
         mixture = (alpha.to(embeddings.dtype).unsqueeze(-1) * embeddings).sum(dim=1)
@@ -247,6 +256,7 @@ class MIMoE(nn.Module):
         topo: Tensor | None,
         num_graphs: int | None,
         compute_all: bool,
+        atom_attr: Tensor | None = None,
     ) -> tuple[Tensor | None, Routing, Tensor]:
         """Gate logits, the routing and the [B, K, H] expert embeddings (zero where not run).
 
@@ -269,9 +279,9 @@ class MIMoE(nn.Module):
                 continue
             if mols.numel() == num:
                 graph = within_cutoff(full, expert.cutoff)
-                emb = expert(z, pos, *graph, batch, num_graphs=num)
+                emb = expert(z, pos, *graph, batch, num_graphs=num, atom_attr=atom_attr)
             else:
-                emb = self._run_on(expert, mols, run, z, pos, batch, full)
+                emb = self._run_on(expert, mols, run, z, pos, batch, full, atom_attr)
             # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
             emb = emb.to(embeddings.dtype)
             embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
@@ -286,6 +296,7 @@ class MIMoE(nn.Module):
         pos: Tensor,
         batch: Tensor,
         full: ExpertGraph,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Run ``expert`` on the molecules ``mols`` only (a gathered sub-batch)."""
         atom_in = run[batch]
@@ -303,6 +314,7 @@ class MIMoE(nn.Module):
             full.edge_vec[keep],
             new_mol[batch[atoms]],
             num_graphs=mols.numel(),
+            atom_attr=atom_attr[atoms] if atom_attr is not None else None,
         )
 
     def forward_batch(self, data, compute_all: bool = False) -> MoEOutput:
@@ -318,6 +330,7 @@ class MIMoE(nn.Module):
             topo,
             num_graphs=getattr(data, "num_graphs", 1),
             compute_all=compute_all,
+            atom_attr=getattr(data, keys.ATOM_ATTR, None) if self.reads_atom_attributes else None,
         )
 
     def embed_batch(self, data, compute_all: bool = False) -> MoEEmbedding:
@@ -333,6 +346,7 @@ class MIMoE(nn.Module):
             topo,
             num_graphs=getattr(data, "num_graphs", 1),
             compute_all=compute_all,
+            atom_attr=getattr(data, keys.ATOM_ATTR, None) if self.reads_atom_attributes else None,
         )
 
     def extra_repr(self) -> str:

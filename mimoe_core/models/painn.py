@@ -125,10 +125,15 @@ class PaiNNExpert(Expert):
             block.reset_parameters()
 
     def atom_states(
-        self, z: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
-        s = self.embedding(z)
+        s = self.embed_atoms(self.embedding, z, atom_attr)
         v = s.new_zeros(s.size(0), 3, s.size(1))
         rbf = sinc_rbf(edge_weight, self.num_rbf, self.cutoff)
         envelope = cosine_cutoff(edge_weight, self.cutoff)
@@ -139,10 +144,16 @@ class PaiNNExpert(Expert):
         return s, v
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels]."""
-        return self.atom_states(z, edge_index, edge_weight, edge_vec)[0]
+        return self.atom_states(z, edge_index, edge_weight, edge_vec, atom_attr)[0]
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

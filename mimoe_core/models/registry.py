@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mimoe_core.atom_attributes import NUM_ATOM_ATTRIBUTES
 from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
@@ -46,6 +47,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "out_channels": 1,
     # A mean-variance head (Gaussian NLL): the model predicts its own uncertainty.
     "variance_head": False,
+    # Experts also embed chemical atom attributes (mimoe_core.atom_attributes); the data
+    # must then be featurized with atom_attributes=True.
+    "atom_attributes": False,
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},
     # name: mlp | transformer (or the ablations size | random); the other keys are that
@@ -204,14 +208,17 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
     cfg = load_config(config)
     cls = expert_class(cfg["backbone"])
     variant = cfg["variant"]
+    args = dict(cfg["expert"])
+    if cfg["atom_attributes"]:
+        args["atom_attr_dim"] = NUM_ATOM_ATTRIBUTES
     if variant == "plain":
         plain = dict(cfg["plain"])
         cutoff = plain.pop("cutoff")
-        experts = [_make_expert(cls, cutoff, {**cfg["expert"], **plain})]
+        experts = [_make_expert(cls, cutoff, {**args, **plain})]
     elif variant == "one_expert":
-        experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], cfg["expert"])]
+        experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], args)]
     else:
-        experts = [_make_expert(cls, c, cfg["expert"]) for c in cfg["cutoffs"]]
+        experts = [_make_expert(cls, c, args) for c in cfg["cutoffs"]]
     gate = _make_gate(cfg, len(experts)) if variant in ROUTED_VARIANTS else None
     model = MIMoE(
         experts,

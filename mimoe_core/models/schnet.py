@@ -50,10 +50,16 @@ class SchNetExpert(Expert):
             block.reset_parameters()
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] after the interactions."""
-        h = self.embedding(z)
+        h = self.embed_atoms(self.embedding, z, atom_attr)
         edge_attr = self.rbf(edge_weight)
         for block in self.interactions:
             h = h + block(h, edge_index, edge_weight, edge_attr)

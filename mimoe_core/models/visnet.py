@@ -73,7 +73,13 @@ class ViSNetExpert(Expert):
         self.block.reset_parameters()
 
     def atom_features(
-        self, z: Tensor, pos: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor
+        self,
+        z: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] (ViSNet's scalar channel).
 
@@ -89,7 +95,7 @@ class ViSNetExpert(Expert):
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
         edge_weight = torch.cat([edge_weight, edge_weight.new_zeros(num_atoms)])
 
-        x = blk.embedding(z)
+        x = self.embed_atoms(blk.embedding, z, atom_attr)
         edge_attr = blk.distance_expansion(edge_weight)
         sph = blk.sphere(direction)
         x = blk.neighbor_embedding(z, x, edge_index, edge_weight, edge_attr)

@@ -181,6 +181,11 @@ class TrainingRun:
             check_compatible(
                 config, source, dataset.radii, dataset.feature_settings(), settings.init_from
             )
+        if config["atom_attributes"] and not dataset.feature_settings().get("atom_attributes"):
+            raise ValueError(
+                "the model config reads atom attributes, and the dataset was featurized "
+                "without them: featurize with atom_attributes=True"
+            )
         self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
         self.scaler = TargetScaler.fit(labels_of(self.train_list), self.task)
         self.val_labels = labels_of(self.val_list)
@@ -487,6 +492,7 @@ class TrainingRun:
                 **{k: model.config[k] for k in ("backbone", "variant", "top_k")},
                 "cutoffs": [float(c) for c in model.cutoffs],
                 "gate": model.config["gate"]["name"] if model.gate is not None else None,
+                "atom_attributes": bool(model.config["atom_attributes"]),
             },
             "settings": asdict(settings),
             "world_size": self.context.world_size,

@@ -29,6 +29,7 @@ ARCHITECTURE_KEYS = (
     "gate",
     "num_descriptors",
     "variance_head",
+    "atom_attributes",
     "one_expert",
     "plain",
 )
@@ -73,10 +74,13 @@ def check_compatible(
             f"({len(theirs_grid)} radii, {theirs_grid[0]:g}-{theirs_grid[-1]:g} Å; this data has "
             f"{len(ours_grid)}); featurize with its grid"
         )
-    if dict(source.featurization) != dict(featurization):
+    # Only the descriptors: whether the model reads atom attributes is an architecture key.
+    descriptors = ("normalize_descriptors", "descriptor_version")
+    theirs = {k: source.featurization.get(k) for k in descriptors}
+    ours = {k: featurization.get(k) for k in descriptors}
+    if theirs != ours:
         raise ValueError(
-            f"the source run's descriptors were computed with {dict(source.featurization)}, "
-            f"this data with {dict(featurization)}"
+            f"the source run's descriptors were computed with {theirs}, this data with {ours}"
         )
 
 

@@ -66,6 +66,24 @@ def test_the_ablation_gates_train_save_and_predict(gate, train_csv, tmp_path):
         assert (groups == 1).all().all() and len(set(sizes)) < len(SMILES)
 
 
+def test_atom_attributes_train_record_and_replay_at_prediction(train_csv, tmp_path, capsys):
+    run = tmp_path / "attributed"
+    assert main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out", str(run),
+                 "--atom-attributes", *TINY]) == 0  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["atom_attributes"] is True
+    out = tmp_path / "pred.csv"  # new molecules: prediction featurizes them with attributes
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"smiles": ["CCCO", "c1ccncc1", "CC(=O)N"]}).to_csv(new, index=False)
+    assert main(["predict", "--model", str(run), "--data", str(new), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    assert pd.read_csv(out)["logp"].notna().all()
+    shards = tmp_path / "shards"
+    assert main(["train", "--shards", str(shards), "--out", str(tmp_path / "s"),
+                 "--atom-attributes", *TINY]) == 2  # fmt: skip
+    assert "shards hold featurized data without them" in capsys.readouterr().err
+
+
 def test_train_errors_name_the_problem(train_csv, tmp_path, capsys):
     code = main(["train", "--data", str(train_csv), "--target-cols", "logS", "--out",
                  str(tmp_path / "x"), *TINY])  # fmt: skip

@@ -81,6 +81,8 @@ def test_an_architecture_mismatch_is_a_clear_error(source):
         TrainingRun(ds, split, {**TINY, "backbone": "painn"}, quick(init_from=str(path)))
     with pytest.raises(ValueError, match="cutoffs"):
         TrainingRun(ds, split, {**TINY, "cutoffs": [2.0, 3.0]}, quick(init_from=str(path)))
+    with pytest.raises(ValueError, match="atom_attributes: False there, True here"):
+        TrainingRun(ds, split, {**TINY, "atom_attributes": True}, quick(init_from=str(path)))
 
 
 def test_another_filtration_grid_is_a_clear_error(source, tmp_path):
