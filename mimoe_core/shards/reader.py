@@ -200,6 +200,7 @@ class ShardedDataset:
         return {
             "normalize_descriptors": self.normalize_descriptors,
             "descriptor_version": int(self.manifest["descriptor_version"]),
+            "atom_attributes": False,  # shards hold no atom attributes (train refuses them)
         }
 
     @cached_property

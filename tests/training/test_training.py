@@ -206,7 +206,11 @@ def test_prediction_replays_raw_descriptor_trajectories(freesolv40, tmp_path):
     assert raw.feature_settings()["normalize_descriptors"] is False
     train(raw, split, TINY, quick(epochs=1), out_dir=tmp_path)
     ckpt = load_checkpoint(tmp_path)
-    assert ckpt.featurization == {"normalize_descriptors": False, "descriptor_version": 1}
+    assert ckpt.featurization == {
+        "normalize_descriptors": False,
+        "descriptor_version": 1,
+        "atom_attributes": False,
+    }
     smiles = [raw.data_list[i].smiles for i in split.test[:3]]
     result = predict(ckpt, list(smiles), n_jobs=1)
     expected = np.stack([raw.data_list[i].topo[0].numpy() for i in split.test[:3]])
