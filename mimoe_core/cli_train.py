@@ -50,7 +50,24 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
         config["expert"]["hidden_channels"] = args.hidden
     if getattr(args, "atom_attributes", False):
         config["atom_attributes"] = True
+    bounds = getattr(args, "cutoff_bounds", None)
+    if getattr(args, "learnable_cutoffs", False):
+        config["learnable_cutoffs"]["enabled"] = True
+    if bounds:
+        if not config["learnable_cutoffs"]["enabled"]:
+            raise ValueError("--cutoff-bounds sets the bounds of --learnable-cutoffs; add it")
+        if len(bounds) != 2:
+            raise ValueError(f"--cutoff-bounds takes LOWER,UPPER in Å, got {','.join(bounds)}")
+        lower, upper = _floats(bounds, "--cutoff-bounds")
+        config["learnable_cutoffs"].update(lower=lower, upper=upper)
     return load_config(config)
+
+
+def _floats(values: list[str], option: str) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{option} takes numbers in Å, got {','.join(values)}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -204,6 +221,19 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--balance-weight", type=float, default=None, help="load-balancing weight, default 0.1"
+    )
+    group.add_argument(
+        "--learnable-cutoffs",
+        action="store_true",
+        help="learn the expert cutoffs with the model, starting from --cutoffs, kept ordered "
+        "inside --cutoff-bounds (schnet, painn, et, dimenet++; a routed variant)",
+    )
+    group.add_argument(
+        "--cutoff-bounds",
+        type=_csv_list,
+        default=None,
+        metavar="LOWER,UPPER",
+        help="bounds in Å of learnable cutoffs, default 1.0,6.0 (neighbours are searched at UPPER)",
     )
 
 

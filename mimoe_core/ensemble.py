@@ -65,7 +65,7 @@ class Ensemble:
             for what in ("task", "targets", "radii", "conformer_settings", "featurization"):
                 if getattr(other, what) != getattr(first, what):
                     raise ValueError(f"ensemble member {n} differs from member 0 in its {what}")
-            if list(other.model.cutoffs) != list(first.model.cutoffs):
+            if _cutoff_setting(other.model) != _cutoff_setting(first.model):
                 raise ValueError(f"ensemble member {n} has other expert cutoffs than member 0")
 
     @property
@@ -192,9 +192,22 @@ def combine_members(results: Sequence[PredictionResult]) -> PredictionResult:
         experts = np.where(alpha[..., None] > 0, base + weighted / alpha[..., None], np.nan)
     return replace(
         first,
+        # members with learnable cutoffs each learned their own; the mean labels the experts
+        cutoffs=np.mean([r.cutoffs for r in results], axis=0).tolist(),
         prediction=mean,
         alpha=alpha,
         expert_predictions=experts,
         std=std,
         uncertainty="ensemble",
     )
+
+
+def _cutoff_setting(model) -> tuple:
+    """What members must share about the cutoffs: the fixed values, or the learnable setting.
+
+    Members with learnable cutoffs start from the same setting and each learns its own.
+    """
+    if model.learnable_cutoffs is None:
+        return ("fixed", tuple(model.cutoffs))
+    spec = model.config["learnable_cutoffs"]
+    return ("learnable", tuple(model.config["cutoffs"]), tuple(sorted(spec.items())))

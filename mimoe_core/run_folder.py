@@ -104,7 +104,19 @@ def usage_columns(history: pd.DataFrame) -> list[str]:
         >>> usage_columns(pd.DataFrame(columns=["loss", "usage_10", "usage_2", "usage_1"]))
         ['usage_1', 'usage_2', 'usage_10']
     """
-    found = [c for c in history.columns if re.fullmatch(r"usage_\d+", str(c))]
+    return _numbered_columns(history, "usage")
+
+
+def cutoff_columns(history: pd.DataFrame) -> list[str]:
+    """The ``cutoff_1..K`` columns (learned cutoffs in Å per epoch), in expert order.
+
+    Only runs with learnable cutoffs have them; the list is empty otherwise.
+    """
+    return _numbered_columns(history, "cutoff")
+
+
+def _numbered_columns(history: pd.DataFrame, prefix: str) -> list[str]:
+    found = [c for c in history.columns if re.fullmatch(rf"{prefix}_\d+", str(c))]
     return sorted(found, key=lambda c: int(c.split("_")[1]))
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mimoe_core.run_folder import usage_columns
+from mimoe_core.run_folder import cutoff_columns, usage_columns
 
-__all__ = ["MAXIMIZED", "maximized", "usage_columns"]
+__all__ = ["MAXIMIZED", "cutoff_columns", "maximized", "usage_columns"]
 
 # Metrics where larger is better; every other metric (rmse, mae, loss) is minimized.
 MAXIMIZED = ("auc", "r2", "accuracy")

@@ -169,8 +169,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, examples: int = 3
     model = run.metrics.get("model", {})
     subtitle = (
         f"{', '.join(run.targets)} ({run.task}) · {model.get('backbone', '?')} experts, "
-        f"{_variant_words(model)}, top-k {model.get('top_k', '?')}, cutoffs "
-        f"{', '.join(f'{c:g}' for c in run.cutoffs)} Å · "
+        f"{_variant_words(model)}, top-k {model.get('top_k', '?')}, {_cutoff_words(model, run)} · "
         f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
     unit = str(run.metrics.get("unit") or "") if run.task == "regression" else ""
@@ -338,6 +337,15 @@ def _parity_interval_mpl(pred, lower, upper, labels, names: list[str]) -> Any:
         ax.set(xlabel=f"true {name}", ylabel=f"predicted {name}")
         ax.legend(fontsize=8)
     return axes[0]
+
+
+def _cutoff_words(model: dict, run) -> str:
+    """The cutoffs for the subtitle; learned ones with the values they started from."""
+    shown = ", ".join(f"{round(c, 2):g}" for c in run.cutoffs)
+    if "learned_cutoffs" not in model:
+        return f"cutoffs {shown} Å"
+    start = ", ".join(f"{c:g}" for c in model.get("initial_cutoffs", []))
+    return f"learned cutoffs {shown} Å (from {start} Å)"
 
 
 def _variant_words(model: dict) -> str:

@@ -1,4 +1,4 @@
-"""Training curves of one run: loss, validation metric and expert usage per epoch.
+"""Training curves of one run: loss, validation metric, expert usage (and learned cutoffs).
 
 The plotly function returns a ``go.Figure`` and takes ``layout`` overrides; its ``*_mpl``
 twin draws on a matplotlib ``Figure`` without touching pyplot's global state.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mimoe_viz._deps import make_subplots, mpl_figure, plotly_go
-from mimoe_viz._runs import maximized, usage_columns
+from mimoe_viz._runs import cutoff_columns, maximized, usage_columns
 from mimoe_viz._style import SERIES, expert_colors, expert_labels
 from mimoe_viz.run_folder import RunFolder
 
@@ -33,6 +33,8 @@ _AUX_LOSS = {
 }
 _BEST = {"mode": "markers", "marker": {"symbol": "star", "size": 14, "color": "#c44e52"}}
 _USAGE = {"mode": "lines", "legendgroup": "usage"}
+# The usage legend names the experts; their cutoff lines share its colours.
+_CUTOFF = {"mode": "lines", "legendgroup": "cutoffs", "showlegend": False}
 
 
 def _history_parts(
@@ -78,6 +80,8 @@ def training_curves_figure(
     Middle: the validation metric (the ``val_*`` column) with the best epoch starred (lowest
     for RMSE/MAE, highest for ROC-AUC). Bottom: ``usage_e``, the fraction of training
     molecules routed to expert e in that epoch (the K lines sum to top_k), in expert colours.
+    A run with learnable cutoffs (``cutoff_1..K`` columns) gets a fourth panel: each
+    expert's cutoff in Å over the epochs.
 
     Args:
         history: a ``history.csv`` frame with ``loss`` and one ``val_*`` column (``epoch``,
@@ -97,13 +101,16 @@ def training_curves_figure(
     go = plotly_go()
     history, x, val_col, best, usage, labels, colors = _history_parts(history, cutoffs)
     metric = val_col[len("val_") :]
+    learned = cutoff_columns(history)
+    titles = ("training loss", f"validation {metric}", "expert usage")
+    rows = 4 if learned else 3
     fig = make_subplots(
-        rows=3,
+        rows=rows,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.07,
-        specs=[[{"secondary_y": True}], [{}], [{}]],
-        subplot_titles=("training loss", f"validation {metric}", "expert usage"),
+        vertical_spacing=0.07 if rows == 3 else 0.06,
+        specs=[[{"secondary_y": True}], *([{}] for _ in range(rows - 1))],
+        subplot_titles=(*titles, "learned cutoffs")[:rows],
     )
     for col, dash in (("loss", "solid"), ("task_loss", "dash")):
         if col in history.columns:
@@ -138,8 +145,17 @@ def training_curves_figure(
     fig.update_yaxes(title_text="aux loss", row=1, col=1, secondary_y=True, showgrid=False)
     fig.update_yaxes(title_text=metric, row=2, col=1)
     fig.update_yaxes(title_text="fraction routed", rangemode="tozero", row=3, col=1)
-    fig.update_xaxes(title_text="epoch", row=3, col=1)
-    fig.update_layout(height=720, template="plotly_white", meta=meta, legend={"tracegroupgap": 40})
+    for col, label, color in zip(learned, labels, colors, strict=False):
+        line, hover = {"color": color}, f"{label}: %{{y:.3f}} Å<extra></extra>"
+        trace = go.Scatter(x=x, y=history[col], line=line, hovertemplate=hover, **_CUTOFF)
+        fig.add_trace(trace, row=4, col=1)
+    if learned:
+        fig.update_yaxes(title_text="cutoff (Å)", row=4, col=1)
+    fig.update_xaxes(title_text="epoch", row=rows, col=1)
+    height = 720 if rows == 3 else 920
+    fig.update_layout(
+        height=height, template="plotly_white", meta=meta, legend={"tracegroupgap": 40}
+    )
     fig.update_layout(**(layout or {}))
     return fig
 
@@ -159,13 +175,15 @@ def training_curves_mpl(
         cutoffs: the K expert cutoffs in Å for the usage legend, default None.
 
     Returns:
-        The figure; ``fig.axes`` is ``[loss, val, usage, aux]`` (``aux`` only with an
-        ``aux_loss`` column).
+        The figure; ``fig.axes`` is ``[loss, val, usage, cutoffs, aux]`` (``cutoffs`` only
+        for a run with learnable cutoffs, ``aux`` only with an ``aux_loss`` column).
     """
     history, x, val_col, best, usage, labels, colors = _history_parts(history, cutoffs)
+    learned = cutoff_columns(history)
     if fig is None:
-        fig = mpl_figure(figsize=(7, 8), layout="constrained")
-    ax_loss, ax_val, ax_usage = fig.subplots(3, 1, sharex=True)
+        fig = mpl_figure(figsize=(7, 10 if learned else 8), layout="constrained")
+    axes = fig.subplots(4 if learned else 3, 1, sharex=True)
+    ax_loss, ax_val, ax_usage = axes[:3]
     for col, style in (("loss", "-"), ("task_loss", "--")):
         if col in history.columns:
             ax_loss.plot(x, history[col], style, color="#333333", marker=".", label=col)
@@ -197,9 +215,14 @@ def training_curves_mpl(
     for col, label, color in zip(usage, labels, colors, strict=True):
         ax_usage.plot(x, history[col], "-", color=color, label=label)
     ax_usage.set_ylabel("fraction routed")
-    ax_usage.set_xlabel("epoch")
     ax_usage.set_title("expert usage")
     ax_usage.set_ylim(bottom=0)
     if usage:
         ax_usage.legend(fontsize=8, ncol=min(len(usage), 5))
+    if learned:
+        for col, color in zip(learned, colors, strict=False):
+            axes[3].plot(x, history[col], "-", color=color)
+        axes[3].set_ylabel("cutoff (Å)")
+        axes[3].set_title("learned cutoffs")
+    axes[-1].set_xlabel("epoch")
     return fig

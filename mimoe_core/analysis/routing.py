@@ -58,11 +58,13 @@ SORT_BY = ("size", "dominant", "input")
 def expert_labels(cutoffs: Sequence[float]) -> list[str]:
     """``"E1 · 2 Å"``-style names, one per expert cutoff (table rows, columns and legends).
 
+    Cutoffs show to 0.01 Å (learned cutoffs have many digits).
+
     Example:
-        >>> expert_labels([2.0, 2.5])
-        ['E1 · 2 Å', 'E2 · 2.5 Å']
+        >>> expert_labels([2.0, 2.5, 3.14159])
+        ['E1 · 2 Å', 'E2 · 2.5 Å', 'E3 · 3.14 Å']
     """
-    return [f"E{e + 1} · {float(c):g} Å" for e, c in enumerate(cutoffs)]
+    return [f"E{e + 1} · {round(float(c), 2):g} Å" for e, c in enumerate(cutoffs)]
 
 
 # --------------------------------------------------------------------------- on alpha arrays

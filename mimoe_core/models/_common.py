@@ -109,6 +109,12 @@ class Expert(nn.Module):
             (:mod:`mimoe_core.atom_attributes`): a linear map of them is added to its
             atomic-number embedding (:meth:`embed_atoms`). Default 0: the atomic number only.
 
+    Edge weights: :meth:`forward` may be given ``edge_envelope`` [E], a weight in [0, 1]
+    per edge that multiplies every message the edge carries (on top of the backbone's own
+    cutoff envelope), so that a message fades out smoothly as its weight goes to 0. This is
+    how learnable cutoffs (:mod:`.learnable_cutoffs`) reach the expert. Backbones that
+    cannot take it set :attr:`accepts_edge_envelope` to False.
+
     Raises:
         ValueError: for an unknown pooling, a width or depth below 1, or a negative
             ``atom_attr_dim``.
@@ -116,6 +122,8 @@ class Expert(nn.Module):
 
     #: Registry name, set by each subclass.
     name: str = "expert"
+    #: Whether :meth:`forward` takes ``edge_envelope`` (learnable cutoffs need it).
+    accepts_edge_envelope: bool = True
 
     def __init__(
         self,
@@ -156,6 +164,7 @@ class Expert(nn.Module):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant per-atom features [num_atoms, hidden_channels]."""
         raise NotImplementedError
@@ -186,6 +195,7 @@ class Expert(nn.Module):
         batch: Tensor,
         num_graphs: int | None = None,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Molecule embeddings from a prebuilt graph.
 
@@ -199,12 +209,24 @@ class Expert(nn.Module):
             num_graphs: number of molecules B; default ``batch.max() + 1``.
             atom_attr: [num_atoms, atom_attr_dim] chemical attributes, for an expert that
                 reads them; default None.
+            edge_envelope: [E] weights in [0, 1] multiplying every message of each edge
+                (see the class docstring); default None, weight 1.
 
         Returns:
             [B, hidden_channels] molecule embeddings, invariant to rotations, translations
             and atom order.
+
+        Raises:
+            ValueError: ``edge_envelope`` given to a backbone that cannot take it.
         """
-        h = self.atom_features(z, pos, edge_index, edge_weight, edge_vec, atom_attr)
+        if edge_envelope is not None and not self.accepts_edge_envelope:
+            raise ValueError(
+                f"the {self.name} expert cannot weight its edges (learnable cutoffs): its "
+                "layers apply their own cutoff inside PyG's message passing"
+            )
+        h = self.atom_features(
+            z, pos, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope=edge_envelope
+        )
         return self.readout(pool(h, batch, num_graphs_of(batch, num_graphs), self.pooling))
 
     def reset_backbone(self) -> None:

@@ -178,6 +178,7 @@ class DimeNetPPExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] (sum of the output blocks).
 
@@ -196,6 +197,11 @@ class DimeNetPPExpert(Expert):
         dist = edge_weight.clamp_min(MIN_REDUCED_DIST * self.cutoff)
         rbf = self.rbf(dist)
         sbf = self.sbf(dist / self.cutoff, angle, idx_kj)
+        if edge_envelope is not None:
+            # Every path from an edge to an atom passes a bias-free map of its rbf (output
+            # blocks) or of the sbf of its triplets (interactions), so the edge fades out.
+            rbf = rbf * edge_envelope.unsqueeze(-1)
+            sbf = sbf * edge_envelope[idx_kj].unsqueeze(-1)
         # PyG's EmbeddingBlock, with the atom embedding that may add the attributes
         emb = self.emb
         atoms = self.embed_atoms(emb.emb, z, atom_attr)

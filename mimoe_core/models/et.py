@@ -39,10 +39,13 @@ class NeighborEmbedding(nn.Module):
         for layer in (self.embedding, self.filter, self.combine):
             layer.reset_parameters()
 
-    def forward(self, z, x, edge_index, edge_weight, rbf):
-        """Updated x [N, F]."""
+    def forward(self, z, x, edge_index, edge_weight, rbf, edge_envelope=None):
+        """Updated x [N, F]; ``edge_envelope`` [E] scales each edge's message."""
         j, i = edge_index
-        w = self.filter(rbf) * cosine_cutoff(edge_weight, self.cutoff).unsqueeze(-1)
+        envelope = cosine_cutoff(edge_weight, self.cutoff)
+        if edge_envelope is not None:
+            envelope = envelope * edge_envelope
+        w = self.filter(rbf) * envelope.unsqueeze(-1)
         msg = scatter_sum(self.embedding(z)[j] * w, i, x.size(0))
         return self.combine(torch.cat([x, msg], dim=-1))
 
@@ -67,8 +70,8 @@ class EquivariantAttention(nn.Module):
         for layer in (self.norm, self.q, self.k, self.v, self.vec_proj, self.dk, self.dv, self.out):
             layer.reset_parameters()
 
-    def forward(self, x, vec, edge_index, edge_weight, rbf, direction):
-        """Updates (dx [N, F], dvec [N, 3, F])."""
+    def forward(self, x, vec, edge_index, edge_weight, rbf, direction, edge_envelope=None):
+        """Updates (dx [N, F], dvec [N, 3, F]); ``edge_envelope`` [E] scales each message."""
         j, i = edge_index
         num_edges, heads, dim = edge_index.size(1), self.num_heads, self.head_dim
         h = self.norm(x)
@@ -80,8 +83,12 @@ class EquivariantAttention(nn.Module):
         attn = (q[i] * k[j] * dk).view(num_edges, heads, dim).sum(-1)
         attn = F.silu(attn) * cosine_cutoff(edge_weight, self.cutoff).unsqueeze(-1)
         vj = v[j] * F.silu(self.dv(rbf))
+        if edge_envelope is not None:  # the vector messages too, which the attention skips
+            vj = vj * edge_envelope.unsqueeze(-1)
         x_msg, vec_gate, dir_gate = vj.chunk(3, dim=-1)
-        x_msg = (x_msg.view(num_edges, heads, dim) * attn.unsqueeze(-1)).reshape(num_edges, -1)
+        x_msg = (x_msg.view(num_edges, heads, dim) * attn.unsqueeze(-1)).reshape(
+            num_edges, heads * dim
+        )
         vec_msg = vec[j] * vec_gate.unsqueeze(1) + dir_gate.unsqueeze(1) * direction.unsqueeze(-1)
         x_agg = scatter_sum(x_msg, i, x.size(0))
         vec_agg = scatter_sum(vec_msg, i, vec.size(0))
@@ -136,15 +143,16 @@ class EquivariantTransformerExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
         rbf = self.rbf(edge_weight)
         atoms = self.embed_atoms(self.embedding, z, atom_attr)
-        x = self.neighbor(z, atoms, edge_index, edge_weight, rbf)
+        x = self.neighbor(z, atoms, edge_index, edge_weight, rbf, edge_envelope)
         vec = x.new_zeros(x.size(0), 3, x.size(1))
         direction = unit_vectors(edge_vec, edge_weight)
         for layer in self.layers:
-            dx, dvec = layer(x, vec, edge_index, edge_weight, rbf, direction)
+            dx, dvec = layer(x, vec, edge_index, edge_weight, rbf, direction, edge_envelope)
             x, vec = x + dx, vec + dvec
         return self.out_norm(x), vec
 
@@ -156,9 +164,11 @@ class EquivariantTransformerExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels]."""
-        return self.atom_states(z, edge_index, edge_weight, edge_vec, atom_attr)[0]
+        args = (z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
+        return self.atom_states(*args)[0]
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

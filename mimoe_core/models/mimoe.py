@@ -10,6 +10,10 @@ expert e's contribution to y_b: the contributions add up to the prediction.
 Sparse dispatch: in ``sparse`` mode expert e runs only on the molecules routed to it (their
 atoms are gathered into a sub-batch and the embeddings scattered back), so k of K experts
 cost about k/K of the dense compute. The paper's Algorithm 1 computes every expert.
+
+Learnable cutoffs (:mod:`.learnable_cutoffs`): the K cutoffs are parameters; the neighbour
+search runs once at their upper bound, and expert e reads the edges shorter than its current
+c_e, each weighted by a smooth ramp of (c_e - d) through which the loss reaches c_e.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from torch import Tensor, nn
 
 from mimoe_core.models._common import Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
-from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, within_cutoff
+from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
+from mimoe_core.models.radius_graph import ExpertGraph, radius_graph
 
 #: What a model is: a mixture with Top-k (``sparse``) or softmax (``dense``) routing, or one
 #: expert with weight 1 (``one_expert``, a shallow expert; ``plain``, the full-depth backbone).
@@ -85,7 +90,8 @@ class MIMoE(nn.Module):
 
     Args:
         experts: K experts; expert e reads the radius graph at ``experts[e].cutoff``.
-            Cutoffs must be strictly increasing. All experts share ``hidden_channels``.
+            Cutoffs must be strictly increasing (unless ``learnable_cutoffs`` sets them).
+            All experts share ``hidden_channels``.
         gate: maps ``topo`` [B, T, D] to K logits; required for ``sparse`` and ``dense``,
             unused (and must be ``None``) for ``one_expert`` and ``plain``, which have K = 1.
         out_channels: number of targets, default 1.
@@ -100,6 +106,10 @@ class MIMoE(nn.Module):
         variance_head: also predict a variance per target (mean-variance estimation): a
             linear map of the alpha-weighted mixture of the experts' embeddings to the log
             variance, trained with the Gaussian NLL. Default False.
+        learnable_cutoffs: K learnable cutoffs that replace the experts' own (a routed
+            variant only); the experts must reach at least its upper bound (their bases and
+            envelopes then cover every cutoff it can learn) and take edge weights. Default
+            None: the experts' fixed cutoffs.
     """
 
     def __init__(
@@ -112,6 +122,7 @@ class MIMoE(nn.Module):
         temperature: float = 1.0,
         balance_weight: float = 0.1,
         variance_head: bool = False,
+        learnable_cutoffs: LearnableCutoffs | None = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -119,7 +130,9 @@ class MIMoE(nn.Module):
         if not experts:
             raise ValueError("MIMoE needs at least one expert")
         cutoffs = [float(e.cutoff) for e in experts]
-        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+        if learnable_cutoffs is not None:
+            _check_learnable(experts, variant, learnable_cutoffs)
+        elif any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
             raise ValueError(f"expert cutoffs must be strictly increasing, got {cutoffs}")
         widths = {e.hidden_channels for e in experts}
         if len(widths) != 1:
@@ -145,8 +158,23 @@ class MIMoE(nn.Module):
         self.variant = variant
         self.temperature = float(temperature)
         self.balance_weight = float(balance_weight)
-        self.cutoffs = cutoffs
+        self.learnable_cutoffs = learnable_cutoffs
+        self._fixed_cutoffs = cutoffs
         self.out_channels = int(out_channels)
+
+    @property
+    def cutoffs(self) -> list[float]:
+        """The K expert cutoffs in Å: the fixed ones, or the current learned values."""
+        if self.learnable_cutoffs is not None:
+            return self.learnable_cutoffs.values()
+        return list(self._fixed_cutoffs)
+
+    @property
+    def search_radius(self) -> float:
+        """Radius in Å of the one neighbour search that serves every expert."""
+        if self.learnable_cutoffs is not None:
+            return self.learnable_cutoffs.upper
+        return self._fixed_cutoffs[-1]
 
     @property
     def reads_atom_attributes(self) -> bool:
@@ -269,7 +297,8 @@ class MIMoE(nn.Module):
         logits, routing = self.route(topo, num, pos, num_atoms)
         selected = routing.selected
         # One neighbour search at the largest cutoff serves every expert.
-        full = radius_graph(pos, batch, self.cutoffs[-1])
+        full = radius_graph(pos, batch, self.search_radius)
+        learned = self.learnable_cutoffs() if self.learnable_cutoffs is not None else None
         hidden = self.head.in_features
         embeddings = pos.new_zeros(num, self.num_experts, hidden)
         for e, expert in enumerate(self.experts):
@@ -277,15 +306,39 @@ class MIMoE(nn.Module):
             mols = torch.nonzero(run).flatten()
             if mols.numel() == 0:
                 continue
+            keep, envelope = self._expert_edges(expert, full, learned, e)
             if mols.numel() == num:
-                graph = within_cutoff(full, expert.cutoff)
-                emb = expert(z, pos, *graph, batch, num_graphs=num, atom_attr=atom_attr)
+                graph = (full.edge_index[:, keep], full.edge_weight[keep], full.edge_vec[keep])
+                emb = expert(
+                    z,
+                    pos,
+                    *graph,
+                    batch,
+                    num_graphs=num,
+                    atom_attr=atom_attr,
+                    edge_envelope=envelope[keep] if envelope is not None else None,
+                )
             else:
-                emb = self._run_on(expert, mols, run, z, pos, batch, full, atom_attr)
+                args = (z, pos, batch, full, keep, envelope, atom_attr)
+                emb = self._run_on(expert, mols, run, *args)
             # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
             emb = emb.to(embeddings.dtype)
             embeddings = embeddings.index_put((mols, torch.full_like(mols, e)), emb)
         return logits, routing, embeddings
+
+    def _expert_edges(
+        self, expert: Expert, full: ExpertGraph, learned: Tensor | None, e: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Which edges of ``full`` expert e reads [E] bool, and their weights [E] or ``None``.
+
+        Fixed cutoffs: the edges no longer than the expert's cutoff, unweighted. Learnable:
+        the edges shorter than its current cutoff ``learned[e]``, weighted by the ramp.
+        """
+        if learned is None:
+            return full.edge_weight.detach() <= expert.cutoff, None
+        cutoff = learned[e].to(full.edge_weight.dtype)
+        keep = full.edge_weight.detach() < cutoff.detach()
+        return keep, edge_ramp(full.edge_weight, cutoff, self.learnable_cutoffs.ramp)
 
     @staticmethod
     def _run_on(
@@ -296,15 +349,21 @@ class MIMoE(nn.Module):
         pos: Tensor,
         batch: Tensor,
         full: ExpertGraph,
+        edge_in: Tensor,
+        envelope: Tensor | None,
         atom_attr: Tensor | None = None,
     ) -> Tensor:
-        """Run ``expert`` on the molecules ``mols`` only (a gathered sub-batch)."""
+        """Run ``expert`` on the molecules ``mols`` only (a gathered sub-batch).
+
+        ``edge_in`` [E] marks the edges of ``full`` within the expert's cutoff; ``envelope``
+        [E] is their weight (learnable cutoffs) or ``None``.
+        """
         atom_in = run[batch]
         atoms = torch.nonzero(atom_in).flatten()
         new_atom = torch.full_like(batch, -1)
         new_atom[atoms] = torch.arange(atoms.numel(), device=batch.device)
         new_mol = torch.cumsum(run.long(), 0) - 1
-        keep = atom_in[full.edge_index[1]] & (full.edge_weight.detach() <= expert.cutoff)
+        keep = atom_in[full.edge_index[1]] & edge_in
         edge_index = new_atom[full.edge_index[:, keep]]
         return expert(
             z[atoms],
@@ -315,6 +374,7 @@ class MIMoE(nn.Module):
             new_mol[batch[atoms]],
             num_graphs=mols.numel(),
             atom_attr=atom_attr[atoms] if atom_attr is not None else None,
+            edge_envelope=envelope[keep] if envelope is not None else None,
         )
 
     def forward_batch(self, data, compute_all: bool = False) -> MoEOutput:
@@ -352,8 +412,32 @@ class MIMoE(nn.Module):
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""
         k = f", top_k={self.top_k}" if self.variant == "sparse" else ""
+        cutoffs = [round(c, 3) for c in self.cutoffs]
+        learned = " (learnable)" if self.learnable_cutoffs is not None else ""
         return (
-            f"variant={self.variant!r}, K={self.num_experts}{k}, cutoffs={self.cutoffs}, "
+            f"variant={self.variant!r}, K={self.num_experts}{k}, cutoffs={cutoffs}{learned}, "
             f"temperature={self.temperature}, balance_weight={self.balance_weight}, "
             f"out_channels={self.out_channels}"
         )
+
+
+def _check_learnable(experts: Sequence[Expert], variant: str, learnable: LearnableCutoffs) -> None:
+    """Refuse experts and variants that learnable cutoffs cannot drive, saying why."""
+    if variant not in ROUTED_VARIANTS:
+        raise ValueError(
+            f"learnable cutoffs need a routed variant {ROUTED_VARIANTS}; variant={variant!r} "
+            "has one expert at a fixed cutoff"
+        )
+    if learnable.num_experts != len(experts):
+        raise ValueError(f"{learnable.num_experts} learnable cutoffs for {len(experts)} experts")
+    for expert in experts:
+        if not expert.accepts_edge_envelope:
+            raise ValueError(
+                f"learnable cutoffs are not available for the {expert.name} backbone: it "
+                "cannot weight its edges (choose schnet, painn, et or dimenet++)"
+            )
+        if expert.cutoff < learnable.upper:
+            raise ValueError(
+                f"with learnable cutoffs every expert must reach the upper bound "
+                f"{learnable.upper} Å (its bases and envelope), got an expert at {expert.cutoff}"
+            )

@@ -131,12 +131,15 @@ class PaiNNExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
         s = self.embed_atoms(self.embedding, z, atom_attr)
         v = s.new_zeros(s.size(0), 3, s.size(1))
         rbf = sinc_rbf(edge_weight, self.num_rbf, self.cutoff)
         envelope = cosine_cutoff(edge_weight, self.cutoff)
+        if edge_envelope is not None:  # the messages are linear in it: scalar and vector
+            envelope = envelope * edge_envelope
         direction = unit_vectors(edge_vec, edge_weight)
         for message, update in zip(self.messages, self.updates, strict=True):
             s, v = message(s, v, edge_index, rbf, envelope, direction)
@@ -151,9 +154,11 @@ class PaiNNExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels]."""
-        return self.atom_states(z, edge_index, edge_weight, edge_vec, atom_attr)[0]
+        args = (z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
+        return self.atom_states(*args)[0]
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

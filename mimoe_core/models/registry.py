@@ -20,6 +20,7 @@ from mimoe_core.atom_attributes import NUM_ATOM_ATTRIBUTES
 from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
+from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, check_learnable_cutoffs
 from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE
 
 #: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
@@ -50,6 +51,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Experts also embed chemical atom attributes (mimoe_core.atom_attributes); the data
     # must then be featurized with atom_attributes=True.
     "atom_attributes": False,
+    # Learnable expert cutoffs (mimoe_core.models.learnable_cutoffs): "cutoffs" is where
+    # they start; they stay ordered inside (lower, upper) Å, the experts' bases span
+    # [0, upper], and each expert's edges fade out over the last `ramp` Å before its cutoff.
+    "learnable_cutoffs": {"enabled": False, "lower": 1.0, "upper": 6.0, "ramp": 0.5},
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},
     # name: mlp | transformer (or the ablations size | random); the other keys are that
@@ -159,6 +164,40 @@ def _validate(config: dict[str, Any]) -> None:
             f"one_expert={config['one_expert']} is not an index into cutoffs {config['cutoffs']}"
         )
     config_radii(config)
+    _validate_learnable_cutoffs(config, cutoffs)
+
+
+def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float]) -> None:
+    spec = config["learnable_cutoffs"]
+    unknown = sorted(set(spec) - set(DEFAULT_CONFIG["learnable_cutoffs"]))
+    if unknown:
+        raise ValueError(
+            f"unknown learnable_cutoffs key(s) {unknown}; valid keys: "
+            f"{sorted(DEFAULT_CONFIG['learnable_cutoffs'])}"
+        )
+    if not isinstance(spec["enabled"], bool):
+        raise ValueError(
+            f"learnable_cutoffs.enabled must be true or false, got {spec['enabled']!r}"
+        )
+    if not spec["enabled"]:
+        return
+    if config["variant"] not in ROUTED_VARIANTS:
+        raise ValueError(
+            f"learnable cutoffs need a routed variant {ROUTED_VARIANTS}; variant "
+            f"{config['variant']!r} has one expert at a fixed cutoff"
+        )
+    if not expert_class(config["backbone"]).accepts_edge_envelope:
+        raise ValueError(
+            f"learnable cutoffs are not available for the {config['backbone']} backbone (its "
+            "PyG layers apply their own cutoff); choose schnet, painn, et or dimenet++"
+        )
+    try:
+        bounds = [float(spec[k]) for k in ("lower", "upper", "ramp")]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"learnable_cutoffs lower, upper and ramp must be numbers: {spec}"
+        ) from None
+    check_learnable_cutoffs(cutoffs, *bounds)
 
 
 def config_radii(config: Mapping[str, Any]) -> np.ndarray:
@@ -219,6 +258,13 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
         experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], args)]
     else:
         experts = [_make_expert(cls, c, args) for c in cfg["cutoffs"]]
+    learnable = None
+    spec = cfg["learnable_cutoffs"]
+    if spec["enabled"]:
+        # Every expert's own basis and envelope span the largest cutoff it may learn.
+        experts = [_make_expert(cls, spec["upper"], args) for _ in cfg["cutoffs"]]
+        bounds = {k: float(spec[k]) for k in ("lower", "upper", "ramp")}
+        learnable = LearnableCutoffs(cfg["cutoffs"], **bounds)
     gate = _make_gate(cfg, len(experts)) if variant in ROUTED_VARIANTS else None
     model = MIMoE(
         experts,
@@ -229,6 +275,7 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
         temperature=float(cfg["temperature"]),
         balance_weight=float(cfg["balance_weight"]),
         variance_head=bool(cfg["variance_head"]),
+        learnable_cutoffs=learnable,
     )
     model.config = cfg
     return model

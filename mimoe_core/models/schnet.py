@@ -6,11 +6,36 @@ the graph construction is replaced (ours, with no neighbour cap).
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock
 from typing_extensions import Unpack
 
-from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs
+from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs, scatter_sum
+
+
+def weighted_interaction(
+    block: InteractionBlock,
+    h: Tensor,
+    edge_index: Tensor,
+    edge_weight: Tensor,
+    edge_attr: Tensor,
+    edge_envelope: Tensor,
+) -> Tensor:
+    """PyG's ``InteractionBlock`` (same weights, same steps) with each edge's filter scaled.
+
+    ``block(h, ...)`` computes filters ``W = mlp(rbf) * C(d)`` inside ``CFConv``; here they
+    are ``W * edge_envelope``, which ``CFConv`` has no argument for. With an envelope of
+    ones the result is ``block(h, edge_index, edge_weight, edge_attr)``.
+    """
+    conv = block.conv
+    envelope = 0.5 * (torch.cos(edge_weight * (math.pi / conv.cutoff)) + 1.0) * edge_envelope
+    filters = conv.nn(edge_attr) * envelope.unsqueeze(-1)
+    j, i = edge_index
+    x = scatter_sum(conv.lin1(h)[j] * filters, i, h.size(0))
+    return block.lin(block.act(conv.lin2(x)))
 
 
 class SchNetExpert(Expert):
@@ -57,12 +82,17 @@ class SchNetExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] after the interactions."""
         h = self.embed_atoms(self.embedding, z, atom_attr)
         edge_attr = self.rbf(edge_weight)
         for block in self.interactions:
-            h = h + block(h, edge_index, edge_weight, edge_attr)
+            if edge_envelope is None:
+                h = h + block(h, edge_index, edge_weight, edge_attr)
+            else:
+                args = (edge_index, edge_weight, edge_attr, edge_envelope)
+                h = h + weighted_interaction(block, h, *args)
         return h
 
     def extra_repr(self) -> str:

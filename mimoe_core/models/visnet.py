@@ -42,6 +42,8 @@ class ViSNetExpert(Expert):
     """
 
     name = "visnet"
+    # PyG's ViS_MP applies its cosine cutoff inside its message function.
+    accepts_edge_envelope = False
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class ViSNetExpert(Expert):
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
     ) -> Tensor:
         """Invariant atom features [num_atoms, hidden_channels] (ViSNet's scalar channel).
 

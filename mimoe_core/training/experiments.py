@@ -58,8 +58,9 @@ def run_experiments(
             ``out_dir/runs.csv`` and ``out_dir/table.md``.
 
     Returns:
-        ``(runs, summary)``: one row per (variant, seed) with val/test metrics and seconds,
-        and one row per variant with mean and std of each test metric.
+        ``(runs, summary)``: one row per (variant, seed) with val/test metrics, seconds and
+        (with ``out_dir``) the ``run_dir`` it was written to, and one row per variant with
+        mean and std of each test metric.
     """
     settings = settings or TrainSettings()
     out = Path(out_dir) if out_dir is not None else None
@@ -76,6 +77,7 @@ def run_experiments(
                 "seed": seed,
                 "seconds": time.perf_counter() - start,
                 "best_epoch": result.metrics["best_epoch"],
+                **({"run_dir": str(run_dir)} if run_dir is not None else {}),
             }
             for part in ("val", "test"):
                 for key, value in result.metrics[part].items():

@@ -373,6 +373,7 @@ class TrainingRun:
                     )
             else:
                 state.bad_epochs += 1
+            row.update(learned_cutoff_columns(self.model))
         if epoch >= settings.warmup_epochs:
             step_scheduler(self.scheduler, score, self.maximize)
         row.update(
@@ -493,6 +494,14 @@ class TrainingRun:
                 "cutoffs": [float(c) for c in model.cutoffs],
                 "gate": model.config["gate"]["name"] if model.gate is not None else None,
                 "atom_attributes": bool(model.config["atom_attributes"]),
+                **(
+                    {
+                        "learned_cutoffs": [float(c) for c in model.cutoffs],
+                        "initial_cutoffs": [float(c) for c in model.config["cutoffs"]],
+                    }
+                    if model.learnable_cutoffs is not None
+                    else {}
+                ),
             },
             "settings": asdict(settings),
             "world_size": self.context.world_size,
@@ -556,6 +565,13 @@ class TrainingRun:
             coverage=self.settings.coverage,
         )
         write_run_files(self.out, dataset, split, metrics, history, explained)
+
+
+def learned_cutoff_columns(model) -> dict[str, float]:
+    """``cutoff_1..K`` of a model with learnable cutoffs (its history columns); else {}."""
+    if model.learnable_cutoffs is None:
+        return {}
+    return {f"cutoff_{e + 1}": c for e, c in enumerate(model.cutoffs)}
 
 
 def _rate(timing: dict) -> float | None:

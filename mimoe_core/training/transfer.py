@@ -30,6 +30,7 @@ ARCHITECTURE_KEYS = (
     "num_descriptors",
     "variance_head",
     "atom_attributes",
+    "learnable_cutoffs",
     "one_expert",
     "plain",
 )

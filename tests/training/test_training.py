@@ -379,3 +379,5 @@ def test_ablation_runner_writes_one_table(freesolv40, tmp_path):
     assert (tmp_path / "runs.csv").is_file() and (
         tmp_path / "sparse" / "seed1" / "model.pt"
     ).is_file()
+    where = runs.set_index(["variant", "seed"])["run_dir"]
+    assert where["sparse", 1] == str(tmp_path / "sparse" / "seed1")
