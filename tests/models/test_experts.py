@@ -57,13 +57,26 @@ def test_triplets_of_empty_and_isolated_graphs():
     assert out[2].numel() == 0  # k -> j -> i needs k != i
 
 
+def _best_time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def test_triplets_are_fast_enough():
+    """Vectorized: within a small factor of the (vectorized) radius graph of the same batch.
+
+    A ratio measured in the same run, not an absolute time, so a loaded CI machine does not
+    fail it; a Python loop over the 34k edges would be over 100 times slower.
+    """
     mols = Molecules([20] * 128, dtype=torch.float32, seed=1)
     graph = radius_graph(mols.pos, mols.batch, 4.0)
-    triplets(graph.edge_index, mols.pos.size(0))
-    start = time.perf_counter()
-    triplets(graph.edge_index, mols.pos.size(0))
-    assert time.perf_counter() - start < 0.5  # a Python loop over edges takes seconds
+    search = _best_time(lambda: radius_graph(mols.pos, mols.batch, 4.0))
+    build = _best_time(lambda: triplets(graph.edge_index, mols.pos.size(0)))
+    assert build < 25 * search, (build, search)
 
 
 @pytest.mark.parametrize("name", sorted(EXPERTS))
@@ -76,6 +89,18 @@ def test_expert_output_and_invariance(name, molecules):
     pos = molecules.pos @ rot.T - 4.0
     moved = expert(molecules.z, pos, *radius_graph(pos, molecules.batch, 3.0), molecules.batch)
     torch.testing.assert_close(moved, out, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERTS))
+def test_a_batch_without_any_edge_gives_finite_embeddings(name):
+    """Single atoms (an ion, or a sub-batch routed to a short-cutoff expert) have no edges."""
+    z = torch.tensor([11, 17, 6])
+    pos = torch.tensor([[0.0, 0, 0], [0.0, 0, 0], [9.0, 0, 0]], dtype=torch.float64)
+    batch = torch.tensor([0, 1, 1])
+    graph = radius_graph(pos, batch, 3.0)
+    assert graph.edge_index.size(1) == 0
+    out = make(name)(z, pos, *graph, batch)
+    assert out.shape == (2, 16) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", sorted(EXPERTS))
