@@ -3,9 +3,10 @@
 Issue 18 asks four questions; this script measures the ones whose options exist:
 
 - **Q1, learnable cutoffs**: MI-MoE(SchNet) sparse k=2 with ``learnable_cutoffs`` (starting
-  at the default 2.0-4.0 Å, bounds 1-6 Å, ramp 0.5 Å) against the same model with fixed
+  at the default 2.0-4.0 Å, bounds 1-6 Å, ramp 0.5 Å), with the cutoffs held at the start,
+  learned at the model's learning rate and at 20 times it, against the same model with fixed
   cutoffs (the default; its runs are Q4's SchNet + MLP runs), on the same splits: test
-  metric, the paired difference, the learned cutoffs, and time per run.
+  metric, paired differences, the cutoffs at the end, and time per epoch.
 - **Q4, gate x backbone**: MI-MoE sparse k=2 of 5 with the ``mlp`` and ``transformer`` gates
   on SchNet and PaiNN experts, on FreeSolv (RMSE) and BACE (ROC-AUC), on the same scaffold
   splits (``scaffold_balanced``, seeds 0..S-1; the split seed is the run seed), CLI defaults
@@ -30,6 +31,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -37,10 +39,12 @@ import numpy as np
 import pandas as pd
 from _parallel_runs import (
     add_run_options,
+    featurized,
     markdown_rows,
     mean_std,
     results,
     run_all,
+    run_pending,
     train_on_split,
     write_report,
 )
@@ -60,48 +64,120 @@ def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epoc
 
 
 LEARNABLE = {"enabled": True, "lower": 1.0, "upper": 6.0, "ramp": 0.5}
+#: Q1's learnable-cutoff variants: name -> the cutoffs' learning-rate scale. "held" keeps
+#: them at the start (scale 0): the same model (6 Å bases, edge ramp) with fixed cutoffs, so
+#: that "learnable - held" is what learning the cutoffs does.
+CUTOFF_VARIANTS = {"held": 0.0, "learnable": 1.0, "learnable x20": 20.0}
 
 
-def learnable_cutoffs_run(name: str, split_seed: int, epochs: int) -> dict:
+def learnable_cutoffs_run(name: str, split_seed: int, epochs: int, variant: str) -> dict:
     """Train MI-MoE(SchNet) with learnable cutoffs on one split; runs in a worker process."""
     config = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": "mlp"},
               "learnable_cutoffs": LEARNABLE}  # fmt: skip
-    result, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
+    scale = CUTOFF_VARIANTS[variant]
+    result, row = train_on_split(
+        name, split_seed, config, METRIC[name], epochs=epochs, cutoff_lr_scale=scale
+    )
     learned = result.metrics["model"]["learned_cutoffs"]
     return {"question": "learnable_cutoffs", "backbone": "schnet", "gate": "mlp",
-            "metric": METRIC[name], "learned_cutoffs": " ".join(f"{c:.3f}" for c in learned),
-            **row}  # fmt: skip
+            "cutoffs": variant, "metric": METRIC[name],
+            "learned_cutoffs": " ".join(f"{c:.3f}" for c in learned), **row}  # fmt: skip
 
 
 def render_learnable_cutoffs(table: pd.DataFrame, datasets: list[str]) -> list[str]:
-    """Q1's table: fixed against learnable cutoffs per dataset, paired by split."""
+    """Q1's table: each cutoff variant against fixed cutoffs per dataset, paired by split."""
     lines = [
         "## Q1: learnable cutoffs",
         "",
-        "MI-MoE(SchNet), sparse k=2 of 5, MLP gate. Fixed: the default cutoffs 2.0, 2.5, "
-        "3.0, 3.5, 4.0 Å. Learnable: the same starting values, bounds 1-6 Å (the neighbour "
-        "search runs at 6 Å), ramp 0.5 Å.",
+        "MI-MoE(SchNet), sparse k=2 of 5, MLP gate, all starting at the default cutoffs 2.0, "
+        "2.5, 3.0, 3.5, 4.0 Å. **fixed**: the default model. The learnable-cutoff model "
+        "(bounds 1-6 Å, ramp 0.5 Å) differs from it in two ways: every expert's radial basis "
+        "and envelope span 0-6 Å (the neighbour search runs at 6 Å), and its cutoffs can "
+        "move. **held**: that model with the cutoffs held at the start (cutoff learning rate "
+        "0), which separates the two. **learnable**: the cutoffs at the model's learning rate; "
+        "**learnable x20**: at 20 times it. Paired differences are against fixed, and against "
+        "held.",
         "",
-        "| dataset | metric | fixed cutoffs | learnable cutoffs | learnable - fixed, paired "
-        "| splits | learned cutoffs (Å, mean over splits) | s per run, fixed | s per run, "
-        "learnable |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | metric | cutoffs | test | - fixed, paired | - held, paired | splits | "
+        "cutoffs at the end (Å, mean over splits) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in datasets:
         fixed = table[(table.dataset == name) & (table.question == "gate_backbone")
                       & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
-        learned = table[(table.dataset == name) & (table.question == "learnable_cutoffs")]
-        if learned.empty or fixed.empty:
-            lines.append(f"| {name} | {METRIC[name]} | not run | not run | | 0 | | | |")
+        mine = table[(table.dataset == name) & (table.question == "learnable_cutoffs")]
+        if fixed.empty:
+            lines.append(f"| {name} | {METRIC[name]} | fixed | not run | | | 0 | |")
             continue
-        a, b = fixed.set_index("split").test, learned.set_index("split").test
-        paired = (b - a).dropna()
-        cutoffs = np.array([[float(c) for c in row.split()] for row in learned.learned_cutoffs])
-        shown = ", ".join(f"{c:.2f}" for c in cutoffs.mean(axis=0))
+        base = fixed.set_index("split").test
         lines.append(
-            f"| {name} | {METRIC[name]} | {mean_std(a)} | {mean_std(b)} | "
-            f"{mean_std(paired) if len(paired) else ''} | {len(paired)} | {shown} | "
-            f"{fixed.seconds.mean():.0f} | {learned.seconds.mean():.0f} |"
+            f"| {name} | {METRIC[name]} | fixed | {mean_std(base)} | | | {len(base)} | "
+            "2.00, 2.50, 3.00, 3.50, 4.00 |"
+        )
+        held = mine[mine.cutoffs == "held"].set_index("split").test if len(mine) else None
+        for variant in CUTOFF_VARIANTS:
+            part = mine[mine.cutoffs == variant] if len(mine) else mine
+            if part.empty:
+                lines.append(f"| {name} | {METRIC[name]} | {variant} | not run | | | 0 | |")
+                continue
+            test = part.set_index("split").test
+            vs_fixed = (test - base).dropna()
+            vs_held = (test - held).dropna() if held is not None and variant != "held" else []
+            cutoffs = np.array([[float(c) for c in row.split()] for row in part.learned_cutoffs])
+            shown = ", ".join(f"{c:.2f}" for c in cutoffs.mean(axis=0))
+            lines.append(
+                f"| {name} | {METRIC[name]} | {variant} | {mean_std(test)} | "
+                f"{mean_std(vs_fixed) if len(vs_fixed) else ''} | "
+                f"{mean_std(vs_held) if len(vs_held) else ''} | {len(test)} | {shown} |"
+            )
+    return lines
+
+
+def q1_epoch_cost(name: str, repeats: int = 3) -> dict:
+    """Seconds per training epoch, fixed against learnable cutoffs, timed in one process.
+
+    The two models alternate epoch by epoch (after one warm-up epoch each) on split 0 with
+    one thread, so both see the same machine load; the medians and their ratio are reported.
+    """
+    import torch
+
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings
+    from mimoe_core.training.trainer import TrainingRun
+
+    torch.set_num_threads(1)
+    ds = featurized(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=0)
+    base = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": "mlp"}}
+    configs = {"fixed": base, "learnable": {**base, "learnable_cutoffs": LEARNABLE}}
+    settings = TrainSettings(seed=0, progress=False, device="cpu")
+    trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for epoch in range(repeats + 1):
+        for key, trainer in trainers.items():
+            start = time.perf_counter()
+            trainer.train_epoch(epoch)
+            if epoch > 0:  # the first epoch warms up allocations and caches
+                times[key].append(time.perf_counter() - start)
+    median = {k: float(np.median(v)) for k, v in times.items()}
+    return {"question": "learnable_cutoffs_cost", "dataset": name, "repeats": repeats,
+            "fixed_s_per_epoch": median["fixed"], "learnable_s_per_epoch": median["learnable"],
+            "ratio": median["learnable"] / median["fixed"]}  # fmt: skip
+
+
+def render_epoch_cost(costs: list[dict]) -> list[str]:
+    """Q1's cost table: seconds per training epoch, timed side by side."""
+    lines = [
+        "Cost: seconds per training epoch (median of 3, split 0, one thread, the two models "
+        "alternating epoch by epoch in one process so that both see the same load).",
+        "",
+        "| dataset | fixed, s per epoch | learnable, s per epoch | learnable / fixed |",
+        "|---|---|---|---|",
+    ]
+    for c in costs:
+        lines.append(
+            f"| {c['dataset']} | {c['fixed_s_per_epoch']:.2f} | {c['learnable_s_per_epoch']:.2f} "
+            f"| {c['ratio']:.2f} |"
         )
     return lines
 
@@ -134,6 +210,11 @@ def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
     return lines
 
 
+def _slug(variant: str) -> str:
+    """A file-name part: ``"learnable x20"`` -> ``"learnable_x20"``."""
+    return variant.replace(" ", "_")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,bace")
@@ -152,17 +233,21 @@ def main(argv: list[str] | None = None) -> int:
         for gate in GATES
     ]  # fmt: skip
     runs += [
-        (args.work / f"q1_{name}_{s}_learnable_e{args.epochs}.json", learnable_cutoffs_run,
-         (name, s, args.epochs))
-        for name in datasets for s in range(args.splits)
+        (args.work / f"q1_{name}_{s}_{_slug(variant)}_e{args.epochs}.json",
+         learnable_cutoffs_run, (name, s, args.epochs, variant))
+        for name in datasets for s in range(args.splits) for variant in CUTOFF_VARIANTS
     ]  # fmt: skip
     run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['question']} {row['backbone']} "
-            f"{row['gate']}: test {row['metric']} {row['test']:.3f} "
+            f"{row['gate']} {row.get('cutoffs', '')}: test {row['metric']} {row['test']:.3f} "
             f"({row['seconds']:.0f} s)"))  # fmt: skip
+    costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
+    if not args.report_only:
+        run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
     table = pd.DataFrame(results(runs))
-    if "learned_cutoffs" in table:  # only Q1's rows have them
-        table["learned_cutoffs"] = table["learned_cutoffs"].fillna("")
+    for column in ("cutoffs", "learned_cutoffs"):  # only Q1's rows have them
+        if column in table:
+            table[column] = table[column].fillna("")
 
     import torch
 
@@ -182,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "- Q2 conformer ensembles, Q3 shared trunk: not implemented yet, so not measured",
         "",
         *render_learnable_cutoffs(table, datasets),
+        "",
+        *render_epoch_cost(results(costs)),
         "",
         *render_gate_backbone(table, datasets),
         "",

@@ -137,6 +137,7 @@ def _train(args: argparse.Namespace, context) -> int:
         coverage=args.interval,
         ema_decay=args.ema,
         warmup_epochs=args.warmup_epochs,
+        cutoff_lr_scale=args.cutoff_lr_scale,
     )
     if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
         config["variance_head"] = True
@@ -276,6 +277,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="raise the learning rate linearly over the first N epochs (default 0: off)",
+    )
+    group.add_argument(
+        "--cutoff-lr-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="learnable cutoffs train at X times --lr (default 1; 0 holds them at the start)",
     )
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")

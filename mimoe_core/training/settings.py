@@ -7,6 +7,7 @@ returns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,9 @@ class TrainSettings:
         warmup_epochs: the learning rate rises linearly from ``lr / steps`` to ``lr`` over
             the optimizer steps of this many first epochs, and the schedule starts after
             them; default 0 (no warmup).
+        cutoff_lr_scale: for a model with learnable cutoffs, their learning rate is
+            ``lr * cutoff_lr_scale`` (warmup and schedule scale it alike); 0 holds them at
+            their starting values (the control with the same bases). Default 1.0.
     """
 
     epochs: int = 100
@@ -74,6 +78,7 @@ class TrainSettings:
     mve_warmup: int = 5
     ema_decay: float = 0.0
     warmup_epochs: int = 0
+    cutoff_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -96,6 +101,8 @@ class TrainSettings:
         check_coverage(self.coverage)
         if not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
+        if not (math.isfinite(self.cutoff_lr_scale) and self.cutoff_lr_scale >= 0):
+            raise ValueError(f"cutoff_lr_scale must be finite and >= 0, got {self.cutoff_lr_scale}")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(
                 f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs} of {self.epochs}"

@@ -204,8 +204,8 @@ class TrainingRun:
         #: The weights' moving average (None unless ``settings.ema_decay`` > 0).
         self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = opt_cls(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
+        groups = parameter_groups(self.model, settings)
+        self.optimizer = opt_cls(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.scheduler = make_scheduler(self.optimizer, settings, minimize=not self.maximize)
         self.state = TrainState()
         #: The uncertainty calibration, fitted by :meth:`calibrate` after training.
@@ -425,7 +425,7 @@ class TrainingRun:
             lr = warmup_lr(settings, epoch, step, len(starts))
             if lr is not None:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
             chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
             if len(chosen) < context.world_size:
                 break
@@ -565,6 +565,37 @@ class TrainingRun:
             coverage=self.settings.coverage,
         )
         write_run_files(self.out, dataset, split, metrics, history, explained)
+
+
+def parameter_groups(model, settings: TrainSettings) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the model's trainable weights, and learnable cutoffs.
+
+    The cutoffs get ``lr * cutoff_lr_scale`` (the group's ``lr_scale``, which the warmup
+    reads); with scale 0 they are held fixed and left out.
+
+    Raises:
+        ValueError: ``cutoff_lr_scale`` other than 1 for a model without learnable cutoffs.
+    """
+    learnable = model.learnable_cutoffs
+    scale = settings.cutoff_lr_scale
+    if learnable is None:
+        if scale != 1.0:
+            raise ValueError(
+                f"cutoff_lr_scale={scale} scales the learning rate of learnable cutoffs, and "
+                "this model has fixed cutoffs (set learnable_cutoffs / --learnable-cutoffs)"
+            )
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    cutoffs = list(learnable.parameters())
+    if scale == 0.0:
+        for param in cutoffs:
+            param.requires_grad_(False)
+    own = {id(p) for p in cutoffs}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if scale > 0:
+        trainable = [p for p in cutoffs if p.requires_grad]
+        groups.append({"params": trainable, "lr": settings.lr * scale, "lr_scale": scale})
+    return groups
 
 
 def learned_cutoff_columns(model) -> dict[str, float]:

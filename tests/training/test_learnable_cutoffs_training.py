@@ -129,3 +129,26 @@ def test_the_cli_refuses_what_learnable_cutoffs_cannot_do(
                  str(tmp_path / "x"), *options, *CLI_TINY])  # fmt: skip
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cutoff_learning_rate_scale_sets_their_group_and_zero_holds_them(freesolv40, tmp_path):
+    ds, split = freesolv40
+    scaled = TrainingRun(ds, split, LEARNABLE, quick(lr=1e-3, cutoff_lr_scale=10.0))
+    rates = [(g["lr"], g.get("lr_scale", 1.0)) for g in scaled.optimizer.param_groups]
+    assert rates == [(1e-3, 1.0), (pytest.approx(1e-2), 10.0)]
+    warm = TrainingRun(ds, split, LEARNABLE, quick(lr=1e-3, cutoff_lr_scale=10.0, warmup_epochs=1))
+    warm.train_epoch(0)  # the warmup sets each group's rate, scaled by its lr_scale
+    first, second = warm.optimizer.param_groups
+    assert second["lr"] == pytest.approx(10 * first["lr"])
+    held = train(ds, split, LEARNABLE, quick(epochs=2, lr=2e-2, cutoff_lr_scale=0.0))
+    assert held.metrics["model"]["learned_cutoffs"] == pytest.approx([2.0, 2.5, 3.0, 3.5, 4.0],
+                                                                      abs=1e-5)  # fmt: skip
+    assert held.metrics["settings"]["cutoff_lr_scale"] == 0.0
+
+
+def test_a_cutoff_learning_rate_scale_needs_learnable_cutoffs(freesolv40):
+    ds, split = freesolv40
+    with pytest.raises(ValueError, match="this model has fixed cutoffs"):
+        TrainingRun(ds, split, TINY, quick(cutoff_lr_scale=5.0))
+    with pytest.raises(ValueError, match="cutoff_lr_scale must be finite and >= 0"):
+        quick(cutoff_lr_scale=-1.0)
