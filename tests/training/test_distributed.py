@@ -71,6 +71,18 @@ def test_two_ranks_record_world_size_and_hold_the_same_weights(runs):
     assert runs["stdout_two"].count("best epoch") == 1
 
 
+def test_learnable_cutoffs_stay_in_sync_across_ranks(shared_cache, tmp_path):
+    """Their own parameter group (scaled learning rate) is all-reduced like every weight."""
+    out = tmp_path / "learnable"
+    options = ["--learnable-cutoffs", "--cutoff-lr-scale", "20", "--epochs", "2"]
+    done = _torchrun([*ARGS, *options, "--out", str(out)], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = _metrics(out)
+    assert metrics["distributed"]["ranks_in_sync"] is True
+    learned = metrics["model"]["learned_cutoffs"]
+    assert learned != metrics["model"]["initial_cutoffs"] and np.all(np.diff(learned) > 0)
+
+
 def test_two_ranks_land_where_one_process_does(runs):
     one, two = (pd.read_csv(runs[k] / "history.csv") for k in ("one", "two"))
     assert len(one) == len(two) == 4
