@@ -51,3 +51,18 @@ def random_rotation(seed: int = 1, dtype=torch.float64) -> torch.Tensor:
     if torch.det(q) < 0:
         q[:, 0] = -q[:, 0]
     return q.to(dtype)
+
+
+def moved_and_permuted(molecules: Molecules, shift=(3.0, -1.0, 7.5)):
+    """(z, pos, batch, topo) of ``molecules`` rotated, translated and with the atoms of each
+    molecule in a random order (the batch vector stays sorted): an invariant model must give
+    the same output for them."""
+    pos = molecules.pos @ random_rotation().T + torch.tensor(shift, dtype=molecules.pos.dtype)
+    perm = torch.cat(
+        [
+            torch.nonzero(molecules.batch == b).flatten()[torch.randperm(n)]
+            for b, n in enumerate(molecules.sizes)
+        ]
+    )
+    z, pos, batch = molecules.z[perm], pos[perm], molecules.batch[perm]
+    return z, pos, batch, topo_of(pos, batch)

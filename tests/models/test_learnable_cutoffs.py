@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from molecule_factory import Molecules, random_rotation, topo_of
+from molecule_factory import Molecules, moved_and_permuted
 
 from mimoe_core.models import create_model, load_config
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
@@ -152,15 +152,7 @@ def test_learnable_model_is_invariant_to_rotation_and_atom_order(backbone):
     molecules = Molecules([5, 8, 6])
     model = learnable_model(backbone).eval()
     ref = model(molecules.z, molecules.pos, molecules.batch, molecules.topo)
-    pos = molecules.pos @ random_rotation().T + torch.tensor([1.0, 2.0, -3.0], dtype=torch.float64)
-    perm = torch.cat(
-        [
-            torch.nonzero(molecules.batch == b).flatten()[torch.randperm(n)]
-            for b, n in enumerate(molecules.sizes)
-        ]
-    )
-    z, pos, batch = molecules.z[perm], pos[perm], molecules.batch[perm]
-    out = model(z, pos, batch, topo_of(pos, batch))
+    out = model(*moved_and_permuted(molecules, shift=(1.0, 2.0, -3.0)))
     torch.testing.assert_close(out.y, ref.y, atol=1e-6, rtol=0)
 
 

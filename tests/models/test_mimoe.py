@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from molecule_factory import Molecules, random_rotation, topo_of
+from molecule_factory import Molecules, moved_and_permuted
 
 from mimoe_core.models import (
     EXPERTS,
@@ -170,18 +170,7 @@ def test_shapes_alpha_and_additive_contributions(backbone, molecules):
 def test_invariance_to_rotation_translation_and_atom_order(backbone, molecules):
     model = small_model(backbone).eval()
     ref = model(molecules.z, molecules.pos, molecules.batch, molecules.topo)
-
-    rot = random_rotation()
-    pos = molecules.pos @ rot.T + torch.tensor([3.0, -1.0, 7.5], dtype=torch.float64)
-    # permute atoms within each molecule (the batch vector stays sorted)
-    perm = torch.cat(
-        [
-            torch.nonzero(molecules.batch == b).flatten()[torch.randperm(n)]
-            for b, n in enumerate(molecules.sizes)
-        ]
-    )
-    z, pos, batch = molecules.z[perm], pos[perm], molecules.batch[perm]
-    out = model(z, pos, batch, topo_of(pos, batch))
+    out = model(*moved_and_permuted(molecules))
     torch.testing.assert_close(out.alpha, ref.alpha, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.y, ref.y, atol=1e-5, rtol=0)
 
