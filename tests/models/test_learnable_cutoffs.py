@@ -203,14 +203,3 @@ def test_config_errors_name_the_problem(overrides, message):
     config = {"learnable_cutoffs": SPEC, **overrides}
     with pytest.raises(ValueError, match=message):
         create_model(config)
-
-
-@pytest.mark.parametrize("backbone", LEARNABLE_BACKBONES)
-def test_learnable_cutoffs_run_under_bfloat16_autocast(backbone):
-    mols = Molecules([6, 9, 7], dtype=torch.float32)
-    model = learnable_model(backbone).float()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(mols.z, mols.pos, mols.batch, mols.topo)
-    assert torch.isfinite(out.y).all()
-    out.y.float().sum().backward()
-    assert torch.isfinite(model.learnable_cutoffs.raw_gaps.grad).all()

@@ -13,6 +13,7 @@ from mimoe_core.models import (
     MIMoE,
     bundled_configs,
     create_model,
+    expert_class,
     load_balancing_loss,
     load_config,
     top_k_routing,
@@ -366,12 +367,21 @@ def test_balancing_loss_keeps_expert_usage_spread():
     assert (usage > 0).sum() >= 3  # at least three experts in use
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-def test_runs_under_bfloat16_autocast(backbone):
+# Every backbone, and those that take learnable cutoffs with them (upper bound 4.5 Å).
+LEARNABLE = {"learnable_cutoffs": {"enabled": True, "upper": 4.5}}
+AUTOCAST_CASES = [(b, {}) for b in BACKBONES] + [
+    (b, LEARNABLE) for b in BACKBONES if expert_class(b).accepts_edge_envelope
+]
+
+
+@pytest.mark.parametrize(("backbone", "overrides"), AUTOCAST_CASES)
+def test_runs_under_bfloat16_autocast(backbone, overrides):
     # The trainer's mixed precision on CUDA; CPU autocast exercises the same dtype paths.
     mols = Molecules([6, 9, 7], dtype=torch.float32)
-    model = small_model(backbone).float()
+    model = small_model(backbone, **overrides).float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(mols.z, mols.pos, mols.batch, mols.topo)
     assert torch.isfinite(out.y).all()
     (out.y.float().sum() + out.aux_loss).backward()
+    if model.learnable_cutoffs is not None:
+        assert torch.isfinite(model.learnable_cutoffs.raw_gaps.grad).all()
