@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- {args.splits} scaffold_balanced splits (split seed = run seed), {args.epochs} "
         "epochs (patience 20), CLI defaults otherwise; mean ± sample std (ddof=1) over the "
         "splits; RMSE: lower is better, ROC-AUC: higher is better",
+        f"- runs finished: {len(table)} of {len(runs)} (a rerun continues the rest; tables "
+        "count the splits each row has)",
         "- Q2 conformer ensembles, Q3 shared trunk: not implemented yet, so not measured",
         "",
         *render_learnable_cutoffs(table, datasets),
