@@ -145,10 +145,20 @@ def init_from_env(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Dis
                 f"{torch.cuda.device_count()}; use --nproc-per-node of at most that"
             )
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(
-        backend="nccl" if use_cuda else "gloo",
-        timeout=datetime.timedelta(seconds=timeout),
-    )
+    try:
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            timeout=datetime.timedelta(seconds=timeout),
+        )
+    except RuntimeError as err:
+        if not _is_collective_failure(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RankFailure(
+            f"rank {os.environ.get('RANK', '?')}: the ranks did not all join the run within "
+            f"--dist-timeout ({timeout:g} s; {first[:300]}). Ranks start at different speeds "
+            "on a loaded machine: raise --dist-timeout, or check that every rank was launched"
+        ) from err
     context = current()
     signal.signal(signal.SIGTERM, _stop_on_sigterm(context))
     _sigterm_when_launcher_dies()
@@ -260,6 +270,9 @@ def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
     dist.barrier(group=waiting)
     if not context.is_main:
         result = work()
+    # Every rank leaves together: the next collective (DDP's first broadcast) has only
+    # --dist-timeout, and reading the cache on a loaded machine can take longer than that.
+    dist.barrier(group=waiting)
     dist.destroy_process_group(waiting)
     return result
 

@@ -3,7 +3,9 @@
 ``MIMOE_FAULT=kill:RANK:EPOCH`` kills that rank (SIGKILL) as it starts that epoch, and rank 0
 takes 3 s longer over each checkpoint (so a rank that does not wait for the write dies during it);
 ``MIMOE_FAULT=stall:RANK:EPOCH`` makes it sleep for a minute there instead, so the other ranks
-wait on a collective until ``--dist-timeout``. Run as ``torchrun ... ddp_fault.py train ...``.
+wait on a collective until ``--dist-timeout``; ``MIMOE_FAULT=late:RANK:SECONDS`` makes that rank
+start so many seconds late, before it joins the process group. Run as
+``torchrun ... ddp_fault.py train ...``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from mimoe_core.training import trainer
 
 def _inject() -> None:
     kind, rank, epoch = os.environ["MIMOE_FAULT"].split(":")
+    if kind == "late":
+        if int(os.environ["RANK"]) == int(rank):
+            time.sleep(float(epoch))
+        return
     original = trainer.TrainingRun.train_epoch
 
     def train_epoch(self, at: int):

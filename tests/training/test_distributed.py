@@ -120,13 +120,29 @@ def test_a_killed_rank_ends_the_run_clearly_and_resume_continues_it(runs, shared
 
 def test_a_stalled_rank_fails_the_run_at_the_timeout_instead_of_hanging(shared_cache, tmp_path):
     done = _torchrun(
-        [*ARGS, "--out", str(tmp_path / "stalled"), "--dist-timeout", "3"],
+        # 10 s: a stalled rank (60 s) is caught; a slow start on a loaded machine is not one
+        [*ARGS, "--out", str(tmp_path / "stalled"), "--dist-timeout", "10"],
         shared_cache,
         entry=[str(FAULT_ENTRY)],
         MIMOE_FAULT="stall:1:1",
     )
     assert done.returncode != 0
     assert "did not answer within --dist-timeout" in done.stderr
+
+
+def test_a_rank_that_never_joins_fails_the_run_clearly(shared_cache, tmp_path):
+    done = _torchrun(
+        [*ARGS, "--out", str(tmp_path / "late"), "--dist-timeout", "2"],
+        shared_cache,
+        entry=[str(FAULT_ENTRY)],
+        MIMOE_FAULT="late:1:20",
+    )
+    assert done.returncode != 0
+    # rank 0's one-line message (the traceback after it is torchrun's own report)
+    assert (
+        "mimoe train: stopped: rank 0: the ranks did not all join the run within "
+        "--dist-timeout (2 s" in done.stderr
+    )
 
 
 def _children(pid: int) -> list[int]:
