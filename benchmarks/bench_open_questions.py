@@ -55,9 +55,15 @@ GATES = ("mlp", "transformer")
 METRIC = {"freesolv": "rmse", "bace": "roc_auc"}
 
 
+def mixture(backbone: str = "schnet", gate: str = "mlp", **overrides) -> dict:
+    """The config every question starts from: MI-MoE sparse k=2 of 5, CLI defaults otherwise."""
+    config = {"backbone": backbone, "variant": "sparse", "top_k": 2, "gate": {"name": gate}}
+    return {**config, **overrides}
+
+
 def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
     """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process."""
-    config = {"backbone": backbone, "variant": "sparse", "top_k": 2, "gate": {"name": gate}}
+    config = mixture(backbone, gate)
     _, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
     return {"question": "gate_backbone", "backbone": backbone, "gate": gate,
             "metric": METRIC[name], **row}  # fmt: skip
@@ -72,8 +78,7 @@ CUTOFF_VARIANTS = {"held": 0.0, "learnable": 1.0, "learnable x20": 20.0}
 
 def learnable_cutoffs_run(name: str, split_seed: int, epochs: int, variant: str) -> dict:
     """Train MI-MoE(SchNet) with learnable cutoffs on one split; runs in a worker process."""
-    config = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": "mlp"},
-              "learnable_cutoffs": LEARNABLE}  # fmt: skip
+    config = mixture(learnable_cutoffs=LEARNABLE)
     scale = CUTOFF_VARIANTS[variant]
     result, row = train_on_split(
         name, split_seed, config, METRIC[name], epochs=epochs, cutoff_lr_scale=scale
@@ -114,15 +119,15 @@ def render_learnable_cutoffs(table: pd.DataFrame, datasets: list[str]) -> list[s
             f"| {name} | {METRIC[name]} | fixed | {mean_std(base)} | | | {len(base)} | "
             "2.00, 2.50, 3.00, 3.50, 4.00 |"
         )
-        held = mine[mine.cutoffs == "held"].set_index("split").test if len(mine) else None
+        held = mine[mine.cutoffs == "held"].set_index("split").test
         for variant in CUTOFF_VARIANTS:
-            part = mine[mine.cutoffs == variant] if len(mine) else mine
+            part = mine[mine.cutoffs == variant]
             if part.empty:
                 lines.append(f"| {name} | {METRIC[name]} | {variant} | not run | | | 0 | |")
                 continue
             test = part.set_index("split").test
             vs_fixed = (test - base).dropna()
-            vs_held = (test - held).dropna() if held is not None and variant != "held" else []
+            vs_held = (test - held).dropna() if variant != "held" else []
             cutoffs = np.array([[float(c) for c in row.split()] for row in part.learned_cutoffs])
             shown = ", ".join(f"{c:.2f}" for c in cutoffs.mean(axis=0))
             lines.append(
@@ -148,8 +153,7 @@ def q1_epoch_cost(name: str, repeats: int = 3) -> dict:
     torch.set_num_threads(1)
     ds = featurized(name)
     split = make_split("scaffold_balanced", ds.smiles, seed=0)
-    base = {"backbone": "schnet", "variant": "sparse", "top_k": 2, "gate": {"name": "mlp"}}
-    configs = {"fixed": base, "learnable": {**base, "learnable_cutoffs": LEARNABLE}}
+    configs = {"fixed": mixture(), "learnable": mixture(learnable_cutoffs=LEARNABLE)}
     settings = TrainSettings(seed=0, progress=False, device="cpu")
     trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -245,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
     table = pd.DataFrame(results(runs))
+    if table.empty:
+        parser.error(f"no finished runs in {args.work} to report")
     for column in ("cutoffs", "learned_cutoffs"):  # only Q1's rows have them
-        if column in table:
-            table[column] = table[column].fillna("")
+        table[column] = table[column].fillna("") if column in table else ""
 
     import torch
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from mimoe_core.models._common import Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
-from mimoe_core.models.radius_graph import ExpertGraph, radius_graph
+from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph
 
 #: What a model is: a mixture with Top-k (``sparse``) or softmax (``dense``) routing, or one
 #: expert with weight 1 (``one_expert``, a shallow expert; ``plain``, the full-depth backbone).
@@ -308,7 +308,7 @@ class MIMoE(nn.Module):
                 continue
             keep, envelope = self._expert_edges(expert, full, learned, e)
             if mols.numel() == num:
-                graph = (full.edge_index[:, keep], full.edge_weight[keep], full.edge_vec[keep])
+                graph = subgraph(full, keep)
                 emb = expert(
                     z,
                     pos,
@@ -421,21 +421,31 @@ class MIMoE(nn.Module):
         )
 
 
-def _check_learnable(experts: Sequence[Expert], variant: str, learnable: LearnableCutoffs) -> None:
-    """Refuse experts and variants that learnable cutoffs cannot drive, saying why."""
+def check_learnable_target(variant: str, expert_cls: type[Expert]) -> None:
+    """Refuse a variant or backbone that learnable cutoffs cannot drive, saying why.
+
+    Raises:
+        ValueError: a variant with one fixed-cutoff expert, or a backbone whose layers
+            cannot weight their edges (``Expert.accepts_edge_envelope``).
+    """
     if variant not in ROUTED_VARIANTS:
         raise ValueError(
-            f"learnable cutoffs need a routed variant {ROUTED_VARIANTS}; variant={variant!r} "
+            f"learnable cutoffs need a routed variant {ROUTED_VARIANTS}; variant {variant!r} "
             "has one expert at a fixed cutoff"
         )
+    if not expert_cls.accepts_edge_envelope:
+        raise ValueError(
+            f"learnable cutoffs are not available for the {expert_cls.name} backbone (its "
+            "PyG layers apply their own cutoff); choose schnet, painn, et or dimenet++"
+        )
+
+
+def _check_learnable(experts: Sequence[Expert], variant: str, learnable: LearnableCutoffs) -> None:
+    """Refuse experts and variants that learnable cutoffs cannot drive, saying why."""
     if learnable.num_experts != len(experts):
         raise ValueError(f"{learnable.num_experts} learnable cutoffs for {len(experts)} experts")
     for expert in experts:
-        if not expert.accepts_edge_envelope:
-            raise ValueError(
-                f"learnable cutoffs are not available for the {expert.name} backbone: it "
-                "cannot weight its edges (choose schnet, painn, et or dimenet++)"
-            )
+        check_learnable_target(variant, type(expert))
         if expert.cutoff < learnable.upper:
             raise ValueError(
                 f"with learnable cutoffs every expert must reach the upper bound "

@@ -117,5 +117,9 @@ def within_cutoff(graph: ExpertGraph, cutoff: float) -> ExpertGraph:
         tensor([[1, 0],
                 [0, 1]])
     """
-    mask = graph.edge_weight.detach() <= cutoff
-    return ExpertGraph(graph.edge_index[:, mask], graph.edge_weight[mask], graph.edge_vec[mask])
+    return subgraph(graph, graph.edge_weight.detach() <= cutoff)
+
+
+def subgraph(graph: ExpertGraph, keep: Tensor) -> ExpertGraph:
+    """The edges of ``graph`` where ``keep`` [E] is True (gradients kept)."""
+    return ExpertGraph(graph.edge_index[:, keep], graph.edge_weight[keep], graph.edge_vec[keep])

@@ -21,7 +21,7 @@ from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, check_learnable_cutoffs
-from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE
+from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE, check_learnable_target
 
 #: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
 EXPERTS: dict[str, str] = {
@@ -181,16 +181,7 @@ def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float])
         )
     if not spec["enabled"]:
         return
-    if config["variant"] not in ROUTED_VARIANTS:
-        raise ValueError(
-            f"learnable cutoffs need a routed variant {ROUTED_VARIANTS}; variant "
-            f"{config['variant']!r} has one expert at a fixed cutoff"
-        )
-    if not expert_class(config["backbone"]).accepts_edge_envelope:
-        raise ValueError(
-            f"learnable cutoffs are not available for the {config['backbone']} backbone (its "
-            "PyG layers apply their own cutoff); choose schnet, painn, et or dimenet++"
-        )
+    check_learnable_target(config["variant"], expert_class(config["backbone"]))
     try:
         bounds = [float(spec[k]) for k in ("lower", "upper", "ramp")]
     except (TypeError, ValueError):
