@@ -35,17 +35,21 @@ def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> N
     parser.add_argument("--out", type=Path, default=out)
 
 
-def run_pending(runs: Sequence[Run], jobs: int, describe: Callable[[dict], str]) -> None:
+def run_pending(
+    runs: Sequence[Run], jobs: int, describe: Callable[[dict], str], fresh: bool = False
+) -> None:
     """Run every run whose result file is missing, ``jobs`` at a time (spawned processes).
 
-    ``describe`` turns a result into the line printed when it finishes.
+    ``describe`` turns a result into the line printed when it finishes. ``fresh`` gives
+    each run a process of its own (for measurements of peak memory).
     """
     pending = [run for run in runs if not run[0].exists()]
     print(f"{len(pending)} of {len(runs)} runs to do ({jobs} at a time)", flush=True)
     if not pending:
         return
     # spawn, not fork: the parent has imported torch, whose thread pools do not survive fork.
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+    per_child = 1 if fresh else None
+    with ProcessPoolExecutor(jobs, get_context("spawn"), max_tasks_per_child=per_child) as pool:
         futures = {pool.submit(fn, *args): path for path, fn, args in pending}
         for future in as_completed(futures):
             result = future.result()

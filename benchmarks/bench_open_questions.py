@@ -1,4 +1,4 @@
-"""The paper's open questions, measured: learnable cutoffs (Q1) and gate x backbone (Q4).
+"""The paper's open questions, measured: learnable cutoffs (Q1), a shared trunk (Q3), gates (Q4).
 
 Issue 18 asks four questions; this script measures the ones whose options exist:
 
@@ -7,18 +7,27 @@ Issue 18 asks four questions; this script measures the ones whose options exist:
   learned at the model's learning rate and at 20 times it, against the same model with fixed
   cutoffs (the default; its runs are Q4's SchNet + MLP runs), on the same splits: test
   metric, paired differences, the cutoffs at the end, and time per epoch.
+- **Q3, shared trunk** (``shared_trunk``, memory-lean experts): peak memory (each
+  configuration in a fresh process), seconds per training step and per epoch (the schemes
+  side by side in one process), and parameters, for MI-MoE(DimeNet++) and MI-MoE(ViSNet)
+  at hidden 128 (dense, and sparse k=2 of 5): independent experts against experts that
+  share the embedding and their first block, the trunk on the largest graph (4 Å) or on the
+  smallest (2 Å); and the accuracy of MI-MoE(SchNet) sparse k=2 with either trunk against
+  independent experts (Q4's SchNet + MLP runs) on the same splits.
 - **Q4, gate x backbone**: MI-MoE sparse k=2 of 5 with the ``mlp`` and ``transformer`` gates
   on SchNet and PaiNN experts, on FreeSolv (RMSE) and BACE (ROC-AUC), on the same scaffold
   splits (``scaffold_balanced``, seeds 0..S-1; the split seed is the run seed), CLI defaults
   otherwise (width 128, 100 epochs, patience 20, batch 32).
 
-Questions 2 and 3 (``--conformers M``, ``--shared-trunk``) are not implemented yet; the
-report says so. Mean ± sample std (ddof=1) over the splits, and the
-paired difference between the gates per backbone and split.
+Question 2 (``--conformers M``) is not implemented yet; the report says so. Mean ± sample
+std (ddof=1) over the splits, and the paired difference between the gates per backbone and
+split.
 
-    python benchmarks/bench_open_questions.py --datasets freesolv     # ~30 min on 2 cores
+    python benchmarks/bench_open_questions.py --datasets freesolv     # ~1 h on 2 cores
+    python benchmarks/bench_open_questions.py --questions 3           # one question (and
+                                                                      # its baseline runs)
     python benchmarks/bench_open_questions.py --datasets freesolv --splits 2 --epochs 2 \\
-        --work /tmp/oq --out /tmp/oq.md                               # smoke
+        --cost-steps 1 --work /tmp/oq --out /tmp/oq.md                # smoke
 
 Runs go to ``--work`` (one JSON per finished run; a rerun skips them). ``--jobs`` trainings
 run at once, one thread each. Writes ``--out`` (default
@@ -37,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _memory import PeakMemory
 from _parallel_runs import (
     add_run_options,
     featurized,
@@ -186,6 +196,176 @@ def render_epoch_cost(costs: list[dict]) -> list[str]:
     return lines
 
 
+TRUNK = {"enabled": True, "layers": 1}
+#: Q3's cost measurements: the backbones whose mixtures the paper could not fit, the two
+#: ways a mixture runs its experts, and the experts compared: independent, a trunk on the
+#: largest graph (4 Å, the issue's scheme), a trunk on the smallest (2 Å, cheaper to run).
+LEAN_BACKBONES = ("dimenet++", "visnet")
+LEAN_VARIANTS = ("dense", "sparse")
+LEAN_EXPERTS = {"independent": None, "trunk at 4 Å": 4.0, "trunk at 2 Å": 2.0}
+
+
+def shared_trunk_run(name: str, split_seed: int, epochs: int, experts: str) -> dict:
+    """Train MI-MoE(SchNet) with a shared trunk on one split; runs in a worker process."""
+    config = mixture(shared_trunk={**TRUNK, "cutoff": LEAN_EXPERTS[experts]})
+    _, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
+    return {"question": "shared_trunk", "backbone": "schnet", "gate": "mlp",
+            "experts": experts, "metric": METRIC[name], **row}  # fmt: skip
+
+
+def _lean_trainer(name: str, backbone: str, variant: str, experts: str, steps: int):
+    """A training run of Q3's configuration on the first ``steps`` batches of split 0."""
+    import dataclasses
+
+    import torch
+
+    from mimoe_core.data import make_split
+    from mimoe_core.training import TrainSettings
+    from mimoe_core.training.trainer import TrainingRun
+
+    torch.set_num_threads(1)
+    ds = featurized(name)
+    split = make_split("scaffold_balanced", ds.smiles, seed=0)
+    part = dataclasses.replace(split, train=split.train[: steps * LEAN_BATCH])
+    config = mixture(backbone, variant=variant, expert={"hidden_channels": 128, "num_layers": 3})
+    if LEAN_EXPERTS[experts] is not None:
+        config["shared_trunk"] = {**TRUNK, "cutoff": LEAN_EXPERTS[experts]}
+    settings = TrainSettings(seed=0, progress=False, device="cpu", batch_size=LEAN_BATCH)
+    return TrainingRun(ds, part, config, settings), len(split.train)
+
+
+LEAN_BATCH = 32
+
+
+def q3_memory(name: str, backbone: str, variant: str, experts: str, steps: int) -> dict:
+    """Peak memory of training steps with independent experts or a shared trunk.
+
+    Runs in a fresh process (``run_pending(fresh=True)``) started with glibc's mmap
+    threshold fixed, so that freed tensors leave the resident set; one thread. The peak
+    (:class:`PeakMemory`) is over two epochs of the first ``steps`` batches of 32 of split
+    0's training set, above the memory held before them: activations, gradients, optimizer
+    moments.
+    """
+    trainer, _ = _lean_trainer(name, backbone, variant, experts, steps)
+    with PeakMemory("cpu") as peak:
+        for epoch in range(2):
+            trainer.train_epoch(epoch)
+    return {"question": "shared_trunk_memory", "dataset": name, "backbone": backbone,
+            "variant": variant, "experts": experts, "steps": steps, "peak_mib": peak.mib,
+            "memory_method": peak.method,
+            "params": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
+
+
+def q3_time(name: str, backbone: str, variant: str, steps: int, repeats: int = 3) -> dict:
+    """Seconds per training step of every Q3 expert scheme, timed side by side.
+
+    One process, one thread: the schemes' training runs (on the first ``steps`` batches of
+    32 of split 0) alternate epoch by epoch after a warm-up epoch each, so that all see the
+    same machine load; the median epoch per scheme, per step and per epoch of the whole
+    training set (per step times its batches).
+    """
+    import math
+
+    trainers = {e: _lean_trainer(name, backbone, variant, e, steps) for e in LEAN_EXPERTS}
+    times: dict[str, list[float]] = {e: [] for e in LEAN_EXPERTS}
+    for epoch in range(repeats + 1):
+        for experts, (trainer, _) in trainers.items():
+            start = time.perf_counter()
+            trainer.train_epoch(epoch)
+            if epoch > 0:  # the first epoch warms up allocations and caches
+                times[experts].append(time.perf_counter() - start)
+    row = {"question": "shared_trunk_time", "dataset": name, "backbone": backbone,
+           "variant": variant, "steps": steps, "repeats": repeats}  # fmt: skip
+    for experts, (trainer, train_size) in trainers.items():
+        per_step = float(np.median(times[experts])) / math.ceil(
+            len(trainer.split.train) / LEAN_BATCH
+        )
+        row[f"{experts}: s_per_step"] = per_step
+        row[f"{experts}: s_per_epoch"] = per_step * math.ceil(train_size / LEAN_BATCH)
+    return row
+
+
+def render_shared_trunk(
+    table: pd.DataFrame, memory: list[dict], timing: list[dict], datasets: list[str]
+) -> list[str]:
+    """Q3's tables: cost of independent experts against a shared trunk, then accuracy."""
+    lines = [
+        "## Q3: memory-lean experts (a shared trunk)",
+        "",
+        "Experts of width 128 and 3 blocks. **independent**: every expert embeds the atoms and "
+        "runs its 3 blocks on its own graph (today's default). **trunk at 4 Å** "
+        "(`--shared-trunk`): the atom embedding and the first block run once per batch on the "
+        "graph at the largest cutoff, and each expert runs its 2 remaining blocks on its own "
+        "graph from the trunk's atom states. **trunk at 2 Å** (`--shared-trunk --trunk-cutoff "
+        "2`): the same on the smallest graph. Training steps of batch 32 on the first "
+        "training molecules of split 0, one thread. Peak memory: each configuration in a "
+        "fresh process, the peak RSS over two epochs above the memory held before them "
+        "(activations, gradients, optimizer moments), with glibc set to return freed blocks. "
+        "Time: the three schemes in one process, alternating epoch by epoch after a warm-up "
+        "epoch each (median of 3), so that all see the same load; seconds per epoch are per "
+        "step times the training set's batches. Ratios are against independent experts, same "
+        "dataset, backbone and variant.",
+        "",
+        "| dataset | backbone | variant | experts | peak MiB | / independent | s per step | "
+        "/ independent | s per epoch | params |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    merged: dict[tuple, dict] = {}
+    for c in memory:
+        merged[(c["dataset"], c["backbone"], c["variant"], c["experts"])] = dict(c)
+    for t in timing:
+        for experts in LEAN_EXPERTS:
+            key = (t["dataset"], t["backbone"], t["variant"], experts)
+            found = {k.split(": ")[1]: v for k, v in t.items() if k.startswith(f"{experts}: ")}
+            merged.setdefault(key, {"experts": experts}).update(found)
+    for key, c in merged.items():
+        base = merged.get((*key[:3], "independent"), {})
+
+        def cell(field: str, digits: int, c=c, base=base) -> tuple[str, str]:
+            if field not in c:
+                return "not run", ""
+            ratio = ""
+            if c["experts"] != "independent" and field in base:
+                ratio = f"{c[field] / base[field]:.2f}"
+            return f"{c[field]:.{digits}f}", ratio
+
+        peak, step = cell("peak_mib", 0), cell("s_per_step", 2)
+        epoch = f"{c['s_per_epoch']:.0f}" if "s_per_epoch" in c else ""
+        params = f"{c['params']:,}" if "params" in c else ""
+        lines.append(
+            f"| {' | '.join(key)} | {peak[0]} | {peak[1]} | {step[0]} | {step[1]} | "
+            f"{epoch} | {params} |"
+        )
+    lines += [
+        "",
+        "Accuracy: MI-MoE(SchNet), sparse k=2 of 5, MLP gate, with a shared trunk (1 of 3 "
+        "blocks, at 4 Å or at 2 Å) against independent experts (Q4's SchNet + MLP runs), "
+        "paired by split.",
+        "",
+        "| dataset | metric | experts | test | - independent, paired | splits | s per run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in datasets:
+        base = table[(table.dataset == name) & (table.question == "gate_backbone")
+                     & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+        mine = table[(table.dataset == name) & (table.question == "shared_trunk")]
+        schemes = [(e, mine[mine.experts == e]) for e in LEAN_EXPERTS if e != "independent"]
+        for label, part in [("independent", base), *schemes]:
+            if part.empty:
+                lines.append(f"| {name} | {METRIC[name]} | {label} | not run | | 0 | |")
+                continue
+            test = part.set_index("split").test
+            paired = ""
+            if label != "independent" and not base.empty:
+                diff = (test - base.set_index("split").test).dropna()
+                paired = mean_std(diff) if len(diff) else ""
+            lines.append(
+                f"| {name} | {METRIC[name]} | {label} | {mean_std(test)} | {paired} | "
+                f"{len(test)} | {part.seconds.mean():.0f} |"
+            )
+    return lines
+
+
 def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
     """Q4's tables: metric per (dataset, backbone, gate), and the paired gate difference."""
     lines = [
@@ -214,9 +394,34 @@ def render_gate_backbone(table: pd.DataFrame, datasets: list[str]) -> list[str]:
     return lines
 
 
+def _describe_memory(row: dict) -> str:
+    return (
+        f"{row['dataset']} Q3 {row['backbone']} {row['variant']} {row['experts']}: "
+        f"{row['peak_mib']:.0f} MiB"
+    )
+
+
+def _describe_time(row: dict) -> str:
+    steps = ", ".join(
+        f"{e} {row[f'{e}: s_per_step']:.2f}" for e in LEAN_EXPERTS if f"{e}: s_per_step" in row
+    )
+    return f"{row['dataset']} Q3 {row['backbone']} {row['variant']} s per step: {steps}"
+
+
+def _question_of(run) -> str:
+    """ "1", "3" or "4": the question a run answers (its file name starts q1_, q3_, q4_)."""
+    return run[0].name[1]
+
+
+def _is_baseline(run) -> bool:
+    """Q4's SchNet + MLP runs are the independent, fixed-cutoff baseline of Q1 and Q3."""
+    return run[1] is gate_backbone_run and run[2][2:4] == ("schnet", "mlp")
+
+
 def _slug(variant: str) -> str:
-    """A file-name part: ``"learnable x20"`` -> ``"learnable_x20"``."""
-    return variant.replace(" ", "_")
+    """A file-name part: ``"learnable x20"`` -> ``"learnable_x20"``, ``"dimenet++"`` ->
+    ``"dimenetpp"``, ``"trunk at 4 Å"`` -> ``"trunk_at_4A"``."""
+    return variant.replace(" ", "_").replace("+", "p").replace("Å", "A")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,11 +430,20 @@ def main(argv: list[str] | None = None) -> int:
     add_run_options(
         parser, ROOT / ".bench_open_questions", ROOT / "benchmarks/results/open_questions_cpu.md"
     )
+    parser.add_argument(
+        "--cost-steps", type=int, default=4, help="training steps per Q3 cost measurement"
+    )
+    parser.add_argument(
+        "--questions", default="1,3,4", help="which to run (the report shows every finished run)"
+    )
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
     unknown = sorted(set(datasets) - set(METRIC))
     if unknown:
         parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
+    questions = set(args.questions.split(","))
+    if not questions <= {"1", "3", "4"}:
+        parser.error(f"--questions: {args.questions!r}; measured so far: 1, 3, 4")
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, args.epochs))
@@ -241,17 +455,45 @@ def main(argv: list[str] | None = None) -> int:
          learnable_cutoffs_run, (name, s, args.epochs, variant))
         for name in datasets for s in range(args.splits) for variant in CUTOFF_VARIANTS
     ]  # fmt: skip
-    run_all(runs, args, datasets, lambda row: (
+    runs += [
+        (args.work / f"q3_{name}_{s}_{_slug(experts)}_e{args.epochs}.json", shared_trunk_run,
+         (name, s, args.epochs, experts))
+        for name in datasets for s in range(args.splits) for experts in LEAN_EXPERTS
+        if experts != "independent"
+    ]  # fmt: skip
+    wanted = [run for run in runs if _question_of(run) in questions or _is_baseline(run)]
+    costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
+    lean = [(name, bb, variant) for name in datasets for bb in LEAN_BACKBONES
+            for variant in LEAN_VARIANTS]  # fmt: skip
+    steps = args.cost_steps
+    lean_memory = [
+        (args.work / f"q3_memory_{name}_{_slug(bb)}_{variant}_{_slug(experts)}_s{steps}.json",
+         q3_memory, (name, bb, variant, experts, steps))
+        for name, bb, variant in lean for experts in LEAN_EXPERTS
+    ]  # fmt: skip
+    lean_time = [
+        (args.work / f"q3_time_{name}_{_slug(bb)}_{variant}_s{steps}.json", q3_time,
+         (name, bb, variant, steps))
+        for name, bb, variant in lean
+    ]  # fmt: skip
+    if not args.report_only and "1" in questions:
+        run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
+    if not args.report_only and "3" in questions:
+        run_pending(lean_time, 1, _describe_time)
+        # Large allocations get their own mappings, returned to the kernel when freed, so
+        # the resident set follows the memory in use (glibc otherwise keeps freed blocks).
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
+        run_pending(lean_memory, 1, _describe_memory, fresh=True)
+        del os.environ["MALLOC_MMAP_THRESHOLD_"]
+    # The trainings after the cost measurements, which then run alone.
+    run_all(wanted, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['question']} {row['backbone']} "
             f"{row['gate']} {row.get('cutoffs', '')}: test {row['metric']} {row['test']:.3f} "
             f"({row['seconds']:.0f} s)"))  # fmt: skip
-    costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
-    if not args.report_only:
-        run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
     table = pd.DataFrame(results(runs))
     if table.empty:
         parser.error(f"no finished runs in {args.work} to report")
-    for column in ("cutoffs", "learned_cutoffs"):  # only Q1's rows have them
+    for column in ("cutoffs", "learned_cutoffs", "experts"):  # only Q1 and Q3 rows have them
         table[column] = table[column].fillna("") if column in table else ""
 
     import torch
@@ -271,11 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         "splits; RMSE: lower is better, ROC-AUC: higher is better",
         f"- runs finished: {len(table)} of {len(runs)} (a rerun continues the rest; tables "
         "count the splits each row has)",
-        "- Q2 conformer ensembles, Q3 shared trunk: not implemented yet, so not measured",
+        "- Q2 conformer ensembles: not implemented yet, so not measured",
         "",
         *render_learnable_cutoffs(table, datasets),
         "",
         *render_epoch_cost(results(costs)),
+        "",
+        *render_shared_trunk(table, results(lean_memory), results(lean_time), datasets),
         "",
         *render_gate_backbone(table, datasets),
         "",

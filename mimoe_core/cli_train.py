@@ -60,6 +60,15 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
             raise ValueError(f"--cutoff-bounds takes LOWER,UPPER in Å, got {','.join(bounds)}")
         lower, upper = _floats(bounds, "--cutoff-bounds")
         config["learnable_cutoffs"].update(lower=lower, upper=upper)
+    if getattr(args, "shared_trunk", False):
+        config["shared_trunk"]["enabled"] = True
+    for option, key in (("trunk_layers", "layers"), ("trunk_cutoff", "cutoff")):
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if not config["shared_trunk"]["enabled"]:
+            raise ValueError(f"--{option.replace('_', '-')} sets the --shared-trunk; add it")
+        config["shared_trunk"][key] = value
     return load_config(config)
 
 
@@ -235,6 +244,24 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="LOWER,UPPER",
         help="bounds in Å of learnable cutoffs, default 1.0,6.0 (neighbours are searched at UPPER)",
+    )
+    group.add_argument(
+        "--shared-trunk",
+        action="store_true",
+        help="memory-lean experts: the atom embedding and the first --trunk-layers blocks run "
+        "once (at --trunk-cutoff), each expert keeps the rest at its own cutoff (a routed variant)",
+    )
+    group.add_argument(
+        "--trunk-layers",
+        type=int,
+        default=None,
+        help="blocks in the shared trunk, default 1 (of the experts' num_layers, default 3)",
+    )
+    group.add_argument(
+        "--trunk-cutoff",
+        type=float,
+        default=None,
+        help="cutoff in Å of the shared trunk's graph, default the largest expert cutoff",
     )
 
 

@@ -8,7 +8,7 @@ returns one embedding per molecule. Each backbone lives in its own module and su
 from __future__ import annotations
 
 import math
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +76,30 @@ def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
     return int(batch.max()) + 1 if batch.numel() else 0
 
 
+#: What an expert module is: a whole expert (embedding, blocks, readout), the shared trunk
+#: of a mixture (embedding and the first blocks, no readout), or a branch (the remaining
+#: blocks and the readout, fed by the trunk). See :class:`Expert`.
+ROLES = ("whole", "trunk", "branch")
+
+
+class AtomState(NamedTuple):
+    """What passes from a shared trunk to the experts: per-atom features, no edges.
+
+    Attributes:
+        scalars: [N, F] invariant features.
+        vectors: [N, C, F] equivariant features (C = 3 for PaiNN and ET, 3 or 8 for ViSNet),
+            or ``None`` for a backbone with scalars only.
+    """
+
+    scalars: Tensor
+    vectors: Tensor | None = None
+
+    def of_atoms(self, atoms: Tensor) -> AtomState:
+        """The rows of ``atoms`` [n] long (a sub-batch of molecules)."""
+        vectors = self.vectors[atoms] if self.vectors is not None else None
+        return AtomState(self.scalars[atoms], vectors)
+
+
 class ExpertArgs(TypedDict, total=False):
     """The settings every expert takes (see :class:`Expert`); each subclass adds its own."""
 
@@ -84,6 +108,7 @@ class ExpertArgs(TypedDict, total=False):
     cutoff: float
     pooling: str
     atom_attr_dim: int
+    role: str
 
 
 class Expert(nn.Module):
@@ -92,11 +117,21 @@ class Expert(nn.Module):
     Subclasses take their own keyword hyperparameters and pass the shared ones
     (:class:`ExpertArgs`) on as ``**shared: Unpack[ExpertArgs]``, so that width, depth,
     cutoff and pooling are defaulted and checked here once. They build their layers in
-    ``__init__``, implement :meth:`atom_features` and :meth:`reset_backbone`
-    (:meth:`reset_parameters` adds the readout). The molecule embedding is
-    ``readout(pool(atom_features))``: a small MLP after pooling, so that a shared linear head
-    after the mixture keeps every expert's contribution exact (see
-    :class:`~mimoe_core.models.MIMoE`).
+    ``__init__`` and implement three stages and :meth:`reset_backbone`
+    (:meth:`reset_parameters` adds the readout):
+
+    - :meth:`embed_state`: atom embeddings (with a neighbour embedding for ET and ViSNet);
+    - :meth:`propagate`: the message-passing blocks, :class:`AtomState` to :class:`AtomState`;
+    - :meth:`finish`: the invariant atom features (a final norm for ET and ViSNet).
+
+    The molecule embedding is ``readout(pool(atom_features))``: a small MLP after pooling,
+    so that a shared linear head after the mixture keeps every expert's contribution exact
+    (see :class:`~mimoe_core.models.MIMoE`).
+
+    Shared trunk (``role``): a mixture may compute the embedding and its first blocks once
+    (a ``"trunk"`` module, :meth:`trunk_state`) and hand the atom states to its experts
+    (``"branch"`` modules, which have no embedding and start at :meth:`propagate`). Only
+    per-atom states cross over: each branch rebuilds its edge features on its own graph.
 
     Args:
         hidden_channels: width of atom features and of the molecule embedding, default 128.
@@ -116,8 +151,8 @@ class Expert(nn.Module):
     cannot take it set :attr:`accepts_edge_envelope` to False.
 
     Raises:
-        ValueError: for an unknown pooling, a width or depth below 1, or a negative
-            ``atom_attr_dim``.
+        ValueError: for an unknown pooling or role, a width or depth below 1, a negative
+            ``atom_attr_dim``, or attributes for a branch (the trunk embeds them).
     """
 
     #: Registry name, set by each subclass.
@@ -132,8 +167,11 @@ class Expert(nn.Module):
         cutoff: float = 5.0,
         pooling: str = "mean",
         atom_attr_dim: int = 0,
+        role: str = "whole",
     ) -> None:
         super().__init__()
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if hidden_channels < 1:
@@ -146,15 +184,75 @@ class Expert(nn.Module):
         self.pooling = pooling
         if atom_attr_dim < 0:
             raise ValueError(f"atom_attr_dim must be >= 0, got {atom_attr_dim}")
+        if atom_attr_dim and role == "branch":
+            raise ValueError(
+                "a branch expert does not embed atoms: give atom_attr_dim to the trunk"
+            )
+        self.role = role
         self.atom_attr_dim = int(atom_attr_dim)
         self.attr_embedding = (
             nn.Linear(atom_attr_dim, hidden_channels, bias=False) if atom_attr_dim else None
         )
-        self.readout = nn.Sequential(
-            nn.Linear(hidden_channels, hidden_channels),
-            nn.SiLU(),
-            nn.Linear(hidden_channels, hidden_channels),
+        self.readout = (
+            nn.Sequential(
+                nn.Linear(hidden_channels, hidden_channels),
+                nn.SiLU(),
+                nn.Linear(hidden_channels, hidden_channels),
+            )
+            if role != "trunk"
+            else None
         )
+
+    @property
+    def embeds_atoms(self) -> bool:
+        """Whether this module owns the atom embedding (a whole expert or a trunk)."""
+        return self.role != "branch"
+
+    @property
+    def finishes(self) -> bool:
+        """Whether this module ends in atom features and a readout (not a trunk)."""
+        return self.role != "trunk"
+
+    def embed_state(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """The atom states before the first block (each backbone implements it)."""
+        raise NotImplementedError
+
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """The atom states after this module's blocks on the given graph (each backbone)."""
+        raise NotImplementedError
+
+    def finish(self, state: AtomState) -> Tensor:
+        """Invariant atom features [N, hidden_channels] from the last state: its scalars."""
+        return state.scalars
+
+    def trunk_state(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+    ) -> AtomState:
+        """A trunk's output: embedding and blocks on the given graph, for the branches."""
+        if self.role != "trunk":
+            raise ValueError(f"trunk_state is a trunk's; this module's role is {self.role!r}")
+        state = self.embed_state(z, edge_index, edge_weight, edge_vec, atom_attr)
+        return self.propagate(state, edge_index, edge_weight, edge_vec)
 
     def atom_features(
         self,
@@ -165,9 +263,20 @@ class Expert(nn.Module):
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
         edge_envelope: Tensor | None = None,
+        state: AtomState | None = None,
     ) -> Tensor:
-        """Invariant per-atom features [num_atoms, hidden_channels]."""
-        raise NotImplementedError
+        """Invariant per-atom features [num_atoms, hidden_channels].
+
+        A whole expert embeds the atoms; a branch starts from the trunk's ``state``.
+        ``pos`` is unused: the graph carries the geometry.
+        """
+        if state is None:
+            if not self.embeds_atoms:
+                raise ValueError("a branch expert starts from the shared trunk's state; none came")
+            state = self.embed_state(z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
+        elif self.embeds_atoms:
+            raise ValueError(f"a {self.role} expert embeds its own atoms; it takes no state")
+        return self.finish(self.propagate(state, edge_index, edge_weight, edge_vec, edge_envelope))
 
     def embed_atoms(self, table: nn.Embedding, z: Tensor, atom_attr: Tensor | None) -> Tensor:
         """``table(z)``, plus the embedded chemical attributes when the expert reads them.
@@ -196,6 +305,7 @@ class Expert(nn.Module):
         num_graphs: int | None = None,
         atom_attr: Tensor | None = None,
         edge_envelope: Tensor | None = None,
+        state: AtomState | None = None,
     ) -> Tensor:
         """Molecule embeddings from a prebuilt graph.
 
@@ -211,21 +321,25 @@ class Expert(nn.Module):
                 reads them; default None.
             edge_envelope: [E] weights in [0, 1] multiplying every message of each edge
                 (see the class docstring); default None, weight 1.
+            state: for a branch, the shared trunk's atom states on these atoms; default None.
 
         Returns:
             [B, hidden_channels] molecule embeddings, invariant to rotations, translations
             and atom order.
 
         Raises:
-            ValueError: ``edge_envelope`` given to a backbone that cannot take it.
+            ValueError: ``edge_envelope`` given to a backbone that cannot take it; a trunk
+                called as an expert; a branch without ``state``, or a whole expert with one.
         """
+        if not self.finishes:
+            raise ValueError("a shared trunk has no readout: call trunk_state, not the module")
         if edge_envelope is not None and not self.accepts_edge_envelope:
             raise ValueError(
                 f"the {self.name} expert cannot weight its edges (learnable cutoffs): its "
                 "layers apply their own cutoff inside PyG's message passing"
             )
         h = self.atom_features(
-            z, pos, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope=edge_envelope
+            z, pos, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope, state
         )
         return self.readout(pool(h, batch, num_graphs_of(batch, num_graphs), self.pooling))
 
@@ -238,13 +352,14 @@ class Expert(nn.Module):
         self.reset_backbone()
         if self.attr_embedding is not None:
             self.attr_embedding.reset_parameters()
-        for layer in self.readout:
+        for layer in self.readout or ():
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""
+        role = f", role={self.role!r}" if self.role != "whole" else ""
         return (
             f"hidden_channels={self.hidden_channels}, cutoff={self.cutoff}, "
-            f"pooling={self.pooling!r}"
+            f"pooling={self.pooling!r}{role}"
         )

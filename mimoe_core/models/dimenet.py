@@ -22,7 +22,7 @@ from torch_geometric.nn.models.dimenet import (
 from torch_geometric.nn.resolver import activation_resolver
 from typing_extensions import Unpack
 
-from mimoe_core.models._common import Expert, ExpertArgs
+from mimoe_core.models._common import AtomState, Expert, ExpertArgs
 
 # The bases see distances no shorter than this fraction of the cutoff (0.25 Å at 5 Å; no
 # bond is that short). Their envelope has a 1/d term and PyG's closed-form spherical Bessel
@@ -134,6 +134,8 @@ class DimeNetPPExpert(Expert):
         self.rbf = BesselBasisLayer(num_radial, self.cutoff, envelope_exponent)
         self.sbf = _spherical_basis(self.num_spherical, self.num_radial, self.envelope_exponent)
         self.emb = EmbeddingBlock(num_radial, hidden_channels, act)
+        if not self.embeds_atoms:  # a branch reads the trunk's atom features instead
+            self.emb.emb = None
         # Non-zero initial output layers (PyG's default is zeros, for a single target), so
         # that the readout sees signal and every block gets gradients from the start.
         self.output_blocks = ModuleList(
@@ -166,28 +168,43 @@ class DimeNetPPExpert(Expert):
     def reset_backbone(self) -> None:
         """Re-initialize the message-passing layers (the base class adds the readout)."""
         self.rbf.reset_parameters()
-        self.emb.reset_parameters()
+        if self.emb.emb is not None:
+            self.emb.reset_parameters()
+        else:  # EmbeddingBlock.reset_parameters without its atom table
+            self.emb.lin_rbf.reset_parameters()
+            self.emb.lin.reset_parameters()
         for block in [*self.output_blocks, *self.interaction_blocks]:
             block.reset_parameters()
 
-    def atom_features(
+    def embed_state(
         self,
         z: Tensor,
-        pos: Tensor,
         edge_index: Tensor,
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
         edge_envelope: Tensor | None = None,
-    ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels] (sum of the output blocks).
+    ) -> AtomState:
+        """Atom embeddings [N, F] (PyG's EmbeddingBlock table, plus the attributes)."""
+        return AtomState(self.embed_atoms(self.emb.emb, z, atom_attr))
 
-        Angles come from ``edge_vec`` as in PyG's DimeNet++: the angle between
-        pos[i] - pos[j] and pos[j] - pos[k]. Distances below
-        ``MIN_REDUCED_DIST * cutoff`` are raised to it for the bases, so coincident atoms
-        give finite features.
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Atom features [N, F]: the sum of the output blocks over the interactions.
+
+        The edge messages start from the atom states of both ends and the edge's rbf (PyG's
+        EmbeddingBlock on ``state``) and live on this graph only. Angles come from
+        ``edge_vec`` as in PyG's DimeNet++: the angle between pos[i] - pos[j] and
+        pos[j] - pos[k]. Distances below ``MIN_REDUCED_DIST * cutoff`` are raised to it for
+        the bases, so coincident atoms give finite features.
         """
-        num_nodes = z.numel()
+        num_nodes = state.scalars.size(0)
         i, j, _, _, _, idx_kj, idx_ji = triplets(edge_index, num_nodes)
         vec_ji, vec_kj = edge_vec[idx_ji], edge_vec[idx_kj]
         cos_part = (vec_ji * vec_kj).sum(dim=-1)
@@ -202,9 +219,7 @@ class DimeNetPPExpert(Expert):
             # blocks) or of the sbf of its triplets (interactions), so the edge fades out.
             rbf = rbf * edge_envelope.unsqueeze(-1)
             sbf = sbf * edge_envelope[idx_kj].unsqueeze(-1)
-        # PyG's EmbeddingBlock, with the atom embedding that may add the attributes
-        emb = self.emb
-        atoms = self.embed_atoms(emb.emb, z, atom_attr)
+        emb, atoms = self.emb, state.scalars
         x = emb.act(emb.lin(torch.cat([atoms[i], atoms[j], emb.act(emb.lin_rbf(rbf))], dim=-1)))
         h = self.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
         for interaction, output in zip(
@@ -212,7 +227,7 @@ class DimeNetPPExpert(Expert):
         ):
             x = interaction(x, rbf, sbf, idx_kj, idx_ji)
             h = h + output(x, rbf, i, num_nodes=num_nodes)
-        return h
+        return AtomState(h)
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

@@ -15,6 +15,7 @@ from typing_extensions import Unpack
 
 from mimoe_core.models._common import (
     MAX_Z,
+    AtomState,
     Expert,
     ExpertArgs,
     check_heads,
@@ -117,24 +118,58 @@ class EquivariantTransformerExpert(Expert):
         hidden_channels, num_layers = self.hidden_channels, self.num_layers
         check_heads(hidden_channels, num_heads)
         self.num_heads, self.num_rbf = int(num_heads), int(num_rbf)
-        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        embeds = self.embeds_atoms
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels) if embeds else None
         self.rbf = ExpNormalSmearing(self.cutoff, num_rbf, trainable=True)
-        self.neighbor = NeighborEmbedding(hidden_channels, num_rbf, self.cutoff)
+        self.neighbor = NeighborEmbedding(hidden_channels, num_rbf, self.cutoff) if embeds else None
         self.layers = nn.ModuleList(
             EquivariantAttention(hidden_channels, num_heads, num_rbf, self.cutoff)
             for _ in range(num_layers)
         )
-        self.out_norm = nn.LayerNorm(hidden_channels)
+        self.out_norm = nn.LayerNorm(hidden_channels) if self.finishes else None
         self.reset_parameters()
 
     def reset_backbone(self) -> None:
         """Re-initialize the message-passing layers (the base class adds the readout)."""
-        self.embedding.reset_parameters()
-        self.rbf.reset_parameters()
-        self.neighbor.reset_parameters()
+        for module in (self.embedding, self.rbf, self.neighbor, *self.layers, self.out_norm):
+            if module is not None:
+                module.reset_parameters()
+
+    def embed_state(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Atom embeddings that know their neighbours [N, F], and zero vectors [N, 3, F]."""
+        atoms = self.embed_atoms(self.embedding, z, atom_attr)
+        rbf = self.rbf(edge_weight)
+        x = self.neighbor(z, atoms, edge_index, edge_weight, rbf, edge_envelope)
+        return AtomState(x, x.new_zeros(x.size(0), 3, x.size(1)))
+
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Scalar [N, F] and vector [N, 3, F] atom states after the attention layers."""
+        x, vec = state
+        rbf = self.rbf(edge_weight)
+        direction = unit_vectors(edge_vec, edge_weight)
         for layer in self.layers:
-            layer.reset_parameters()
-        self.out_norm.reset_parameters()
+            dx, dvec = layer(x, vec, edge_index, edge_weight, rbf, direction, edge_envelope)
+            x, vec = x + dx, vec + dvec
+        return AtomState(x, vec)
+
+    def finish(self, state: AtomState) -> Tensor:
+        """The normalized scalars [N, F]."""
+        return self.out_norm(state.scalars)
 
     def atom_states(
         self,
@@ -145,30 +180,11 @@ class EquivariantTransformerExpert(Expert):
         atom_attr: Tensor | None = None,
         edge_envelope: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
-        rbf = self.rbf(edge_weight)
-        atoms = self.embed_atoms(self.embedding, z, atom_attr)
-        x = self.neighbor(z, atoms, edge_index, edge_weight, rbf, edge_envelope)
-        vec = x.new_zeros(x.size(0), 3, x.size(1))
-        direction = unit_vectors(edge_vec, edge_weight)
-        for layer in self.layers:
-            dx, dvec = layer(x, vec, edge_index, edge_weight, rbf, direction, edge_envelope)
-            x, vec = x + dx, vec + dvec
-        return self.out_norm(x), vec
-
-    def atom_features(
-        self,
-        z: Tensor,
-        pos: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor,
-        edge_vec: Tensor,
-        atom_attr: Tensor | None = None,
-        edge_envelope: Tensor | None = None,
-    ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels]."""
-        args = (z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
-        return self.atom_states(*args)[0]
+        """Scalar [N, F] (invariant, normalized) and vector [N, 3, F] (equivariant) features."""
+        graph = (edge_index, edge_weight, edge_vec)
+        state = self.embed_state(z, *graph, atom_attr, edge_envelope)
+        state = self.propagate(state, *graph, edge_envelope)
+        return self.finish(state), state.vectors
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

@@ -14,6 +14,12 @@ cost about k/K of the dense compute. The paper's Algorithm 1 computes every expe
 Learnable cutoffs (:mod:`.learnable_cutoffs`): the K cutoffs are parameters; the neighbour
 search runs once at their upper bound, and expert e reads the edges shorter than its current
 c_e, each weighted by a smooth ramp of (c_e - d) through which the loss reaches c_e.
+
+Shared trunk: the atom embedding and the first blocks can run once per batch, in a
+``trunk`` module at its own cutoff (the largest by default; the edges of the one neighbour
+search up to it); each expert (a ``branch``) continues from the trunk's atom states with
+its own blocks at its own cutoff (see :class:`~mimoe_core.models._common.Expert`). The
+trunk runs on every molecule; the branches keep sparse dispatch.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from mimoe_core.models._common import Expert, num_graphs_of
+from mimoe_core.models._common import AtomState, Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
 from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph
@@ -110,6 +116,14 @@ class MIMoE(nn.Module):
             variant only); the experts must reach at least its upper bound (their bases and
             envelopes then cover every cutoff it can learn) and take edge weights. Default
             None: the experts' fixed cutoffs.
+        trunk: a shared trunk (an expert module of role ``"trunk"``, same backbone and
+            width as the experts, at a cutoff no larger than the search radius: the largest
+            cutoff, or the upper bound of learnable cutoffs); the experts are then
+            ``"branch"`` modules. Default None: every expert embeds its own atoms (role
+            ``"whole"``).
+
+    Raises:
+        ValueError: inconsistent experts, gate, variant or trunk; the message says which.
     """
 
     def __init__(
@@ -123,6 +137,7 @@ class MIMoE(nn.Module):
         balance_weight: float = 0.1,
         variance_head: bool = False,
         learnable_cutoffs: LearnableCutoffs | None = None,
+        trunk: Expert | None = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -144,12 +159,15 @@ class MIMoE(nn.Module):
             raise ValueError(f"variant={variant!r} takes exactly one expert and no gate")
         if gated and gate.num_experts != len(experts):
             raise ValueError(f"gate scores {gate.num_experts} experts, got {len(experts)}")
+        search_radius = learnable_cutoffs.upper if learnable_cutoffs is not None else cutoffs[-1]
+        _check_trunk(trunk, experts, variant, search_radius)
         num_experts = len(experts)
         self.top_k = num_experts if variant == "dense" or not gated else int(top_k)
         if not 1 <= self.top_k <= num_experts:
             raise ValueError(f"top_k must be in [1, {num_experts}], got {top_k}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.trunk = trunk
         self.experts = nn.ModuleList(experts)
         self.gate = gate
         width = widths.pop()
@@ -179,7 +197,8 @@ class MIMoE(nn.Module):
     @property
     def reads_atom_attributes(self) -> bool:
         """Whether the experts embed chemical atom attributes (config ``atom_attributes``)."""
-        return self.experts[0].atom_attr_dim > 0
+        embedder = self.trunk if self.trunk is not None else self.experts[0]
+        return embedder.atom_attr_dim > 0
 
     @property
     def num_experts(self) -> int:
@@ -299,6 +318,12 @@ class MIMoE(nn.Module):
         # One neighbour search at the largest cutoff serves every expert.
         full = radius_graph(pos, batch, self.search_radius)
         learned = self.learnable_cutoffs() if self.learnable_cutoffs is not None else None
+        state = None
+        if self.trunk is not None:
+            trunk_graph = full
+            if self.trunk.cutoff < self.search_radius:
+                trunk_graph = subgraph(full, full.edge_weight.detach() <= self.trunk.cutoff)
+            state = self.trunk.trunk_state(z, *trunk_graph, atom_attr)
         hidden = self.head.in_features
         embeddings = pos.new_zeros(num, self.num_experts, hidden)
         for e, expert in enumerate(self.experts):
@@ -317,9 +342,10 @@ class MIMoE(nn.Module):
                     num_graphs=num,
                     atom_attr=atom_attr,
                     edge_envelope=envelope[keep] if envelope is not None else None,
+                    state=state,
                 )
             else:
-                args = (z, pos, batch, full, keep, envelope, atom_attr)
+                args = (z, pos, batch, full, keep, envelope, atom_attr, state)
                 emb = self._run_on(expert, mols, run, *args)
             # Under autocast the experts may return bfloat16; the mixture stays in pos's dtype.
             emb = emb.to(embeddings.dtype)
@@ -352,11 +378,13 @@ class MIMoE(nn.Module):
         edge_in: Tensor,
         envelope: Tensor | None,
         atom_attr: Tensor | None = None,
+        state: AtomState | None = None,
     ) -> Tensor:
         """Run ``expert`` on the molecules ``mols`` only (a gathered sub-batch).
 
         ``edge_in`` [E] marks the edges of ``full`` within the expert's cutoff; ``envelope``
-        [E] is their weight (learnable cutoffs) or ``None``.
+        [E] is their weight (learnable cutoffs) or ``None``; ``state`` the shared trunk's
+        atom states of the whole batch, or ``None``.
         """
         atom_in = run[batch]
         atoms = torch.nonzero(atom_in).flatten()
@@ -375,6 +403,7 @@ class MIMoE(nn.Module):
             num_graphs=mols.numel(),
             atom_attr=atom_attr[atoms] if atom_attr is not None else None,
             edge_envelope=envelope[keep] if envelope is not None else None,
+            state=state.of_atoms(atoms) if state is not None else None,
         )
 
     def forward_batch(self, data, compute_all: bool = False) -> MoEOutput:
@@ -414,8 +443,14 @@ class MIMoE(nn.Module):
         k = f", top_k={self.top_k}" if self.variant == "sparse" else ""
         cutoffs = [round(c, 3) for c in self.cutoffs]
         learned = " (learnable)" if self.learnable_cutoffs is not None else ""
+        trunk = (
+            f", shared trunk of {self.trunk.num_layers} at {self.trunk.cutoff} Å"
+            if self.trunk is not None
+            else ""
+        )
         return (
-            f"variant={self.variant!r}, K={self.num_experts}{k}, cutoffs={cutoffs}{learned}, "
+            f"variant={self.variant!r}, K={self.num_experts}{k}, cutoffs={cutoffs}{learned}"
+            f"{trunk}, "
             f"temperature={self.temperature}, balance_weight={self.balance_weight}, "
             f"out_channels={self.out_channels}"
         )
@@ -451,3 +486,37 @@ def _check_learnable(experts: Sequence[Expert], variant: str, learnable: Learnab
                 f"with learnable cutoffs every expert must reach the upper bound "
                 f"{learnable.upper} Å (its bases and envelope), got an expert at {expert.cutoff}"
             )
+
+
+def _check_trunk(
+    trunk: Expert | None, experts: Sequence[Expert], variant: str, search_radius: float
+) -> None:
+    """Refuse a trunk and experts that do not fit together, saying why."""
+    roles = {e.role for e in experts}
+    if trunk is None:
+        if roles != {"whole"}:
+            raise ValueError(f"experts without a shared trunk must be whole, got roles {roles}")
+        return
+    if variant not in ROUTED_VARIANTS:
+        raise ValueError(
+            f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "
+            f"variant {variant!r} has one expert"
+        )
+    if trunk.role != "trunk" or roles != {"branch"}:
+        raise ValueError(
+            f"a shared trunk needs a module of role 'trunk' and experts of role 'branch', got "
+            f"{trunk.role!r} and {sorted(roles)}"
+        )
+    if any(type(e) is not type(trunk) for e in experts):
+        raise ValueError(f"the shared trunk and the experts must share a backbone ({trunk.name})")
+    widths = {e.hidden_channels for e in experts}
+    if widths != {trunk.hidden_channels}:
+        raise ValueError(
+            f"the shared trunk hands its atom features to every expert, so its width "
+            f"{trunk.hidden_channels} must equal the experts' hidden_channels {sorted(widths)}"
+        )
+    if trunk.cutoff > search_radius + 1e-9:
+        raise ValueError(
+            f"the shared trunk reads the edges of the one neighbour search at {search_radius} Å, "
+            f"so its cutoff must be at most {search_radius}, got {trunk.cutoff}"
+        )

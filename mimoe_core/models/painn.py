@@ -17,6 +17,7 @@ from typing_extensions import Unpack
 from mimoe_core.models._common import (
     EPS_DIST,
     MAX_Z,
+    AtomState,
     Expert,
     ExpertArgs,
     cosine_cutoff,
@@ -111,7 +112,7 @@ class PaiNNExpert(Expert):
         super().__init__(**shared)
         hidden_channels, num_layers = self.hidden_channels, self.num_layers
         self.num_rbf = int(num_rbf)
-        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels) if self.embeds_atoms else None
         self.messages = nn.ModuleList(
             PaiNNMessage(hidden_channels, num_rbf, self.cutoff) for _ in range(num_layers)
         )
@@ -120,9 +121,43 @@ class PaiNNExpert(Expert):
 
     def reset_backbone(self) -> None:
         """Re-initialize the message-passing layers (the base class adds the readout)."""
-        self.embedding.reset_parameters()
+        if self.embedding is not None:
+            self.embedding.reset_parameters()
         for block in [*self.messages, *self.updates]:
             block.reset_parameters()
+
+    def embed_state(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Atom embeddings [N, F] and zero vectors [N, 3, F]."""
+        s = self.embed_atoms(self.embedding, z, atom_attr)
+        return AtomState(s, s.new_zeros(s.size(0), 3, s.size(1)))
+
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
+        s, v = state
+        rbf = sinc_rbf(edge_weight, self.num_rbf, self.cutoff)
+        envelope = cosine_cutoff(edge_weight, self.cutoff)
+        if edge_envelope is not None:  # the messages are linear in it: scalar and vector
+            envelope = envelope * edge_envelope
+        direction = unit_vectors(edge_vec, edge_weight)
+        for message, update in zip(self.messages, self.updates, strict=True):
+            s, v = message(s, v, edge_index, rbf, envelope, direction)
+            s, v = update(s, v)
+        return AtomState(s, v)
 
     def atom_states(
         self,
@@ -134,31 +169,9 @@ class PaiNNExpert(Expert):
         edge_envelope: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
-        s = self.embed_atoms(self.embedding, z, atom_attr)
-        v = s.new_zeros(s.size(0), 3, s.size(1))
-        rbf = sinc_rbf(edge_weight, self.num_rbf, self.cutoff)
-        envelope = cosine_cutoff(edge_weight, self.cutoff)
-        if edge_envelope is not None:  # the messages are linear in it: scalar and vector
-            envelope = envelope * edge_envelope
-        direction = unit_vectors(edge_vec, edge_weight)
-        for message, update in zip(self.messages, self.updates, strict=True):
-            s, v = message(s, v, edge_index, rbf, envelope, direction)
-            s, v = update(s, v)
-        return s, v
-
-    def atom_features(
-        self,
-        z: Tensor,
-        pos: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor,
-        edge_vec: Tensor,
-        atom_attr: Tensor | None = None,
-        edge_envelope: Tensor | None = None,
-    ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels]."""
-        args = (z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
-        return self.atom_states(*args)[0]
+        graph = (edge_index, edge_weight, edge_vec)
+        state = self.embed_state(z, *graph, atom_attr)
+        return tuple(self.propagate(state, *graph, edge_envelope))
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

@@ -55,6 +55,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # they start; they stay ordered inside (lower, upper) Å, the experts' bases span
     # [0, upper], and each expert's edges fade out over the last `ramp` Å before its cutoff.
     "learnable_cutoffs": {"enabled": False, "lower": 1.0, "upper": 6.0, "ramp": 0.5},
+    # A shared trunk (memory-lean experts): the atom embedding and the first `layers` of the
+    # experts' num_layers blocks run once, on the graph at `cutoff` Å (null: the largest
+    # cutoff, or the upper bound of learnable ones); each expert keeps the remaining blocks
+    # at its own cutoff. hidden_channels: null (the experts' width, the only one it can
+    # hand on).
+    "shared_trunk": {"enabled": False, "layers": 1, "cutoff": None, "hidden_channels": None},
     # Keyword arguments of the backbone's expert class (its other settings keep defaults).
     "expert": {"hidden_channels": 128, "num_layers": 3},
     # name: mlp | transformer (or the ablations size | random); the other keys are that
@@ -165,6 +171,7 @@ def _validate(config: dict[str, Any]) -> None:
         )
     config_radii(config)
     _validate_learnable_cutoffs(config, cutoffs)
+    _validate_shared_trunk(config)
 
 
 def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float]) -> None:
@@ -189,6 +196,57 @@ def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float])
             f"learnable_cutoffs lower, upper and ramp must be numbers: {spec}"
         ) from None
     check_learnable_cutoffs(cutoffs, *bounds)
+
+
+def _validate_shared_trunk(config: Mapping[str, Any]) -> None:
+    spec = config["shared_trunk"]
+    unknown = sorted(set(spec) - set(DEFAULT_CONFIG["shared_trunk"]))
+    if unknown:
+        raise ValueError(
+            f"unknown shared_trunk key(s) {unknown}; valid keys: "
+            f"{sorted(DEFAULT_CONFIG['shared_trunk'])}"
+        )
+    if not isinstance(spec["enabled"], bool):
+        raise ValueError(f"shared_trunk.enabled must be true or false, got {spec['enabled']!r}")
+    if not spec["enabled"]:
+        return
+    if config["variant"] not in ROUTED_VARIANTS:
+        raise ValueError(
+            f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "
+            f"variant {config['variant']!r} has one expert"
+        )
+    depth = config["expert"].get("num_layers", 3)
+    layers = spec["layers"]
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers < depth:
+        raise ValueError(
+            f"shared_trunk.layers must be a whole number in [1, {depth - 1}] (the experts "
+            f"have num_layers={depth} and keep at least one block each), got {layers!r}"
+        )
+    if spec["cutoff"] is not None:
+        radius = _search_radius(config)
+        cutoff = spec["cutoff"]
+        if (
+            isinstance(cutoff, bool)
+            or not isinstance(cutoff, int | float)
+            or not (0 < cutoff <= radius)
+        ):
+            raise ValueError(
+                f"shared_trunk.cutoff must be a number in (0, {radius}] Å (the neighbour "
+                f"search radius), or null for {radius}; got {cutoff!r}"
+            )
+    width = config["expert"].get("hidden_channels", 128)
+    if spec["hidden_channels"] is not None and spec["hidden_channels"] != width:
+        raise ValueError(
+            f"shared_trunk.hidden_channels={spec['hidden_channels']} does not match the "
+            f"experts' hidden_channels={width}: the trunk hands its atom features to every "
+            "expert, so the widths must be equal (leave it null to take the experts' width)"
+        )
+
+
+def _search_radius(config: Mapping[str, Any]) -> float:
+    """Radius in Å of the one neighbour search of a routed mixture."""
+    spec = config["learnable_cutoffs"]
+    return float(spec["upper"]) if spec["enabled"] else float(config["cutoffs"][-1])
 
 
 def config_radii(config: Mapping[str, Any]) -> np.ndarray:
@@ -218,9 +276,11 @@ def _make_gate(config: Mapping[str, Any], num_experts: int) -> Gate:
         raise ValueError(f"bad gate settings {dict(config['gate'])}: {err}") from None
 
 
-def _make_expert(cls: type[Expert], cutoff: float, kwargs: Mapping[str, Any]) -> Expert:
+def _make_expert(
+    cls: type[Expert], cutoff: float, kwargs: Mapping[str, Any], **role: Any
+) -> Expert:
     try:
-        return cls(cutoff=float(cutoff), **kwargs)
+        return cls(cutoff=float(cutoff), **kwargs, **role)
     except TypeError as err:
         raise ValueError(f"bad settings for {cls.__name__} {dict(kwargs)}: {err}") from None
 
@@ -256,6 +316,9 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
         experts = [_make_expert(cls, spec["upper"], args) for _ in cfg["cutoffs"]]
         bounds = {k: float(spec[k]) for k in ("lower", "upper", "ramp")}
         learnable = LearnableCutoffs(cfg["cutoffs"], **bounds)
+    trunk = None
+    if cfg["shared_trunk"]["enabled"]:
+        trunk, experts = _trunk_and_branches(cls, cfg, args, learnable)
     gate = _make_gate(cfg, len(experts)) if variant in ROUTED_VARIANTS else None
     model = MIMoE(
         experts,
@@ -267,6 +330,29 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
         balance_weight=float(cfg["balance_weight"]),
         variance_head=bool(cfg["variance_head"]),
         learnable_cutoffs=learnable,
+        trunk=trunk,
     )
     model.config = cfg
     return model
+
+
+def _trunk_and_branches(
+    cls: type[Expert],
+    cfg: Mapping[str, Any],
+    args: Mapping[str, Any],
+    learnable: LearnableCutoffs | None,
+) -> tuple[Expert, list[Expert]]:
+    """The shared trunk (its first ``layers`` blocks at its cutoff) and the K branches."""
+    shared = int(cfg["shared_trunk"]["layers"])
+    depth = int(args.get("num_layers", 3))
+    search_radius = _search_radius(cfg)
+    trunk_cutoff = cfg["shared_trunk"]["cutoff"] or search_radius
+    trunk = _make_expert(cls, trunk_cutoff, {**args, "num_layers": shared}, role="trunk")
+    # The trunk embeds the chemical attributes; the branches read its states.
+    branch_args = {k: v for k, v in args.items() if k != "atom_attr_dim"}
+    branch_args["num_layers"] = depth - shared
+    branch_cutoffs = (
+        [search_radius] * len(cfg["cutoffs"]) if learnable is not None else cfg["cutoffs"]
+    )
+    branches = [_make_expert(cls, c, branch_args, role="branch") for c in branch_cutoffs]
+    return trunk, branches

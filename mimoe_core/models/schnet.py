@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock
 from typing_extensions import Unpack
 
-from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs, scatter_sum
+from mimoe_core.models._common import MAX_Z, AtomState, Expert, ExpertArgs, scatter_sum
 
 
 def weighted_interaction(
@@ -60,7 +60,7 @@ class SchNetExpert(Expert):
         hidden_channels, num_layers = self.hidden_channels, self.num_layers
         self.num_filters = int(num_filters)
         self.num_rbf = int(num_rbf)
-        self.embedding = nn.Embedding(MAX_Z, hidden_channels)
+        self.embedding = nn.Embedding(MAX_Z, hidden_channels) if self.embeds_atoms else None
         self.rbf = GaussianSmearing(0.0, self.cutoff, num_rbf)
         self.interactions = nn.ModuleList(
             InteractionBlock(hidden_channels, num_rbf, num_filters, self.cutoff)
@@ -70,22 +70,33 @@ class SchNetExpert(Expert):
 
     def reset_backbone(self) -> None:
         """Re-initialize the message-passing layers (the base class adds the readout)."""
-        self.embedding.reset_parameters()
+        if self.embedding is not None:
+            self.embedding.reset_parameters()
         for block in self.interactions:
             block.reset_parameters()
 
-    def atom_features(
+    def embed_state(
         self,
         z: Tensor,
-        pos: Tensor,
         edge_index: Tensor,
         edge_weight: Tensor,
         edge_vec: Tensor,
         atom_attr: Tensor | None = None,
         edge_envelope: Tensor | None = None,
-    ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels] after the interactions."""
-        h = self.embed_atoms(self.embedding, z, atom_attr)
+    ) -> AtomState:
+        """Atom embeddings [N, F]."""
+        return AtomState(self.embed_atoms(self.embedding, z, atom_attr))
+
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Atom features after the residual interaction blocks."""
+        h = state.scalars
         edge_attr = self.rbf(edge_weight)
         for block in self.interactions:
             if edge_envelope is None:
@@ -93,7 +104,7 @@ class SchNetExpert(Expert):
             else:
                 args = (edge_index, edge_weight, edge_attr, edge_envelope)
                 h = h + weighted_interaction(block, h, *args)
-        return h
+        return AtomState(h)
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

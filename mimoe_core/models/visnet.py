@@ -20,7 +20,14 @@ from torch import Tensor
 from torch_geometric.nn.models.visnet import ViSNetBlock
 from typing_extensions import Unpack
 
-from mimoe_core.models._common import MAX_Z, Expert, ExpertArgs, check_heads, unit_vectors
+from mimoe_core.models._common import (
+    MAX_Z,
+    AtomState,
+    Expert,
+    ExpertArgs,
+    check_heads,
+    unit_vectors,
+)
 
 
 class ViSNetExpert(Expert):
@@ -68,48 +75,86 @@ class ViSNetExpert(Expert):
             max_z=MAX_Z,
             cutoff=self.cutoff,
         )
+        # A branch starts from the trunk's atom states; a trunk hands them on unnormalized.
+        if not self.embeds_atoms:
+            self.block.embedding = self.block.neighbor_embedding = None
+        if not self.finishes:
+            self.block.out_norm = self.block.vec_out_norm = None
         self.reset_parameters()
 
     def reset_backbone(self) -> None:
         """Re-initialize the message-passing layers (the base class adds the readout)."""
-        self.block.reset_parameters()
-
-    def atom_features(
-        self,
-        z: Tensor,
-        pos: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor,
-        edge_vec: Tensor,
-        atom_attr: Tensor | None = None,
-        edge_envelope: Tensor | None = None,
-    ) -> Tensor:
-        """Invariant atom features [num_atoms, hidden_channels] (ViSNet's scalar channel).
-
-        Follows ``ViSNetBlock.forward`` on the given graph plus one self-loop per atom.
-        Coincident atoms (distance 0) get a zero direction, like a self-loop, instead of 0/0.
-        """
         blk = self.block
-        num_atoms = z.numel()
-        loops = torch.arange(num_atoms, device=z.device)
+        # ViSNetBlock.reset_parameters, in its order, over the parts this role keeps.
+        parts = (blk.embedding, blk.distance_expansion, blk.neighbor_embedding)
+        for module in (*parts, blk.edge_embedding, *blk.vis_mp_layers):
+            if module is not None:
+                module.reset_parameters()
+        for module in (blk.out_norm, blk.vec_out_norm):
+            if module is not None:
+                module.reset_parameters()
+
+    def _with_loops(
+        self, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor, num_atoms: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The graph plus one self-loop per atom, and each edge's unit direction."""
+        loops = torch.arange(num_atoms, device=edge_index.device)
         direction = torch.cat(
             [unit_vectors(edge_vec, edge_weight), edge_vec.new_zeros(num_atoms, 3)]
         )
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
         edge_weight = torch.cat([edge_weight, edge_weight.new_zeros(num_atoms)])
+        return edge_index, edge_weight, direction
 
+    def embed_state(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Atom embeddings that know their neighbours [N, F], and zero vectors."""
+        blk = self.block
+        edge_index, edge_weight, _ = self._with_loops(edge_index, edge_weight, edge_vec, z.numel())
         x = self.embed_atoms(blk.embedding, z, atom_attr)
-        edge_attr = blk.distance_expansion(edge_weight)
+        x = blk.neighbor_embedding(
+            z, x, edge_index, edge_weight, blk.distance_expansion(edge_weight)
+        )
+        return AtomState(x, x.new_zeros(x.size(0), (self.lmax + 1) ** 2 - 1, x.size(1)))
+
+    def propagate(
+        self,
+        state: AtomState,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        edge_envelope: Tensor | None = None,
+    ) -> AtomState:
+        """Scalar and vector atom states after the ViS-MP layers.
+
+        Follows ``ViSNetBlock.forward`` on the given graph plus one self-loop per atom. The
+        edge features start from this module's own edge embedding on this graph. Coincident
+        atoms (distance 0) get a zero direction, like a self-loop, instead of 0/0.
+        """
+        blk = self.block
+        x, vec = state
+        edge_index, edge_weight, direction = self._with_loops(
+            edge_index, edge_weight, edge_vec, x.size(0)
+        )
         sph = blk.sphere(direction)
-        x = blk.neighbor_embedding(z, x, edge_index, edge_weight, edge_attr)
-        vec = x.new_zeros(num_atoms, (self.lmax + 1) ** 2 - 1, x.size(1))
-        edge_attr = blk.edge_embedding(edge_index, edge_attr, x)
+        edge_attr = blk.edge_embedding(edge_index, blk.distance_expansion(edge_weight), x)
         for layer in blk.vis_mp_layers:
             dx, dvec, dedge = layer(x, vec, edge_index, edge_weight, edge_attr, sph)
             x, vec = x + dx, vec + dvec
             if dedge is not None:  # None from the last layer
                 edge_attr = edge_attr + dedge
-        return blk.out_norm(x)
+        return AtomState(x, vec)
+
+    def finish(self, state: AtomState) -> Tensor:
+        """ViSNet's normalized scalar channel [N, F]."""
+        return self.block.out_norm(state.scalars)
 
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""

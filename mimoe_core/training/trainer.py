@@ -502,6 +502,14 @@ class TrainingRun:
                     if model.learnable_cutoffs is not None
                     else {}
                 ),
+                **(
+                    {
+                        "shared_trunk_layers": model.trunk.num_layers,
+                        "shared_trunk_cutoff": model.trunk.cutoff,
+                    }
+                    if model.trunk is not None
+                    else {}
+                ),
             },
             "settings": asdict(settings),
             "world_size": self.context.world_size,

@@ -31,6 +31,7 @@ ARCHITECTURE_KEYS = (
     "variance_head",
     "atom_attributes",
     "learnable_cutoffs",
+    "shared_trunk",
     "one_expert",
     "plain",
 )
@@ -112,6 +113,8 @@ def freeze(model: nn.Module, part: str) -> int:
     if module is None:
         raise ValueError(f"--freeze {part}: this model variant has no {part}")
     params = list(module.parameters())
+    if part == "experts" and getattr(model, "trunk", None) is not None:
+        params += list(model.trunk.parameters())  # the experts' shared first blocks
     for param in params:
         param.requires_grad_(False)
     return len(params)

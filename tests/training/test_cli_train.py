@@ -97,6 +97,38 @@ def test_train_errors_name_the_problem(train_csv, tmp_path, capsys):
     assert code == 2 and "top_k" in capsys.readouterr().err
 
 
+def test_the_cli_trains_memory_lean_experts_with_a_shared_trunk(train_csv, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out", str(run),
+                 "--shared-trunk", "--trunk-layers", "2", "--trunk-cutoff", "2.5",
+                 *TINY]) == 0  # fmt: skip
+    model = json.loads((run / "metrics.json").read_text())["model"]
+    assert model["shared_trunk_layers"] == 2 and model["shared_trunk_cutoff"] == 2.5
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--trunk-layers", "1"], "add it"),
+        (["--trunk-cutoff", "2"], "add it"),
+        (["--shared-trunk", "--trunk-cutoff", "4.5"], "cutoff must be a number in (0, 4.0]"),
+        (["--shared-trunk", "--trunk-layers", "3"], "layers must be a whole number in [1, 2]"),
+        (["--shared-trunk", "--variant", "plain"], "routed variant"),
+        (["--shared-trunk", "--config", "WIDTHS"], "does not match the experts' hidden_channels"),
+    ],
+)
+def test_the_cli_refuses_what_a_shared_trunk_cannot_do(
+    options, message, train_csv, tmp_path, capsys
+):
+    config = tmp_path / "widths.yaml"
+    config.write_text("shared_trunk: {enabled: true, hidden_channels: 64}\n")
+    options = [str(config) if o == "WIDTHS" else o for o in options]
+    code = main(["train", "--data", str(train_csv), "--target-cols", "logp", "--out",
+                 str(tmp_path / "x"), *options, *TINY])  # fmt: skip
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_predict_refuses_a_corrupt_model(train_csv, tmp_path, capsys):
     model = tmp_path / "model.pt"
     model.write_bytes(b"garbage")

@@ -83,6 +83,17 @@ def test_learnable_cutoffs_stay_in_sync_across_ranks(shared_cache, tmp_path):
     assert learned != metrics["model"]["initial_cutoffs"] and np.all(np.diff(learned) > 0)
 
 
+def test_a_shared_trunk_stays_in_sync_across_ranks(shared_cache, tmp_path):
+    """The trunk runs on every molecule of a rank, the experts on the routed ones."""
+    out = tmp_path / "trunk"
+    options = ["--shared-trunk", "--epochs", "2"]
+    done = _torchrun([*ARGS, *options, "--out", str(out)], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = _metrics(out)
+    assert metrics["distributed"]["ranks_in_sync"] is True
+    assert metrics["model"]["shared_trunk_layers"] == 1
+
+
 def test_two_ranks_land_where_one_process_does(runs):
     one, two = (pd.read_csv(runs[k] / "history.csv") for k in ("one", "two"))
     assert len(one) == len(two) == 4
