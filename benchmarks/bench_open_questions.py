@@ -285,9 +285,41 @@ def q3_time(name: str, backbone: str, variant: str, steps: int, repeats: int = 3
     return row
 
 
-def render_shared_trunk(
-    table: pd.DataFrame, memory: list[dict], timing: list[dict], datasets: list[str]
-) -> list[str]:
+TRUNK_COST_COLUMNS = ["peak_mib", "s_per_step", "s_per_epoch", "params"]
+
+
+def trunk_costs(memory: list[dict], timing: list[dict]) -> pd.DataFrame:
+    """Q3's cost measurements, one row per (dataset, backbone, variant, experts).
+
+    Columns: those four, ``peak_mib``, ``s_per_step``, ``s_per_epoch``, ``params`` (NaN
+    where not measured) and the ratios ``peak_vs_independent``, ``step_vs_independent``
+    (NaN for independent experts). Written next to the report as a CSV for notebook 05.
+    """
+    merged: dict[tuple, dict] = {}
+    for c in memory:
+        key = (c["dataset"], c["backbone"], c["variant"], c["experts"])
+        merged[key] = {k: c[k] for k in ("peak_mib", "params")}
+    for t in timing:
+        for experts in LEAN_EXPERTS:
+            key = (t["dataset"], t["backbone"], t["variant"], experts)
+            found = {k.split(": ")[1]: v for k, v in t.items() if k.startswith(f"{experts}: ")}
+            merged.setdefault(key, {}).update(found)
+    keys = ["dataset", "backbone", "variant", "experts"]
+    frame = pd.DataFrame([{**dict(zip(keys, k, strict=True)), **v} for k, v in merged.items()])
+    frame = frame.reindex(columns=keys + TRUNK_COST_COLUMNS)
+    base = frame[frame.experts == "independent"].set_index(keys[:3])
+    own = frame.set_index(keys[:3])
+    lean = (frame.experts != "independent").to_numpy()
+    for column, field in (
+        ("peak_vs_independent", "peak_mib"),
+        ("step_vs_independent", "s_per_step"),
+    ):
+        ratio = own[field].to_numpy() / base[field].reindex(own.index).to_numpy()
+        frame[column] = np.where(lean, ratio, np.nan)
+    return frame
+
+
+def render_shared_trunk(table: pd.DataFrame, costs: pd.DataFrame, datasets: list[str]) -> list[str]:
     """Q3's tables: cost of independent experts against a shared trunk, then accuracy."""
     lines = [
         "## Q3: memory-lean experts (a shared trunk)",
@@ -310,31 +342,20 @@ def render_shared_trunk(
         "/ independent | s per epoch | params |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    merged: dict[tuple, dict] = {}
-    for c in memory:
-        merged[(c["dataset"], c["backbone"], c["variant"], c["experts"])] = dict(c)
-    for t in timing:
-        for experts in LEAN_EXPERTS:
-            key = (t["dataset"], t["backbone"], t["variant"], experts)
-            found = {k.split(": ")[1]: v for k, v in t.items() if k.startswith(f"{experts}: ")}
-            merged.setdefault(key, {"experts": experts}).update(found)
-    for key, c in merged.items():
-        base = merged.get((*key[:3], "independent"), {})
+    for c in costs.itertuples(index=False):
 
-        def cell(field: str, digits: int, c=c, base=base) -> tuple[str, str]:
-            if field not in c:
+        def cell(value: float, ratio: float, digits: int) -> tuple[str, str]:
+            if np.isnan(value):
                 return "not run", ""
-            ratio = ""
-            if c["experts"] != "independent" and field in base:
-                ratio = f"{c[field] / base[field]:.2f}"
-            return f"{c[field]:.{digits}f}", ratio
+            return f"{value:.{digits}f}", "" if np.isnan(ratio) else f"{ratio:.2f}"
 
-        peak, step = cell("peak_mib", 0), cell("s_per_step", 2)
-        epoch = f"{c['s_per_epoch']:.0f}" if "s_per_epoch" in c else ""
-        params = f"{c['params']:,}" if "params" in c else ""
+        peak = cell(c.peak_mib, c.peak_vs_independent, 0)
+        step = cell(c.s_per_step, c.step_vs_independent, 2)
+        epoch = "" if np.isnan(c.s_per_epoch) else f"{c.s_per_epoch:.0f}"
+        params = "" if np.isnan(c.params) else f"{int(c.params):,}"
         lines.append(
-            f"| {' | '.join(key)} | {peak[0]} | {peak[1]} | {step[0]} | {step[1]} | "
-            f"{epoch} | {params} |"
+            f"| {c.dataset} | {c.backbone} | {c.variant} | {c.experts} | {peak[0]} | {peak[1]} "
+            f"| {step[0]} | {step[1]} | {epoch} | {params} |"
         )
     lines += [
         "",
@@ -406,6 +427,11 @@ def _describe_time(row: dict) -> str:
         f"{e} {row[f'{e}: s_per_step']:.2f}" for e in LEAN_EXPERTS if f"{e}: s_per_step" in row
     )
     return f"{row['dataset']} Q3 {row['backbone']} {row['variant']} s per step: {steps}"
+
+
+def trunk_cost_csv(report: Path) -> Path:
+    """Where Q3's cost table goes: beside the report, ``<stem>_trunk_cost.csv``."""
+    return report.with_name(f"{report.stem}_trunk_cost.csv")
 
 
 def _question_of(run) -> str:
@@ -498,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    trunk_cost_frame = trunk_costs(results(lean_memory), results(lean_time))
+    if not trunk_cost_frame.empty:
+        trunk_cost_frame.to_csv(trunk_cost_csv(args.out), index=False)
     command = "python benchmarks/bench_open_questions.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
@@ -519,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *render_epoch_cost(results(costs)),
         "",
-        *render_shared_trunk(table, results(lean_memory), results(lean_time), datasets),
+        *render_shared_trunk(table, trunk_cost_frame, datasets),
         "",
         *render_gate_backbone(table, datasets),
         "",

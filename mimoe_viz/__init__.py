@@ -8,7 +8,8 @@ cutoff against size or a descriptor), :mod:`~mimoe_viz.analysis`. Per run:
 :mod:`~mimoe_viz.run_folder` (:func:`load_run`), :mod:`~mimoe_viz.training_figures`,
 :mod:`~mimoe_viz.evaluation_figures` (parity, ROC), :mod:`~mimoe_viz.uncertainty_figures`
 (calibration, error against std, intervals), :mod:`~mimoe_viz.embedding_figures` (dataset
-map of the embeddings), :mod:`~mimoe_viz.ablation_figures`,
+map of the embeddings), :mod:`~mimoe_viz.ablation_figures`, :mod:`~mimoe_viz.cost_figures`
+(memory and time of expert schemes),
 :mod:`~mimoe_viz.tables` (:mod:`~mimoe_viz.runs` re-exports these five),
 :func:`report` (one HTML page per run), :func:`explore` (a linked dashboard).
 Export: :mod:`~mimoe_viz.export` (PNG through matplotlib, offline HTML).
@@ -16,6 +17,7 @@ Export: :mod:`~mimoe_viz.export` (PNG through matplotlib, offline HTML).
 
 from mimoe_viz._style import DEFAULT_CUTOFFS, expert_colors, expert_labels
 from mimoe_viz.ablation_figures import ablation_figure, ablation_mpl
+from mimoe_viz.cost_figures import trunk_cost_figure
 from mimoe_viz.curves import (
     barcode_figure,
     barcode_mpl,
@@ -69,6 +71,7 @@ __all__ = [
     "RunFolder",
     "ablation_figure",
     "ablation_mpl",
+    "trunk_cost_figure",
     "alpha_figure",
     "alpha_mpl",
     "alpha_vs_descriptor_figure",

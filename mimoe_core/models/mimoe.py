@@ -70,6 +70,13 @@ class MoEOutput(NamedTuple):
         return self.alpha.unsqueeze(-1) * self.expert_predictions
 
 
+class PerMoleculeCompute(NamedTuple):
+    """Message-passing blocks and expert parameters one molecule runs through."""
+
+    blocks: int
+    parameters: int
+
+
 class MoEEmbedding(NamedTuple):
     """Per-molecule embeddings of one pass: what the shared linear head reads.
 
@@ -204,6 +211,29 @@ class MIMoE(nn.Module):
     def num_experts(self) -> int:
         """K, the number of experts."""
         return len(self.experts)
+
+    def compute_per_molecule(self) -> PerMoleculeCompute:
+        """What one molecule runs through: the shared trunk, if any, and ``top_k`` experts.
+
+        Counts message-passing blocks and the parameters of those modules (the first
+        expert's count, all experts being alike); the gate and head are left out.
+
+        Example:
+            >>> from mimoe_core.models import create_model
+            >>> small = {"expert": {"hidden_channels": 8, "num_layers": 3}}
+            >>> create_model(small).compute_per_molecule().blocks  # 2 experts x 3 blocks
+            6
+            >>> lean = create_model({**small, "shared_trunk": {"enabled": True}})
+            >>> lean.compute_per_molecule().blocks  # the trunk's 1 + 2 experts x 2
+            5
+        """
+        modules = [self.experts[0]] * self.top_k
+        if self.trunk is not None:
+            modules.append(self.trunk)
+        return PerMoleculeCompute(
+            blocks=sum(m.num_layers for m in modules),
+            parameters=sum(p.numel() for m in modules for p in m.parameters()),
+        )
 
     def reset_parameters(self) -> None:
         """Re-initialize experts, gate and head."""
