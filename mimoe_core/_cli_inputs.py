@@ -57,7 +57,17 @@ def _add_conformer_options(parser: argparse.ArgumentParser) -> None:
         help="salts and mixtures: keep the largest fragment (default) or all",
     )
     group.add_argument("--polymer-cap", choices=("methyl", "hydrogen"), default="methyl")
-    group.add_argument("--num-conformers", type=int, default=1, help="keep the lowest-energy one")
+    group.add_argument(
+        "--num-conformers", type=int, default=1, help="embed N, keep the lowest-energy one"
+    )
+    group.add_argument(
+        "--conformers",
+        type=int,
+        default=1,
+        metavar="M",
+        help="a conformer ensemble: keep the M lowest-energy conformers per molecule; training "
+        "shows one per epoch (seeded), prediction averages over all M and reports their spread",
+    )
     group.add_argument("--conformer-seed", type=int, default=0)
     group.add_argument("--max-atoms", type=int, default=250, help="reject larger molecules")
     group.add_argument("--jobs", type=int, default=None, help="worker processes (default: all)")
@@ -114,6 +124,7 @@ def _conformer_settings(args: argparse.Namespace):
         fragments=args.fragments,
         polymer_cap=args.polymer_cap,
         num_conformers=args.num_conformers,
+        keep_conformers=args.conformers,
         seed=args.conformer_seed,
         max_atoms=args.max_atoms,
     )

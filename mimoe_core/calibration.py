@@ -34,7 +34,7 @@ from mimoe_core.analysis.uncertainty import (
 from mimoe_core.results import PredictionResult
 
 #: Where a model's std comes from.
-ESTIMATORS = ("ensemble", "mve", "experts")
+ESTIMATORS = ("ensemble", "mve", "experts", "conformers")
 #: How the std becomes intervals (regression); classification always calibrates with Platt.
 METHODS = ("conformal", "zscale", "none")
 #: Whether ``conformal`` offsets the std by its median validation value before normalizing
@@ -256,11 +256,15 @@ def with_uncertainty(
 
 
 def estimate_std(result: PredictionResult, estimator: str) -> np.ndarray:
-    """[M, T] the raw uncertainty of a single model's result: ``experts`` or ``mve``."""
+    """[M, T] the raw uncertainty of a single model's result.
+
+    ``experts``, ``mve``, or ``conformers`` (the spread over a conformer ensemble).
+    """
     if estimator == "experts":
         return expert_spread(result)
-    if estimator == "mve" and result.uncertainty == "mve" and result.std is not None:
-        return result.std
+    if estimator in ("mve", "conformers") and result.uncertainty == estimator:
+        if result.std is not None:
+            return result.std
     raise ValueError(f"a single model has no {estimator!r} uncertainty (trained without it)")
 
 

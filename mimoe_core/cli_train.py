@@ -141,7 +141,7 @@ def _train(args: argparse.Namespace, context) -> int:
         progress=not args.quiet,
         init_from=str(args.init_from) if args.init_from else None,
         freeze=args.freeze,
-        uncertainty=estimator if estimator in ("experts", "mve") else "none",
+        uncertainty=estimator if estimator in ("experts", "mve", "conformers") else "none",
         calibration=args.calibration,
         coverage=args.interval,
         ema_decay=args.ema,
@@ -177,9 +177,11 @@ def _train(args: argparse.Namespace, context) -> int:
     print(f"{best}: {', '.join(scores)}")
     unc = metrics.get("uncertainty", {}).get("test") or {}
     if "coverage" in unc and unc["coverage"] is not None:
+        # An infinite interval (too few validation molecules to calibrate) has no width.
+        width = "infinite" if unc.get("width") is None else f"{unc['width']:.4g}"
         print(
             f"test intervals ({args.interval:.0%} nominal): coverage {unc['coverage']:.3f}, "
-            f"mean width {unc['width']:.4g}"
+            f"mean width {width}"
         )
     print(f"wrote {', '.join(run_folder.listing(args.out))} in {args.out}")
     return 0
@@ -194,7 +196,7 @@ def _uncertainty_choice(args: argparse.Namespace) -> str:
     estimator = args.uncertainty or ("ensemble" if args.ensemble_size > 1 else "none")
     if estimator == "ensemble" and args.ensemble_size < 2:
         raise ValueError("--uncertainty ensemble needs --ensemble-size of at least 2")
-    if estimator in ("experts", "none") and args.ensemble_size > 1:
+    if estimator in ("experts", "conformers", "none") and args.ensemble_size > 1:
         raise ValueError(
             f"--ensemble-size {args.ensemble_size} trains an ensemble; its uncertainty is "
             f"ensemble (or mve, for members with a variance head), not {estimator}"
@@ -343,11 +345,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     unc.add_argument(
         "--uncertainty",
-        choices=("ensemble", "mve", "experts", "none"),
+        choices=("ensemble", "mve", "experts", "conformers", "none"),
         default=None,
         help="ensemble (members' std; the default with --ensemble-size > 1), mve (a "
-        "variance head, Gaussian NLL), experts (the selected experts' disagreement) or none "
-        "(default for one model)",
+        "variance head, Gaussian NLL), experts (the selected experts' disagreement), conformers "
+        "(the spread over --conformers M > 1) or none (default for one model)",
     )
     unc.add_argument(
         "--calibration",

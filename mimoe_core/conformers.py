@@ -8,6 +8,9 @@ Choices, also in the README:
       embedded geometry as is (recorded as force field ``"none"``).
     * ``num_conformers > 1`` embeds several conformers and keeps the lowest-energy one among
       those whose force-field set-up succeeded; whether its optimization converged is recorded.
+    * ``keep_conformers = M > 1`` (a conformer ensemble) embeds at least M and keeps the M of
+      lowest energy, ranked (``Conformer.ensemble``); when fewer are usable, the ranked ones
+      are repeated in order to fill M, and ``Conformer.distinct`` says how many there are.
     * An embedding attempt that runs past ``EMBED_TIMEOUT_S`` raises :class:`EmbeddingTimeout`,
       a rejection for this run only (featurization does not cache it).
     * Atoms are counted on the molecule that is embedded, explicit hydrogens (``[H][H]``,
@@ -63,6 +66,8 @@ class ConformerSettings:
             ``"methyl"`` (a CH3 end group, close to the chain's own environment) or
             ``"hydrogen"``. Applies only to datasets marked as polymers.
         num_conformers: Conformers embedded per molecule; the lowest-energy one is kept.
+        keep_conformers: M, conformers kept per molecule, ranked by energy (an ensemble;
+            at least M are embedded). 1 (default) keeps one, as before.
         seed: Random seed of the embedding.
         max_atoms: Molecules with more atoms than this (counted on the structure that is
             embedded, hydrogens included when kept) are rejected before embedding.
@@ -73,6 +78,7 @@ class ConformerSettings:
     fragments: Literal["largest", "all"] = "largest"
     polymer_cap: Literal["methyl", "hydrogen"] = "methyl"
     num_conformers: int = 1
+    keep_conformers: int = 1
     seed: int = 0
     max_atoms: int = 250
     max_iters: int = 2000
@@ -84,12 +90,29 @@ class ConformerSettings:
             raise ValueError(
                 f"polymer_cap must be 'methyl' or 'hydrogen', got {self.polymer_cap!r}"
             )
+        if self.keep_conformers < 1:
+            raise ValueError(
+                f"keep_conformers (conformers per molecule) must be >= 1, got "
+                f"{self.keep_conformers}"
+            )
         if self.num_conformers < 1 or self.max_atoms < 2 or self.max_iters < 0:
             raise ValueError(f"invalid settings: {self}")
 
+    @property
+    def embedded(self) -> int:
+        """How many conformers are embedded per molecule."""
+        return max(self.num_conformers, self.keep_conformers)
+
     def to_dict(self) -> dict:
-        """Plain form for JSON and cache keys."""
-        return asdict(self)
+        """Plain form for JSON and cache keys.
+
+        ``keep_conformers`` is left out at 1, so single-conformer settings keep the cache
+        keys (and the checkpoints) they had before ensembles existed.
+        """
+        plain = asdict(self)
+        if plain["keep_conformers"] == 1:
+            del plain["keep_conformers"]
+        return plain
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,12 @@ class Conformer:
         converged: Whether the force-field optimization of the kept conformer converged
             within ``max_iters``; None when nothing was optimized (force field ``"none"`` or
             ``"given"``) or when unknown (conformers cached before this was recorded).
+        ensemble: With ``keep_conformers = M > 1``, the M kept conformers' coordinates
+            ``[M, N, 3]`` float32, lowest energy first (``ensemble[0]`` is ``pos``); None for
+            one conformer.
+        ensemble_energies: Their energies ``[M]`` (kcal/mol; NaN without a force field).
+        distinct: How many of the M are distinct conformers (fewer when fewer were usable
+            and the ranked ones were repeated); 1 without an ensemble.
     """
 
     z: np.ndarray
@@ -117,6 +146,14 @@ class Conformer:
     energy: float
     n_fragments: int
     converged: bool | None = None
+    ensemble: np.ndarray | None = None
+    ensemble_energies: np.ndarray | None = None
+    distinct: int = 1
+
+    @property
+    def num_conformers(self) -> int:
+        """Conformers held: M of an ensemble, else 1."""
+        return 1 if self.ensemble is None else len(self.ensemble)
 
     @property
     def num_atoms(self) -> int:
@@ -283,7 +320,7 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
         if hasattr(params, "trackFailures"):  # counts failure causes, the timeout among them
             params.trackFailures = True
         start = _clock()
-        ids = list(rdDistGeom.EmbedMultipleConfs(mol, settings.num_conformers, params))
+        ids = list(rdDistGeom.EmbedMultipleConfs(mol, settings.embedded, params))
         # EmbedMultipleConfs can report ids yet keep no conformer (seen on ClinTox row 400).
         if ids and mol.GetNumConformers() == len(ids):
             return ids, embedding
@@ -297,11 +334,12 @@ def _embed(mol, settings: ConformerSettings) -> tuple[list[int], str]:
     raise MoleculeRejected("3D embedding failed (ETKDGv3, then from random coordinates)")
 
 
-def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float, bool | None]:
-    """Optimize every conformer; keep the lowest-energy one whose force-field set-up worked.
+def _optimize(mol, settings: ConformerSettings) -> tuple[list[int], str, list[float], bool | None]:
+    """Optimize every conformer; rank those whose force-field set-up worked by energy.
 
     Returns:
-        ``(conformer id, force field, energy, converged)``.
+        ``(conformer ids, force field, energies, converged)``: the usable conformers, lowest
+        energy first (ties in embedding order), and whether the lowest one converged.
     """
     from rdkit.Chem import rdForceFieldHelpers as ff
 
@@ -325,9 +363,12 @@ def _optimize(mol, settings: ConformerSettings) -> tuple[int, str, float, bool |
         ]
         if not usable:
             continue
-        energy, best, converged = min(usable)
-        return mol.GetConformers()[best].GetId(), name, energy, converged
-    return mol.GetConformers()[0].GetId(), "none", float("nan"), None
+        ranked = sorted(usable, key=lambda u: (u[0], u[1]))
+        conformers = mol.GetConformers()
+        ids = [conformers[n].GetId() for _, n, _ in ranked]
+        return ids, name, [e for e, _, _ in ranked], ranked[0][2]
+    ids = [c.GetId() for c in mol.GetConformers()]
+    return ids, "none", [float("nan")] * len(ids), None
 
 
 def embed_smiles(
@@ -357,24 +398,37 @@ def embed_smiles(
     mol, n_fragments = prepare_molecule(smiles, settings, polymer)
     with _quiet_rdkit():
         mol = Chem.AddHs(mol)
-        ids, embedding = _embed(mol, settings)
-        conf_id, force_field, energy, converged = _optimize(mol, settings)
-    pos = mol.GetConformer(conf_id).GetPositions()
-    if not np.isfinite(pos).all():
+        _, embedding = _embed(mol, settings)
+        conf_ids, force_field, energies, converged = _optimize(mol, settings)
+    positions = [mol.GetConformer(c).GetPositions() for c in conf_ids]
+    keep = settings.keep_conformers
+    # One conformer: the lowest-energy one, as always; an ensemble skips non-finite ones.
+    finite = [n for n, pos in enumerate(positions[: None if keep > 1 else 1])
+              if np.isfinite(pos).all()]  # fmt: skip
+    if not finite:
         raise MoleculeRejected("the optimized geometry has non-finite coordinates")
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
-    if not settings.hydrogens:
-        heavy = z > 1
-        z, pos = z[heavy], pos[heavy]
+    heavy = z > 1 if not settings.hydrogens else np.ones(len(z), dtype=bool)
+    z = z[heavy]
+    pos = positions[finite[0]][heavy]
+    ensemble = ensemble_energies = None
+    if keep > 1:
+        # Ranked; when fewer than M are usable, they repeat in order to fill M.
+        chosen = [finite[n % len(finite)] for n in range(keep)]
+        ensemble = np.stack([positions[n][heavy] for n in chosen]).astype(np.float32)
+        ensemble_energies = np.array([energies[n] for n in chosen], dtype=np.float64)
     return Conformer(
         z=z,
         pos=pos.astype(np.float32),
         smiles=Chem.MolToSmiles(Chem.RemoveHs(mol)),
         embedding=embedding,
         force_field=force_field,
-        energy=energy,
+        energy=energies[finite[0]],
         n_fragments=n_fragments,
-        converged=converged,
+        converged=converged if finite[0] == 0 else None,
+        ensemble=ensemble,
+        ensemble_energies=ensemble_energies,
+        distinct=min(len(finite), keep),
     )
 
 
@@ -382,6 +436,8 @@ def structure_conformer(
     structure: Structure3D, settings: ConformerSettings | None = None
 ) -> Conformer:
     """A :class:`Conformer` from given 3D coordinates (no re-embedding).
+
+    With ``keep_conformers = M > 1`` its ensemble holds the given geometry M times.
 
     Raises:
         MoleculeRejected: Non-finite or mis-shaped coordinates, an element the model cannot
@@ -401,6 +457,7 @@ def structure_conformer(
         raise MoleculeRejected("a single atom has no 3D structure to learn from")
     if len(z) > settings.max_atoms:
         raise MoleculeRejected(f"{len(z)} atoms is more than max_atoms={settings.max_atoms}")
+    keep = settings.keep_conformers
     return Conformer(
         z=z,
         pos=pos.astype(np.float32),
@@ -409,4 +466,7 @@ def structure_conformer(
         force_field="given",
         energy=float("nan"),
         n_fragments=1,
+        # A given geometry is one conformer: an ensemble holds it M times (distinct = 1).
+        ensemble=np.repeat(pos[None].astype(np.float32), keep, 0) if keep > 1 else None,
+        ensemble_energies=np.full(keep, np.nan) if keep > 1 else None,
     )

@@ -201,7 +201,12 @@ def _conformer_entry(conf: Conformer) -> tuple[dict[str, np.ndarray], dict]:
         "n_fragments": conf.n_fragments,
         "converged": conf.converged,
     }
-    return {"z": conf.z.astype(np.uint8), "pos": conf.pos}, meta
+    arrays = {"z": conf.z.astype(np.uint8), "pos": conf.pos}
+    if conf.ensemble is not None:
+        arrays["ensemble"] = conf.ensemble
+        meta["ensemble_energies"] = [float(e) for e in conf.ensemble_energies]
+        meta["distinct"] = conf.distinct
+    return arrays, meta
 
 
 def _conformer_from_entry(arrays: dict[str, np.ndarray], meta: dict) -> Conformer | str:
@@ -216,6 +221,11 @@ def _conformer_from_entry(arrays: dict[str, np.ndarray], meta: dict) -> Conforme
         energy=float(meta["energy"]) if meta["energy"] is not None else float("nan"),
         n_fragments=meta["n_fragments"],
         converged=meta.get("converged"),  # absent from entries written before it was recorded
+        ensemble=arrays["ensemble"].copy() if "ensemble" in arrays else None,
+        ensemble_energies=(
+            np.array(meta["ensemble_energies"], dtype=np.float64) if "ensemble" in arrays else None
+        ),
+        distinct=int(meta.get("distinct", 1)),
     )
 
 
@@ -442,24 +452,25 @@ def _descriptor_chunks(jobs: list, n_jobs: int) -> Iterator[np.ndarray]:
 
 
 def make_descriptors(
-    conformers: Sequence[Conformer],
+    geometries: Sequence[Conformer | tuple[np.ndarray, np.ndarray]],
     radii: np.ndarray,
     normalize: bool,
     cache: ArrayCache | None,
     progress: bool,
     n_jobs: int = 1,
 ) -> tuple[np.ndarray, dict]:
-    """Descriptor trajectories ``[num_molecules, T, D]`` float32, cached per conformer.
+    """Descriptor trajectories ``[num_geometries, T, D]`` float32, cached per geometry.
 
-    Molecules that miss the cache are computed in chunks of ``DESCRIPTOR_CHUNK`` (on
-    ``n_jobs`` worker processes), each chunk stored in the cache as it finishes.
+    ``geometries`` are conformers or ``(z, pos)`` pairs. Those that miss the cache are
+    computed in chunks of ``DESCRIPTOR_CHUNK`` (on ``n_jobs`` worker processes), each chunk
+    stored in the cache as it finishes.
     """
+    pairs = [(g.z, g.pos) if isinstance(g, Conformer) else g for g in geometries]
     keys_ = [
-        cache_key("descriptors", DESCRIPTOR_VERSION, radii, normalize, c.z, c.pos)
-        for c in conformers
+        cache_key("descriptors", DESCRIPTOR_VERSION, radii, normalize, z, pos) for z, pos in pairs
     ]
     found = cache.get_many(set(keys_)) if cache is not None else {}
-    out = np.zeros((len(conformers), len(radii), len(DESCRIPTOR_NAMES)), dtype=np.float32)
+    out = np.zeros((len(pairs), len(radii), len(DESCRIPTOR_NAMES)), dtype=np.float32)
     todo = [i for i, key in enumerate(keys_) if key not in found]
     for i, key in enumerate(keys_):
         if key in found:
@@ -468,7 +479,7 @@ def make_descriptors(
     chunks = [
         todo[start : start + DESCRIPTOR_CHUNK] for start in range(0, len(todo), DESCRIPTOR_CHUNK)
     ]
-    jobs = [([conformers[i].pos.astype(np.float64) for i in c], radii, normalize) for c in chunks]
+    jobs = [([pairs[i][1].astype(np.float64) for i in c], radii, normalize) for c in chunks]
     bar = tqdm(total=len(todo), desc="descriptors", disable=not progress or not todo, unit="mol")
     for chunk, values in zip(chunks, _descriptor_chunks(jobs, n_jobs), strict=True):
         out[chunk] = values
@@ -476,7 +487,7 @@ def make_descriptors(
             cache.put_many((keys_[i], {"topo": out[i]}, {}) for i in chunk)
         bar.update(len(chunk))
     bar.close()
-    return out, {"descriptor_cache_hits": len(conformers) - len(todo)}
+    return out, {"descriptor_cache_hits": len(pairs) - len(todo)}
 
 
 def featurize(
@@ -533,20 +544,29 @@ def featurize(
         )
         kept = np.array(sorted(conformers), dtype=np.int64)
         confs = [conformers[i] for i in kept]
+        # One trajectory per conformer: an ensemble's M, each cached on its own coordinates.
+        geometries = [
+            (c.z, pos) for c in confs for pos in (c.ensemble if c.ensemble is not None else [c.pos])
+        ]
         topo, topo_stats = make_descriptors(
-            confs, radii, normalize_descriptors, cache, progress, n_jobs
+            geometries, radii, normalize_descriptors, cache, progress, n_jobs
         )
     finally:
         if cache is not None:
             cache.close()
 
     data_list = []
+    keep = settings.keep_conformers
+    topo = topo.reshape(len(confs), keep, *topo.shape[1:])
     for n, (i, conf) in enumerate(zip(kept, confs, strict=True)):
         attr = {}
         if atom_attributes:
             attr[keys.ATOM_ATTR] = torch.from_numpy(
                 _atom_attr(table.inputs[i], conf, settings, table.polymer)
             )
+        if keep > 1:
+            attr[keys.CONF_POS] = torch.from_numpy(conf.ensemble).transpose(0, 1).contiguous()
+            attr[keys.CONF_TOPO] = torch.from_numpy(topo[n]).unsqueeze(0)
         data_list.append(
             Data(
                 **attr,
@@ -555,20 +575,16 @@ def featurize(
                     keys.POS: torch.from_numpy(conf.pos),
                     keys.Y: torch.tensor(table.targets[i], dtype=torch.float32).view(1, -1),
                     keys.Y_MASK: torch.from_numpy(table.mask[i]).view(1, -1),
-                    keys.TOPO: torch.from_numpy(topo[n]).unsqueeze(0),
+                    keys.TOPO: torch.from_numpy(topo[n, :1].copy()),
                     keys.SMILES: conf.smiles,
                     keys.ROW: int(table.rows[i]),
                     keys.MOL_ID: table.ids[i],
                 },
             )
         )
-    info = [
-        {
-            k: getattr(c, k)
-            for k in ("embedding", "force_field", "energy", "n_fragments", "converged")
-        }
-        for c in confs
-    ]
+    fields = ("embedding", "force_field", "energy", "n_fragments", "converged")
+    fields += ("distinct",) if keep > 1 else ()
+    info = [{k: getattr(c, k) for k in fields} for c in confs]
     stats |= topo_stats
     stats["seconds"] = round(time.perf_counter() - start, 3)
     stats["processes"] = n_jobs

@@ -14,6 +14,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from mimoe_core import keys
+from mimoe_core.conformer_views import conformer_view, conformers_per_molecule
 from mimoe_core.models import MIMoE
 from mimoe_core.scaling import ScaledMIMoE
 
@@ -67,7 +68,16 @@ def run_model(
         ``alpha`` [M, K], ``expert_predictions`` [M, K, num_targets] (original units for
         regression, logits for classification; NaN where an expert did not run), and with a
         mean-variance head ``std`` [M, num_targets] (original units).
+
+    Conformer ensembles (molecules featurized with ``keep_conformers`` > 1): the model runs
+    on each conformer, and the outputs are the means over them (``expert_predictions``: over
+    the conformers the expert ran on; ``std``: the root of the mean variance), plus
+    ``conformer_std`` [M, num_targets], the sample std (ddof=1) of the prediction over the
+    conformers, and ``conformer_predictions`` [M, C, num_targets].
     """
+    num_conformers = conformers_per_molecule(data_list)
+    if num_conformers > 1:
+        return _averaged_over_conformers(model, data_list, task, batch_size, device, num_conformers)
     model.eval()
     device = torch.device(device)
     dtype = next(model.parameters()).dtype
@@ -98,6 +108,29 @@ def run_model(
     }
     if stds:
         found["std"] = torch.cat(stds).double().numpy()
+    return found
+
+
+def _averaged_over_conformers(model, data_list, task, batch_size, device, num_conformers):
+    """:func:`run_model` on every conformer of an ensemble, averaged (see there)."""
+    runs = [
+        run_model(model, [conformer_view(d, c) for d in data_list], task, batch_size, device)
+        for c in range(num_conformers)
+    ]
+    stacked = {k: np.stack([r[k] for r in runs], axis=1) for k in runs[0]}  # [M, C, ...]
+    found = {
+        "prediction": stacked["prediction"].mean(axis=1),
+        "alpha": stacked["alpha"].mean(axis=1),
+        "conformer_std": stacked["prediction"].std(axis=1, ddof=1),
+        "conformer_predictions": stacked["prediction"],
+    }
+    per_expert = stacked["expert_predictions"]
+    ran = np.isfinite(per_expert).sum(axis=1)
+    total = np.nansum(per_expert, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        found["expert_predictions"] = np.where(ran > 0, total / np.maximum(ran, 1), np.nan)
+    if "std" in stacked:
+        found["std"] = np.sqrt(np.mean(stacked["std"] ** 2, axis=1))
     return found
 
 

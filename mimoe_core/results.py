@@ -73,8 +73,9 @@ class PredictionResult(_Entries):
             for classification the spread of the probability), or None.
         lower, upper: [M, num_targets] the interval at ``coverage`` (regression), or None.
         coverage: the nominal coverage of ``lower``/``upper``, or None.
-        uncertainty: where ``std`` comes from: ``"ensemble"``, ``"mve"``, ``"experts"``, or
-            ``""`` without one.
+        uncertainty: where ``std`` comes from: ``"ensemble"``, ``"mve"``, ``"experts"``,
+            ``"conformers"`` (the sample std of the prediction over a molecule's conformer
+            ensemble), or ``""`` without one.
     """
 
     task: str

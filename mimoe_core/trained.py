@@ -498,11 +498,15 @@ class TrainedModel:
             atomic_numbers=atomic_numbers,
             positions=positions,
         )
-        if "std" in out:  # the variance head's own estimate, before any calibration
-            std = np.full((num, num_t), np.nan)
-            for n, slot in enumerate(entries.slots):
-                std[slot] = out["std"][n]
-            result = replace(result, std=std, uncertainty="mve")
+        # The variance head's own estimate, else the spread over a conformer ensemble;
+        # both before any calibration.
+        for key, estimator in (("std", "mve"), ("conformer_std", "conformers")):
+            if key in out:
+                std = np.full((num, num_t), np.nan)
+                for n, slot in enumerate(entries.slots):
+                    std[slot] = out[key][n]
+                result = replace(result, std=std, uncertainty=estimator)
+                break
         return with_uncertainty(result, self.calibration, coverage)
 
 

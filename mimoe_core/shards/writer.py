@@ -223,13 +223,19 @@ def write_shards(
         len(result.skipped)``.
 
     Raises:
-        ValueError: ``shard_size`` is below 1, or ``out_dir`` holds shards written for other
-            input, settings, shard format or mimoe version (the message names the field), or
-            files that are not shards.
+        ValueError: ``shard_size`` is below 1, a conformer ensemble (``keep_conformers`` >
+            1; shards hold one conformer per molecule), or ``out_dir`` holds shards written
+            for other input, settings, shard format or mimoe version (the message names the
+            field), or files that are not shards.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     settings = settings or ConformerSettings()
+    if settings.keep_conformers > 1:
+        raise ValueError(
+            f"shards hold one conformer per molecule, and {settings.keep_conformers} were asked "
+            "(--conformers); featurize and train from --dataset or --data instead"
+        )
     radii = np.asarray(radii, dtype=np.float64)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -91,9 +91,10 @@ class TrainSettings:
             raise ValueError(f"freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}")
         if self.freeze != "none" and not self.init_from:
             raise ValueError("freeze holds trained weights fixed: it needs init_from")
-        if self.uncertainty not in ("none", "experts", "mve"):
+        if self.uncertainty not in ("none", "experts", "mve", "conformers"):
             raise ValueError(
-                f"a single run's uncertainty is none, experts or mve, got {self.uncertainty!r}"
+                "a single run's uncertainty is none, experts, mve or conformers, got "
+                f"{self.uncertainty!r}"
                 " (an ensemble is trained with train_ensemble / --ensemble-size)"
             )
         if self.calibration not in METHODS:

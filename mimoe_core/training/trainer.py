@@ -37,6 +37,11 @@ from mimoe_core.calibration import (
     finite_json,
     uncertainty_metrics,
 )
+from mimoe_core.conformer_views import (
+    conformer_view,
+    conformers_per_molecule,
+    drawn_conformers,
+)
 from mimoe_core.data.splits import Split
 from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.forward import prepare_batch, resolve_device, run_model
@@ -187,6 +192,13 @@ class TrainingRun:
                 "without them: featurize with atom_attributes=True"
             )
         self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
+        #: M conformers per molecule: each epoch shows every molecule one, drawn by seed.
+        self.num_conformers = conformers_per_molecule(self.train_list)
+        if settings.uncertainty == "conformers" and self.num_conformers < 2:
+            raise ValueError(
+                "uncertainty 'conformers' is the spread of the prediction over a conformer "
+                "ensemble: featurize with keep_conformers (--conformers) M of at least 2"
+            )
         self.scaler = TargetScaler.fit(labels_of(self.train_list), self.task)
         self.val_labels = labels_of(self.val_list)
         self.metric_name, self.maximize = selection_metric(self.task, self.val_labels)
@@ -417,6 +429,7 @@ class TrainingRun:
         torch.manual_seed(settings.seed * 100_003 + epoch + 7_919 * context.rank)
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
         order = shuffled_order(train_list, gen)
+        shown = drawn_conformers(len(train_list), self.num_conformers, settings.seed, epoch)
         dtype = next(model.parameters()).dtype
         sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
         usage = torch.zeros(model.num_experts, dtype=torch.float64)
@@ -426,7 +439,10 @@ class TrainingRun:
             if lr is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
-            chosen = [train_list[i] for i in order[start : start + settings.batch_size]]
+            chosen = [
+                conformer_view(train_list[i], int(shown[i]))
+                for i in order[start : start + settings.batch_size]
+            ]
             if len(chosen) < context.world_size:
                 break
             if context.distributed:
@@ -485,6 +501,7 @@ class TrainingRun:
             "n_val": len(split.val),
             "n_test": len(split.test),
             "n_skipped": len(self.dataset.skipped),
+            "conformers_per_molecule": self.num_conformers,
             "selection_metric": f"val_{self.metric_name}",
             "best_epoch": self.state.best_epoch,
             "epochs_run": self.state.epoch,
