@@ -107,21 +107,30 @@ def results(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 @cache
-def featurized(name: str, atom_attributes: bool = False):
-    """A bundled dataset, featurized once per process (from the warm cache in workers)."""
+def featurized(name: str, atom_attributes: bool = False, conformers: int = 1):
+    """A bundled dataset, featurized once per process (from the warm cache in workers);
+    ``conformers`` M > 1 keeps M conformers per molecule (an ensemble)."""
+    from mimoe_core.conformers import ConformerSettings
     from mimoe_core.data import load_dataset
     from mimoe_core.featurization import featurize
 
-    return featurize(load_dataset(name), progress=False, atom_attributes=atom_attributes)
+    settings = ConformerSettings(keep_conformers=conformers)
+    return featurize(load_dataset(name), settings, progress=False, atom_attributes=atom_attributes)
 
 
 def train_on_split(
-    name: str, split_seed: int, config: dict, metric: str = "rmse", **settings: Any
+    name: str,
+    split_seed: int,
+    config: dict,
+    metric: str = "rmse",
+    conformers: int = 1,
+    **settings: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``config`` on one ``scaffold_balanced`` split (split seed = run seed), 1 thread.
 
     ``settings`` are :class:`~mimoe_core.training.TrainSettings` fields over the CLI
-    defaults; a config with ``atom_attributes`` gets data featurized with them. Returns
+    defaults; a config with ``atom_attributes`` gets data featurized with them, and
+    ``conformers`` M > 1 data with M conformers per molecule. Returns
     the :class:`~mimoe_core.training.TrainResult` and the row every
     benchmark records: dataset, split, test and val ``metric``, best epoch, epochs run and
     seconds.
@@ -132,7 +141,7 @@ def train_on_split(
     from mimoe_core.training import TrainSettings, train
 
     torch.set_num_threads(1)
-    ds = featurized(name, bool(config.get("atom_attributes")))
+    ds = featurized(name, bool(config.get("atom_attributes")), conformers)
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     options = {"seed": split_seed, "progress": False, "device": "cpu", **settings}
     start = time.perf_counter()

@@ -1,12 +1,17 @@
-"""The paper's open questions, measured: learnable cutoffs (Q1), a shared trunk (Q3), gates (Q4).
+"""The paper's open questions, measured: cutoffs, conformers, shared trunk, gates (Q1-Q4).
 
-Issue 18 asks four questions; this script measures the ones whose options exist:
+Issue 18 asks four questions; this script measures each against today's default:
 
 - **Q1, learnable cutoffs**: MI-MoE(SchNet) sparse k=2 with ``learnable_cutoffs`` (starting
   at the default 2.0-4.0 Å, bounds 1-6 Å, ramp 0.5 Å), with the cutoffs held at the start,
   learned at the model's learning rate and at 20 times it, against the same model with fixed
   cutoffs (the default; its runs are Q4's SchNet + MLP runs), on the same splits: test
   metric, paired differences, the cutoffs at the end, and time per epoch.
+- **Q2, conformer ensembles** (``--conformers M``): MI-MoE(SchNet) sparse k=2 trained on
+  M = 5 conformers per molecule (one drawn per epoch), predicting their average, with the
+  spread over the conformers as its uncertainty (``--uncertainty conformers``, conformal
+  calibration), against one conformer (Q4's SchNet + MLP runs) on the same splits; and the
+  cost of featurizing M = 1, 3, 5 (seconds and cache size, fresh caches, one process).
 - **Q3, shared trunk** (``shared_trunk``, memory-lean experts): peak memory (each
   configuration in a fresh process), seconds per training step and per epoch (the schemes
   side by side in one process), and parameters, for MI-MoE(DimeNet++) and MI-MoE(ViSNet)
@@ -19,9 +24,7 @@ Issue 18 asks four questions; this script measures the ones whose options exist:
   splits (``scaffold_balanced``, seeds 0..S-1; the split seed is the run seed), CLI defaults
   otherwise (width 128, 100 epochs, patience 20, batch 32).
 
-Question 2 (``--conformers M``) is not implemented yet; the report says so. Mean ± sample
-std (ddof=1) over the splits, and the paired difference between the gates per backbone and
-split.
+Mean ± sample std (ddof=1) over the splits, and paired differences per split.
 
     python benchmarks/bench_open_questions.py --datasets freesolv     # ~1 h on 2 cores
     python benchmarks/bench_open_questions.py --questions 3           # one question (and
@@ -193,6 +196,103 @@ def render_epoch_cost(costs: list[dict]) -> list[str]:
             f"| {c['dataset']} | {c['fixed_s_per_epoch']:.2f} | {c['learnable_s_per_epoch']:.2f} "
             f"| {c['ratio']:.2f} |"
         )
+    return lines
+
+
+#: Q2: conformers per molecule of the ensemble runs, and the sizes whose cost is measured.
+ENSEMBLE = 5
+ENSEMBLE_COST_SIZES = (1, 3, 5)
+
+
+def conformer_ensemble_run(name: str, split_seed: int, epochs: int) -> dict:
+    """Train MI-MoE(SchNet) on M conformers per molecule; runs in a worker process."""
+    result, row = train_on_split(
+        name, split_seed, mixture(), METRIC[name], conformers=ENSEMBLE, epochs=epochs,
+        uncertainty="conformers",
+    )  # fmt: skip
+    unc = result.metrics["uncertainty"]["test"]
+    return {"question": "conformers", "backbone": "schnet", "gate": "mlp",
+            "conformers": ENSEMBLE, "metric": METRIC[name],
+            "spread_spearman": unc.get("spearman"), "coverage": unc.get("coverage"),
+            **row}  # fmt: skip
+
+
+def q2_featurize_cost(name: str, limit: int) -> dict:
+    """Seconds and cache bytes of featurizing ``limit`` molecules with M = 1, 3, 5.
+
+    One process, one worker, each size into a fresh cache folder (nothing cached before).
+    """
+    import tempfile
+
+    from mimoe_core.conformers import ConformerSettings
+    from mimoe_core.data import load_dataset
+    from mimoe_core.featurization import CACHE_FILE, featurize
+
+    table = load_dataset(name, limit=limit)
+    row = {"question": "conformers_cost", "dataset": name, "molecules": len(table)}
+    for size in ENSEMBLE_COST_SIZES:
+        with tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            ds = featurize(table, ConformerSettings(keep_conformers=size), cache_dir=cache,
+                           n_jobs=1, progress=False)  # fmt: skip
+            row[f"M={size}: seconds"] = time.perf_counter() - start
+            row[f"M={size}: cache_bytes"] = (Path(cache) / CACHE_FILE).stat().st_size
+            row[f"M={size}: kept"] = len(ds)
+    return row
+
+
+def render_conformers(table: pd.DataFrame, costs: list[dict], datasets: list[str]) -> list[str]:
+    """Q2's tables: accuracy and spread of an M-conformer ensemble, then featurization cost."""
+    lines = [
+        "## Q2: conformer ensembles",
+        "",
+        f"MI-MoE(SchNet), sparse k=2 of 5, MLP gate. **1 conformer**: the default (Q4's SchNet "
+        f"+ MLP runs). **{ENSEMBLE} conformers** (`--conformers {ENSEMBLE} --uncertainty "
+        "conformers`): the 5 lowest-energy ETKDG/MMFF conformers per molecule; each epoch "
+        "shows every training molecule one of them (seeded draw), and validation, test and "
+        "prediction average over all five. The sample std over the five is the uncertainty: "
+        "its Spearman correlation with the absolute test error, and the test coverage of its "
+        "conformal 90 % interval.",
+        "",
+        "| dataset | metric | conformers | test | - 1 conformer, paired | spread-error Spearman "
+        "| 90 % coverage | splits | s per run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in datasets:
+        base = table[(table.dataset == name) & (table.question == "gate_backbone")
+                     & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+        mine = table[(table.dataset == name) & (table.question == "conformers")]
+        for label, part in (("1", base), (str(ENSEMBLE), mine)):
+            if part.empty:
+                lines.append(f"| {name} | {METRIC[name]} | {label} | not run | | | | 0 | |")
+                continue
+            test = part.set_index("split").test
+            paired = spearman = coverage = ""
+            if part is mine:
+                diff = (test - base.set_index("split").test).dropna()
+                paired = mean_std(diff) if len(diff) else ""
+                spearman = mean_std(part.spread_spearman.astype(float))
+                coverage = mean_std(part.coverage.astype(float))
+            lines.append(
+                f"| {name} | {METRIC[name]} | {label} | {mean_std(test)} | {paired} | "
+                f"{spearman} | {coverage} | {len(test)} | {part.seconds.mean():.0f} |"
+            )
+    lines += [
+        "",
+        "Cost of featurization: the first molecules of each dataset into a fresh cache "
+        "(conformers and descriptor trajectories; one process, one worker), per M.",
+        "",
+        "| dataset | molecules | M | seconds | / M=1 | cache MiB | / M=1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in costs:
+        one_s, one_b = c["M=1: seconds"], c["M=1: cache_bytes"]
+        for size in ENSEMBLE_COST_SIZES:
+            sec, size_b = c[f"M={size}: seconds"], c[f"M={size}: cache_bytes"]
+            lines.append(
+                f"| {c['dataset']} | {c['molecules']} | {size} | {sec:.1f} | {sec / one_s:.2f} "
+                f"| {size_b / 2**20:.2f} | {size_b / one_b:.2f} |"
+            )
     return lines
 
 
@@ -460,7 +560,10 @@ def main(argv: list[str] | None = None) -> int:
         "--cost-steps", type=int, default=4, help="training steps per Q3 cost measurement"
     )
     parser.add_argument(
-        "--questions", default="1,3,4", help="which to run (the report shows every finished run)"
+        "--questions", default="1,2,3,4", help="which to run (the report shows every finished run)"
+    )
+    parser.add_argument(
+        "--cost-molecules", type=int, default=200, help="molecules per Q2 featurization cost"
     )
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
@@ -468,8 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--datasets: {unknown} not among {sorted(METRIC)}")
     questions = set(args.questions.split(","))
-    if not questions <= {"1", "3", "4"}:
-        parser.error(f"--questions: {args.questions!r}; measured so far: 1, 3, 4")
+    if not questions <= {"1", "2", "3", "4"}:
+        parser.error(f"--questions: {args.questions!r}; the questions are 1, 2, 3, 4")
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, args.epochs))
@@ -487,6 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets for s in range(args.splits) for experts in LEAN_EXPERTS
         if experts != "independent"
     ]  # fmt: skip
+    runs += [
+        (args.work / f"q2_{name}_{s}_m{ENSEMBLE}_e{args.epochs}.json", conformer_ensemble_run,
+         (name, s, args.epochs))
+        for name in datasets for s in range(args.splits)
+    ]  # fmt: skip
     wanted = [run for run in runs if _question_of(run) in questions or _is_baseline(run)]
     costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
     lean = [(name, bb, variant) for name in datasets for bb in LEAN_BACKBONES
@@ -502,8 +610,15 @@ def main(argv: list[str] | None = None) -> int:
          (name, bb, variant, steps))
         for name, bb, variant in lean
     ]  # fmt: skip
+    ensemble_costs = [
+        (args.work / f"q2_cost_{name}_n{args.cost_molecules}.json", q2_featurize_cost,
+         (name, args.cost_molecules))
+        for name in datasets
+    ]  # fmt: skip
     if not args.report_only and "1" in questions:
         run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
+    if not args.report_only and "2" in questions:
+        run_pending(ensemble_costs, 1, lambda row: f"{row['dataset']} Q2 featurization cost")
     if not args.report_only and "3" in questions:
         run_pending(lean_time, 1, _describe_time)
         # Large allocations get their own mappings, returned to the kernel when freed, so
@@ -519,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(results(runs))
     if table.empty:
         parser.error(f"no finished runs in {args.work} to report")
-    for column in ("cutoffs", "learned_cutoffs", "experts"):  # only Q1 and Q3 rows have them
+    # Only some questions' rows have these.
+    for column in ("cutoffs", "learned_cutoffs", "experts", "spread_spearman", "coverage"):
         table[column] = table[column].fillna("") if column in table else ""
 
     import torch
@@ -542,11 +658,12 @@ def main(argv: list[str] | None = None) -> int:
         "splits; RMSE: lower is better, ROC-AUC: higher is better",
         f"- runs finished: {len(table)} of {len(runs)} (a rerun continues the rest; tables "
         "count the splits each row has)",
-        "- Q2 conformer ensembles: not implemented yet, so not measured",
         "",
         *render_learnable_cutoffs(table, datasets),
         "",
         *render_epoch_cost(results(costs)),
+        "",
+        *render_conformers(table, results(ensemble_costs), datasets),
         "",
         *render_shared_trunk(table, trunk_cost_frame, datasets),
         "",
