@@ -61,7 +61,8 @@ class FeaturizedDataset:
         kept: ``[len(data_list)]`` positions in ``table`` of the kept molecules.
         skipped: Rows not kept (read-time and featurization skips), with reasons.
         conformers: How each kept molecule's structure was made (embedding, force field,
-            energy, fragments, converged), aligned with ``data_list``.
+            energy, fragments, converged; for an ensemble also ``distinct`` and the ranked
+            ``ensemble_energies``), aligned with ``data_list``.
         settings: The conformer settings used.
         radii: The filtration grid in Å, shape ``[T]``.
         stats: Cache hits and misses, seconds, processes.
@@ -583,8 +584,11 @@ def featurize(
             )
         )
     fields = ("embedding", "force_field", "energy", "n_fragments", "converged")
-    fields += ("distinct",) if keep > 1 else ()
     info = [{k: getattr(c, k) for k in fields} for c in confs]
+    if keep > 1:  # an ensemble's ranked energies, and how many of its M are distinct
+        for entry, c in zip(info, confs, strict=True):
+            entry["distinct"] = c.distinct
+            entry["ensemble_energies"] = [float(e) for e in c.ensemble_energies]
     stats |= topo_stats
     stats["seconds"] = round(time.perf_counter() - start, 3)
     stats["processes"] = n_jobs
