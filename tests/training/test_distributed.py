@@ -94,6 +94,16 @@ def test_a_shared_trunk_stays_in_sync_across_ranks(shared_cache, tmp_path):
     assert metrics["model"]["shared_trunk_layers"] == 1
 
 
+def test_conformer_ensembles_train_in_sync_across_ranks(shared_cache, tmp_path):
+    """Every rank draws the same conformer for a molecule (seed and epoch only)."""
+    out = tmp_path / "conformers"
+    done = _torchrun([*ARGS, "--conformers", "2", "--epochs", "2", "--out", str(out)], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = _metrics(out)
+    assert metrics["distributed"]["ranks_in_sync"] is True
+    assert metrics["conformers_per_molecule"] == 2
+
+
 def test_two_ranks_land_where_one_process_does(runs):
     one, two = (pd.read_csv(runs[k] / "history.csv") for k in ("one", "two"))
     assert len(one) == len(two) == 4

@@ -74,7 +74,7 @@ def test_training_with_mve_warms_up_on_mse_then_predicts_a_calibrated_std(freeso
 
 
 def test_mve_is_for_regression_and_reachable_from_the_cli(tmp_path, capsys):
-    with pytest.raises(ValueError, match="uncertainty is none, experts or mve"):
+    with pytest.raises(ValueError, match="uncertainty is none, experts, mve or conformers"):
         TrainSettings(uncertainty="evidential")
     args = ["train", "--dataset", "bace", "--limit", "60", "--hidden", "8", "--epochs", "1",
             "--quiet", "--jobs", "1", "--device", "cpu", "--split", "random",
