@@ -174,20 +174,23 @@ def _validate(config: dict[str, Any]) -> None:
     _validate_shared_trunk(config)
 
 
-def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float]) -> None:
-    spec = config["learnable_cutoffs"]
-    unknown = sorted(set(spec) - set(DEFAULT_CONFIG["learnable_cutoffs"]))
+def _option_enabled(config: Mapping[str, Any], section: str) -> bool:
+    """Whether an option section (``{enabled: ..., ...}``) is on, after checking its keys."""
+    spec = config[section]
+    unknown = sorted(set(spec) - set(DEFAULT_CONFIG[section]))
     if unknown:
         raise ValueError(
-            f"unknown learnable_cutoffs key(s) {unknown}; valid keys: "
-            f"{sorted(DEFAULT_CONFIG['learnable_cutoffs'])}"
+            f"unknown {section} key(s) {unknown}; valid keys: {sorted(DEFAULT_CONFIG[section])}"
         )
     if not isinstance(spec["enabled"], bool):
-        raise ValueError(
-            f"learnable_cutoffs.enabled must be true or false, got {spec['enabled']!r}"
-        )
-    if not spec["enabled"]:
+        raise ValueError(f"{section}.enabled must be true or false, got {spec['enabled']!r}")
+    return spec["enabled"]
+
+
+def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float]) -> None:
+    if not _option_enabled(config, "learnable_cutoffs"):
         return
+    spec = config["learnable_cutoffs"]
     check_learnable_target(config["variant"], expert_class(config["backbone"]))
     try:
         bounds = [float(spec[k]) for k in ("lower", "upper", "ramp")]
@@ -199,17 +202,9 @@ def _validate_learnable_cutoffs(config: Mapping[str, Any], cutoffs: list[float])
 
 
 def _validate_shared_trunk(config: Mapping[str, Any]) -> None:
-    spec = config["shared_trunk"]
-    unknown = sorted(set(spec) - set(DEFAULT_CONFIG["shared_trunk"]))
-    if unknown:
-        raise ValueError(
-            f"unknown shared_trunk key(s) {unknown}; valid keys: "
-            f"{sorted(DEFAULT_CONFIG['shared_trunk'])}"
-        )
-    if not isinstance(spec["enabled"], bool):
-        raise ValueError(f"shared_trunk.enabled must be true or false, got {spec['enabled']!r}")
-    if not spec["enabled"]:
+    if not _option_enabled(config, "shared_trunk"):
         return
+    spec = config["shared_trunk"]
     if config["variant"] not in ROUTED_VARIANTS:
         raise ValueError(
             f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "

@@ -8,7 +8,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from molecule_factory import Molecules, moved_and_permuted
+from molecule_factory import (
+    Molecules,
+    assert_sparse_dispatch_equals_computing_every_expert,
+    moved_and_permuted,
+)
 
 from mimoe_core.models import create_model, load_config
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
@@ -136,15 +140,7 @@ def test_edges_at_or_beyond_a_cutoff_change_nothing(backbone):
 
 @pytest.mark.parametrize("backbone", LEARNABLE_BACKBONES)
 def test_sparse_dispatch_equals_computing_every_expert(backbone):
-    mols = Molecules([6, 9, 5, 7, 8, 6], seed=3)
-    model = learnable_model(backbone, top_k=1).eval()
-    with torch.no_grad():
-        model.gate.to_logits.bias.copy_(torch.tensor([0.0, 0.3, -0.2]))
-        model.gate.to_logits.weight.mul_(50.0)
-    sparse = model(mols.z, mols.pos, mols.batch, mols.topo)
-    dense = model(mols.z, mols.pos, mols.batch, mols.topo, compute_all=True)
-    assert (sparse.selected.sum(0) < mols.num_graphs).any(), "routing did not split the batch"
-    torch.testing.assert_close(sparse.y, dense.y, atol=1e-10, rtol=1e-8)
+    assert_sparse_dispatch_equals_computing_every_expert(learnable_model(backbone, top_k=1))
 
 
 @pytest.mark.parametrize("backbone", LEARNABLE_BACKBONES)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from molecule_factory import Molecules, moved_and_permuted
+from molecule_factory import (
+    Molecules,
+    assert_sparse_dispatch_equals_computing_every_expert,
+    moved_and_permuted,
+)
 
 from mimoe_core.models import create_model, expert_class, load_config
 from mimoe_core.models.gate import MLPGate
@@ -113,15 +117,7 @@ def test_a_trunk_at_a_smaller_cutoff_reads_only_the_edges_within_it():
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_sparse_dispatch_with_a_trunk_equals_computing_every_expert(backbone):
-    mols = Molecules([6, 9, 5, 7, 8, 6], seed=3)
-    model = trunk_model(backbone, top_k=1).eval()
-    with torch.no_grad():
-        model.gate.to_logits.bias.copy_(torch.tensor([0.0, 0.3, -0.2]))
-        model.gate.to_logits.weight.mul_(50.0)
-    sparse = model(mols.z, mols.pos, mols.batch, mols.topo)
-    dense = model(mols.z, mols.pos, mols.batch, mols.topo, compute_all=True)
-    assert (sparse.selected.sum(0) < mols.num_graphs).any(), "routing did not split the batch"
-    torch.testing.assert_close(sparse.y, dense.y, atol=1e-10, rtol=1e-8)
+    assert_sparse_dispatch_equals_computing_every_expert(trunk_model(backbone, top_k=1))
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
