@@ -635,8 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         parser.error(f"no finished runs in {args.work} to report")
     # Only some questions' rows have these.
-    for column in ("cutoffs", "learned_cutoffs", "experts", "spread_spearman", "coverage"):
-        table[column] = table[column].fillna("") if column in table else ""
+    for column in ("cutoffs", "learned_cutoffs", "experts", "conformers", "spread_spearman",
+                   "coverage"):  # fmt: skip
+        table[column] = table[column].astype(object).fillna("") if column in table else ""
 
     import torch
 
