@@ -374,7 +374,7 @@ VIZ_MODULES = {
     "ablation_figures", "analysis", "assets", "curves", "dashboards", "dataset_routing",
     "evaluation_figures", "export", "mol3d", "notebook", "panels", "persistence", "report",
     "routing", "run_folder", "runs", "tables", "teaching", "training_figures",
-    "uncertainty_figures", "embedding_figures",
+    "uncertainty_figures", "embedding_figures", "cost_figures",
 }  # fmt: skip
 
 
