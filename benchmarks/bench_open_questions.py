@@ -659,6 +659,14 @@ def main(argv: list[str] | None = None) -> int:
         "splits; RMSE: lower is better, ROC-AUC: higher is better",
         f"- runs finished: {len(table)} of {len(runs)} (a rerun continues the rest; tables "
         "count the splits each row has)",
+        *(
+            [
+                "- rendered from the finished runs in the work folder, trained by earlier "
+                "invocations of this script (one per question or dataset) with these settings"
+            ]
+            if args.report_only
+            else []
+        ),  # fmt: skip
         "",
         *render_learnable_cutoffs(table, datasets),
         "",
