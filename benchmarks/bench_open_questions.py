@@ -74,6 +74,12 @@ def mixture(backbone: str = "schnet", gate: str = "mlp", **overrides) -> dict:
     return {**config, **overrides}
 
 
+def baseline_runs(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The default model's runs on ``name``: Q4's SchNet + MLP, the baseline of Q1-Q3."""
+    return table[(table.dataset == name) & (table.question == "gate_backbone")
+                 & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+
+
 def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
     """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process."""
     config = mixture(backbone, gate)
@@ -121,8 +127,7 @@ def render_learnable_cutoffs(table: pd.DataFrame, datasets: list[str]) -> list[s
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in datasets:
-        fixed = table[(table.dataset == name) & (table.question == "gate_backbone")
-                      & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+        fixed = baseline_runs(table, name)
         mine = table[(table.dataset == name) & (table.question == "learnable_cutoffs")]
         if fixed.empty:
             lines.append(f"| {name} | {METRIC[name]} | fixed | not run | | | 0 | |")
@@ -151,6 +156,22 @@ def render_learnable_cutoffs(table: pd.DataFrame, datasets: list[str]) -> list[s
     return lines
 
 
+def epochs_side_by_side(trainers: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of a training epoch per training run, the runs alternating.
+
+    Each run trains one warm-up epoch (allocations, caches), then ``repeats`` timed ones,
+    the runs taking turns epoch by epoch so that all see the same machine load.
+    """
+    times: dict[str, list[float]] = {key: [] for key in trainers}
+    for epoch in range(repeats + 1):
+        for key, trainer in trainers.items():
+            start = time.perf_counter()
+            trainer.train_epoch(epoch)
+            if epoch > 0:
+                times[key].append(time.perf_counter() - start)
+    return {key: float(np.median(values)) for key, values in times.items()}
+
+
 def q1_epoch_cost(name: str, repeats: int = 3) -> dict:
     """Seconds per training epoch, fixed against learnable cutoffs, timed in one process.
 
@@ -169,14 +190,7 @@ def q1_epoch_cost(name: str, repeats: int = 3) -> dict:
     configs = {"fixed": mixture(), "learnable": mixture(learnable_cutoffs=LEARNABLE)}
     settings = TrainSettings(seed=0, progress=False, device="cpu")
     trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
-    times: dict[str, list[float]] = {k: [] for k in configs}
-    for epoch in range(repeats + 1):
-        for key, trainer in trainers.items():
-            start = time.perf_counter()
-            trainer.train_epoch(epoch)
-            if epoch > 0:  # the first epoch warms up allocations and caches
-                times[key].append(time.perf_counter() - start)
-    median = {k: float(np.median(v)) for k, v in times.items()}
+    median = epochs_side_by_side(trainers, repeats)
     return {"question": "learnable_cutoffs_cost", "dataset": name, "repeats": repeats,
             "fixed_s_per_epoch": median["fixed"], "learnable_s_per_epoch": median["learnable"],
             "ratio": median["learnable"] / median["fixed"]}  # fmt: skip
@@ -259,8 +273,7 @@ def render_conformers(table: pd.DataFrame, costs: list[dict], datasets: list[str
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in datasets:
-        base = table[(table.dataset == name) & (table.question == "gate_backbone")
-                     & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+        base = baseline_runs(table, name)
         mine = table[(table.dataset == name) & (table.question == "conformers")]
         for label, part in (("1", base), (str(ENSEMBLE), mine)):
             if part.empty:
@@ -366,20 +379,12 @@ def q3_time(name: str, backbone: str, variant: str, steps: int, repeats: int = 3
     """
     import math
 
-    trainers = {e: _lean_trainer(name, backbone, variant, e, steps) for e in LEAN_EXPERTS}
-    times: dict[str, list[float]] = {e: [] for e in LEAN_EXPERTS}
-    for epoch in range(repeats + 1):
-        for experts, (trainer, _) in trainers.items():
-            start = time.perf_counter()
-            trainer.train_epoch(epoch)
-            if epoch > 0:  # the first epoch warms up allocations and caches
-                times[experts].append(time.perf_counter() - start)
+    built = {e: _lean_trainer(name, backbone, variant, e, steps) for e in LEAN_EXPERTS}
+    median = epochs_side_by_side({e: trainer for e, (trainer, _) in built.items()}, repeats)
     row = {"question": "shared_trunk_time", "dataset": name, "backbone": backbone,
            "variant": variant, "steps": steps, "repeats": repeats}  # fmt: skip
-    for experts, (trainer, train_size) in trainers.items():
-        per_step = float(np.median(times[experts])) / math.ceil(
-            len(trainer.split.train) / LEAN_BATCH
-        )
+    for experts, (trainer, train_size) in built.items():
+        per_step = median[experts] / math.ceil(len(trainer.split.train) / LEAN_BATCH)
         row[f"{experts}: s_per_step"] = per_step
         row[f"{experts}: s_per_epoch"] = per_step * math.ceil(train_size / LEAN_BATCH)
     return row
@@ -467,8 +472,7 @@ def render_shared_trunk(table: pd.DataFrame, costs: pd.DataFrame, datasets: list
         "|---|---|---|---|---|---|---|",
     ]
     for name in datasets:
-        base = table[(table.dataset == name) & (table.question == "gate_backbone")
-                     & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
+        base = baseline_runs(table, name)
         mine = table[(table.dataset == name) & (table.question == "shared_trunk")]
         schemes = [(e, mine[mine.experts == e]) for e in LEAN_EXPERTS if e != "independent"]
         for label, part in [("independent", base), *schemes]:
@@ -540,7 +544,7 @@ def _question_of(run) -> str:
 
 
 def _is_baseline(run) -> bool:
-    """Q4's SchNet + MLP runs are the independent, fixed-cutoff baseline of Q1 and Q3."""
+    """Whether a run is one of the baseline runs of Q1-Q3 (see :func:`baseline_runs`)."""
     return run[1] is gate_backbone_run and run[2][2:4] == ("schnet", "mlp")
 
 

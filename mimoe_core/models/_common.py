@@ -273,10 +273,31 @@ class Expert(nn.Module):
         if state is None:
             if not self.embeds_atoms:
                 raise ValueError("a branch expert starts from the shared trunk's state; none came")
-            state = self.embed_state(z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
-        elif self.embeds_atoms:
+            args = (z, edge_index, edge_weight, edge_vec, atom_attr, edge_envelope)
+            return self.atom_states(*args)[0]
+        if self.embeds_atoms:
             raise ValueError(f"a {self.role} expert embeds its own atoms; it takes no state")
         return self.finish(self.propagate(state, edge_index, edge_weight, edge_vec, edge_envelope))
+
+    def atom_states(
+        self,
+        z: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_vec: Tensor,
+        atom_attr: Tensor | None = None,
+        edge_envelope: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """A whole expert's invariant atom features and its last equivariant vectors.
+
+        Returns:
+            ``(features [N, F], vectors [N, C, F])``; vectors are None for a backbone with
+            scalars only (SchNet, DimeNet++).
+        """
+        graph = (edge_index, edge_weight, edge_vec)
+        state = self.embed_state(z, *graph, atom_attr, edge_envelope)
+        state = self.propagate(state, *graph, edge_envelope)
+        return self.finish(state), state.vectors
 
     def embed_atoms(self, table: nn.Embedding, z: Tensor, atom_attr: Tensor | None) -> Tensor:
         """``table(z)``, plus the embedded chemical attributes when the expert reads them.

@@ -171,21 +171,6 @@ class EquivariantTransformerExpert(Expert):
         """The normalized scalars [N, F]."""
         return self.out_norm(state.scalars)
 
-    def atom_states(
-        self,
-        z: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor,
-        edge_vec: Tensor,
-        atom_attr: Tensor | None = None,
-        edge_envelope: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Scalar [N, F] (invariant, normalized) and vector [N, 3, F] (equivariant) features."""
-        graph = (edge_index, edge_weight, edge_vec)
-        state = self.embed_state(z, *graph, atom_attr, edge_envelope)
-        state = self.propagate(state, *graph, edge_envelope)
-        return self.finish(state), state.vectors
-
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""
         return (

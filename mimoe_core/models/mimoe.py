@@ -166,8 +166,6 @@ class MIMoE(nn.Module):
             raise ValueError(f"variant={variant!r} takes exactly one expert and no gate")
         if gated and gate.num_experts != len(experts):
             raise ValueError(f"gate scores {gate.num_experts} experts, got {len(experts)}")
-        search_radius = learnable_cutoffs.upper if learnable_cutoffs is not None else cutoffs[-1]
-        _check_trunk(trunk, experts, variant, search_radius)
         num_experts = len(experts)
         self.top_k = num_experts if variant == "dense" or not gated else int(top_k)
         if not 1 <= self.top_k <= num_experts:
@@ -185,6 +183,7 @@ class MIMoE(nn.Module):
         self.balance_weight = float(balance_weight)
         self.learnable_cutoffs = learnable_cutoffs
         self._fixed_cutoffs = cutoffs
+        _check_trunk(trunk, experts, variant, self.search_radius)
         self.out_channels = int(out_channels)
 
     @property
@@ -518,6 +517,19 @@ def _check_learnable(experts: Sequence[Expert], variant: str, learnable: Learnab
             )
 
 
+def check_trunk_target(variant: str) -> None:
+    """Refuse a variant that a shared trunk cannot serve, saying why.
+
+    Raises:
+        ValueError: a variant with one expert (nothing to share).
+    """
+    if variant not in ROUTED_VARIANTS:
+        raise ValueError(
+            f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "
+            f"variant {variant!r} has one expert"
+        )
+
+
 def _check_trunk(
     trunk: Expert | None, experts: Sequence[Expert], variant: str, search_radius: float
 ) -> None:
@@ -527,11 +539,7 @@ def _check_trunk(
         if roles != {"whole"}:
             raise ValueError(f"experts without a shared trunk must be whole, got roles {roles}")
         return
-    if variant not in ROUTED_VARIANTS:
-        raise ValueError(
-            f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "
-            f"variant {variant!r} has one expert"
-        )
+    check_trunk_target(variant)
     if trunk.role != "trunk" or roles != {"branch"}:
         raise ValueError(
             f"a shared trunk needs a module of role 'trunk' and experts of role 'branch', got "

@@ -159,20 +159,6 @@ class PaiNNExpert(Expert):
             s, v = update(s, v)
         return AtomState(s, v)
 
-    def atom_states(
-        self,
-        z: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor,
-        edge_vec: Tensor,
-        atom_attr: Tensor | None = None,
-        edge_envelope: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Scalar [N, F] (invariant) and vector [N, 3, F] (equivariant) atom features."""
-        graph = (edge_index, edge_weight, edge_vec)
-        state = self.embed_state(z, *graph, atom_attr)
-        return tuple(self.propagate(state, *graph, edge_envelope))
-
     def extra_repr(self) -> str:
         """Key settings shown by ``repr``."""
         return f"{super().extra_repr()}, num_layers={self.num_layers}, num_rbf={self.num_rbf}"

@@ -21,7 +21,13 @@ from mimoe_core.constants import DEFAULT_CUTOFFS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, check_learnable_cutoffs
-from mimoe_core.models.mimoe import ROUTED_VARIANTS, VARIANTS, MIMoE, check_learnable_target
+from mimoe_core.models.mimoe import (
+    ROUTED_VARIANTS,
+    VARIANTS,
+    MIMoE,
+    check_learnable_target,
+    check_trunk_target,
+)
 
 #: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
 EXPERTS: dict[str, str] = {
@@ -205,11 +211,7 @@ def _validate_shared_trunk(config: Mapping[str, Any]) -> None:
     if not _option_enabled(config, "shared_trunk"):
         return
     spec = config["shared_trunk"]
-    if config["variant"] not in ROUTED_VARIANTS:
-        raise ValueError(
-            f"a shared trunk serves the experts of a routed variant {ROUTED_VARIANTS}; "
-            f"variant {config['variant']!r} has one expert"
-        )
+    check_trunk_target(config["variant"])
     depth = config["expert"].get("num_layers", 3)
     layers = spec["layers"]
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers < depth:

@@ -86,25 +86,20 @@ class ViSNetExpert(Expert):
         """Re-initialize the message-passing layers (the base class adds the readout)."""
         blk = self.block
         # ViSNetBlock.reset_parameters, in its order, over the parts this role keeps.
-        parts = (blk.embedding, blk.distance_expansion, blk.neighbor_embedding)
-        for module in (*parts, blk.edge_embedding, *blk.vis_mp_layers):
-            if module is not None:
-                module.reset_parameters()
-        for module in (blk.out_norm, blk.vec_out_norm):
+        parts = (blk.embedding, blk.distance_expansion, blk.neighbor_embedding, blk.edge_embedding)
+        for module in (*parts, *blk.vis_mp_layers, blk.out_norm, blk.vec_out_norm):
             if module is not None:
                 module.reset_parameters()
 
+    @staticmethod
     def _with_loops(
-        self, edge_index: Tensor, edge_weight: Tensor, edge_vec: Tensor, num_atoms: int
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """The graph plus one self-loop per atom, and each edge's unit direction."""
+        edge_index: Tensor, edge_weight: Tensor, num_atoms: int
+    ) -> tuple[Tensor, Tensor]:
+        """The graph plus one self-loop per atom (distance 0)."""
         loops = torch.arange(num_atoms, device=edge_index.device)
-        direction = torch.cat(
-            [unit_vectors(edge_vec, edge_weight), edge_vec.new_zeros(num_atoms, 3)]
-        )
         edge_index = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
         edge_weight = torch.cat([edge_weight, edge_weight.new_zeros(num_atoms)])
-        return edge_index, edge_weight, direction
+        return edge_index, edge_weight
 
     def embed_state(
         self,
@@ -117,7 +112,7 @@ class ViSNetExpert(Expert):
     ) -> AtomState:
         """Atom embeddings that know their neighbours [N, F], and zero vectors."""
         blk = self.block
-        edge_index, edge_weight, _ = self._with_loops(edge_index, edge_weight, edge_vec, z.numel())
+        edge_index, edge_weight = self._with_loops(edge_index, edge_weight, z.numel())
         x = self.embed_atoms(blk.embedding, z, atom_attr)
         x = blk.neighbor_embedding(
             z, x, edge_index, edge_weight, blk.distance_expansion(edge_weight)
@@ -140,9 +135,11 @@ class ViSNetExpert(Expert):
         """
         blk = self.block
         x, vec = state
-        edge_index, edge_weight, direction = self._with_loops(
-            edge_index, edge_weight, edge_vec, x.size(0)
+        # A loop has no direction, like a pair of coincident atoms.
+        direction = torch.cat(
+            [unit_vectors(edge_vec, edge_weight), edge_vec.new_zeros(x.size(0), 3)]
         )
+        edge_index, edge_weight = self._with_loops(edge_index, edge_weight, x.size(0))
         sph = blk.sphere(direction)
         edge_attr = blk.edge_embedding(edge_index, blk.distance_expansion(edge_weight), x)
         for layer in blk.vis_mp_layers:
