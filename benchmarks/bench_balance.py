@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _parallel_runs import PRE_EMA_DEFAULTS
 
 from mimoe_core.data import load_dataset, make_split
 from mimoe_core.featurization import featurize
@@ -81,8 +82,9 @@ def main() -> None:
                 "expert": {"hidden_channels": args.hidden, "num_layers": 3},
             }
             settings = TrainSettings(
-                epochs=args.epochs, patience=args.epochs, seed=seed, progress=False
-            )
+                epochs=args.epochs, patience=args.epochs, seed=seed, progress=False,
+                **PRE_EMA_DEFAULTS,
+            )  # fmt: skip
             result = train(ds, split, config, settings)
             loads = _loads(result.history, top_k)
             per_seed.append(

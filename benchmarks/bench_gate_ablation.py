@@ -87,7 +87,7 @@ def render(runs: pd.DataFrame, command: str, notes: list[str]) -> str:
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
-        "- model: MI-MoE(SchNet) sparse k=2 of 5, cutoffs 2.0-4.0 Å, CLI defaults otherwise;"
+        "- model: MI-MoE(SchNet) sparse k=2 of 5, cutoffs 2.0-4.0 Å, CLI defaults without EMA;"
         " scaffold_balanced splits, split seed = run seed",
         "- mean ± sample std (ddof=1) over the splits; routing vs size = Spearman of the "
         "expected cutoff against the atom count on the test molecules",

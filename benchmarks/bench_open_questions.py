@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from _memory import PeakMemory
 from _parallel_runs import (
+    PRE_EMA_DEFAULTS,
     add_run_options,
     featurized,
     markdown_rows,
@@ -188,7 +189,7 @@ def q1_epoch_cost(name: str, repeats: int = 3) -> dict:
     ds = featurized(name)
     split = make_split("scaffold_balanced", ds.smiles, seed=0)
     configs = {"fixed": mixture(), "learnable": mixture(learnable_cutoffs=LEARNABLE)}
-    settings = TrainSettings(seed=0, progress=False, device="cpu")
+    settings = TrainSettings(seed=0, progress=False, device="cpu", **PRE_EMA_DEFAULTS)
     trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
     median = epochs_side_by_side(trainers, repeats)
     return {"question": "learnable_cutoffs_cost", "dataset": name, "repeats": repeats,
@@ -343,7 +344,9 @@ def _lean_trainer(name: str, backbone: str, variant: str, experts: str, steps: i
     config = mixture(backbone, variant=variant, expert={"hidden_channels": 128, "num_layers": 3})
     if LEAN_EXPERTS[experts] is not None:
         config["shared_trunk"] = {**TRUNK, "cutoff": LEAN_EXPERTS[experts]}
-    settings = TrainSettings(seed=0, progress=False, device="cpu", batch_size=LEAN_BATCH)
+    settings = TrainSettings(
+        seed=0, progress=False, device="cpu", batch_size=LEAN_BATCH, **PRE_EMA_DEFAULTS
+    )
     return TrainingRun(ds, part, config, settings), len(split.train)
 
 
@@ -659,8 +662,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
         f"- {args.splits} scaffold_balanced splits (split seed = run seed), {args.epochs} "
-        "epochs (patience 20), CLI defaults otherwise; mean ± sample std (ddof=1) over the "
-        "splits; RMSE: lower is better, ROC-AUC: higher is better",
+        "epochs (patience 20), CLI defaults without EMA otherwise; mean ± sample std (ddof=1) "
+        "over the splits; RMSE: lower is better, ROC-AUC: higher is better",
         f"- runs finished: {len(table)} of {len(runs)} (a rerun continues the rest; tables "
         "count the splits each row has)",
         *(

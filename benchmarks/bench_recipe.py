@@ -76,7 +76,8 @@ def render(runs: pd.DataFrame, command: str) -> str:
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
-        "- model: MI-MoE(SchNet) sparse k=2 of 5, CLI defaults otherwise; scaffold_balanced "
+        "- model: MI-MoE(SchNet) sparse k=2 of 5, CLI defaults without EMA otherwise (`default`: "
+        "no EMA, the defaults until 2026-12-02); scaffold_balanced "
         "splits, split seed = run seed",
         "- mean ± sample std (ddof=1) over the splits",
         "",

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _parallel_runs import (
+    PRE_EMA_DEFAULTS,
     add_run_options,
     featurized,
     markdown_rows,
@@ -88,8 +89,9 @@ def run_member(name: str, split_seed: int, member: int, epochs: int, hidden: int
         "gate": {"name": "mlp", "hidden_channels": 64},
     }
     settings = TrainSettings(
-        epochs=epochs, batch_size=32, seed=100 * split_seed + member, progress=False
-    )
+        epochs=epochs, batch_size=32, seed=100 * split_seed + member, progress=False,
+        **PRE_EMA_DEFAULTS,
+    )  # fmt: skip
     result = train(ds, split, config, settings)
     trained = TrainedModel(
         result.model, ds.table.task, ds.table.target_names, list(ds.radii),

@@ -296,9 +296,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--ema",
         type=float,
-        default=0.0,
+        default=0.999,
         metavar="DECAY",
-        help="validate and keep a moving average of the weights, e.g. 0.999 (default 0: off)",
+        help="validate and keep a moving average of the weights (default 0.999; 0: off)",
     )
     group.add_argument(
         "--warmup-epochs",

@@ -19,10 +19,12 @@ __all__ = ["WeightAverage"]
 
 
 class WeightAverage:
-    """The moving average ``avg <- d * avg + (1 - d) * w`` of every floating-point tensor.
+    """The moving average ``avg <- d * avg + (1 - d) * w`` of every parameter.
 
     The first steps use ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the average
-    is not dominated by the initial weights. Integer buffers are copied, not averaged.
+    is not dominated by the initial weights. The update is ``avg + (1 - d) * (w - avg)``,
+    which leaves a weight that does not move (a frozen part) exactly as it is. Buffers (the
+    target scaler, counters) are copied, not averaged.
 
     Args:
         model: the model whose state dict is averaged (read now for the starting values).
@@ -41,12 +43,13 @@ class WeightAverage:
         """Fold the model's current weights into the average."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for key, value in model.state_dict().items():
+        parameters = {id(p) for p in model.parameters()}
+        for key, value in model.state_dict(keep_vars=True).items():
             average = self.shadow[key]
-            if average.is_floating_point():
-                average.mul_(d).add_(value.detach().to(average.dtype), alpha=1.0 - d)
+            if id(value) in parameters and average.is_floating_point():
+                average.lerp_(value.detach().to(average.dtype), 1.0 - d)
             else:
-                average.copy_(value)
+                average.copy_(value.detach())
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[None]:

@@ -32,7 +32,7 @@ def test_training_keeps_the_averaged_weights_and_resume_continues_the_average(fr
     ds, split = freesolv40
     settings = quick(epochs=4, ema_decay=0.9)
     full = train(ds, split, TINY, settings, out_dir=tmp_path / "full")
-    plain = train(ds, split, TINY, quick(epochs=4))
+    plain = train(ds, split, TINY, quick(epochs=4, ema_decay=0.0))
     assert full.metrics["settings"]["ema_decay"] == 0.9
     assert not full.history["val_rmse"].equals(plain.history["val_rmse"])
     # Stop after two epochs, then resume: the same history as the uninterrupted run.
@@ -52,3 +52,22 @@ def test_a_decay_outside_zero_one_is_an_error(capsys):
     code = main(["train", "--dataset", "freesolv", "--limit", "20", "--ema", "1.5", "--out",
                  "unused", "--quiet"])  # fmt: skip
     assert code == 2 and "ema_decay" in capsys.readouterr().err
+
+
+def test_a_weight_that_does_not_move_stays_exact_and_buffers_are_copied():
+    model = torch.nn.BatchNorm1d(3)  # parameters weight/bias, float buffers running_mean/var
+    torch.nn.init.constant_(model.weight, 0.1)  # 0.1 is not exact in binary
+    ema = WeightAverage(model, decay=0.999)
+    for step in range(200):
+        model.running_mean.fill_(float(step))  # a buffer that changes every step
+        ema.update(model)
+    assert torch.equal(ema.shadow["weight"], model.weight.detach())  # no rounding drift
+    assert torch.equal(ema.shadow["running_mean"], model.running_mean)  # the last, not an average
+    assert ema.shadow["num_batches_tracked"] == model.num_batches_tracked
+
+
+def test_the_average_is_the_default_and_the_cli_agrees():
+    from mimoe_core.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--dataset", "freesolv", "--out", "unused"])
+    assert TrainSettings().ema_decay == args.ema == 0.999

@@ -1,0 +1,117 @@
+"""The full-size accuracy benchmark's bookkeeping: which runs, paired differences, verdicts.
+
+The verdicts are what the README quotes, so they are checked on hand-made runs whose answer
+is known; the slow test runs the script end to end in its smoke setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import bench_accuracy as bench  # noqa: E402
+
+
+def _runs(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
+    """Runs from (dataset, model, split, test) tuples, the other columns filled."""
+    frame = pd.DataFrame(rows, columns=["dataset", "model", "split", "test"])
+    frame["metric"] = [bench.metrics_of(name)[0] for name in frame.dataset]
+    frame["val"], frame["test_mae"], frame["test_pr_auc"] = 1.0, 0.5, 0.5
+    frame["blocks"], frame["best_epoch"], frame["epochs_run"], frame["seconds"] = 6, 10, 30, 60.0
+    return frame[bench.RUN_COLUMNS]
+
+
+def _args(tmp_path: Path, **overrides) -> argparse.Namespace:
+    values = {"splits": 3, "setting": "full", "work": tmp_path, "chemprop": None, "jobs": 2}
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_ablations_only_on_freesolv_and_esol():
+    assert set(bench.ABLATIONS) <= set(bench.models_for("esol", with_chemprop=False))
+    assert not set(bench.ABLATIONS) & set(bench.models_for("bace", with_chemprop=True))
+    assert bench.CHEMPROP not in bench.models_for("freesolv", with_chemprop=False)
+
+
+def test_runs_are_ordered_split_by_split_and_chemprop_needs_an_executable(tmp_path):
+    runs = bench.all_runs(_args(tmp_path, splits=2), ["bace"])
+    names = [path.name for path, _, _ in runs]
+    assert names[: len(runs) // 2] == [n for n in names if "_bace_0_" in n]
+    assert not any("chemprop" in n for n in names)
+    with_chemprop = bench.all_runs(_args(tmp_path, splits=2, chemprop="chemprop"), ["bace"])
+    assert sum("chemprop" in path.name for path, _, _ in with_chemprop) == 2
+
+
+def test_paired_difference_is_signed_so_that_negative_favours_the_mixture():
+    runs = _runs([
+        ("freesolv", "MI-MoE(SchNet)", 0, 1.8), ("freesolv", "single-scale SchNet", 0, 2.0),
+        ("bace", "MI-MoE(SchNet)", 0, 0.88), ("bace", "single-scale SchNet", 0, 0.80),
+        ("bace", "MI-MoE(SchNet)", 1, 0.70),  # no partner on split 1: left out
+    ])  # fmt: skip
+    assert bench.paired(runs, "freesolv", "MI-MoE(SchNet)", "single-scale SchNet").tolist() == (
+        pytest.approx([-10.0])
+    )
+    bace = bench.paired(runs, "bace", "MI-MoE(SchNet)", "single-scale SchNet")
+    assert bace.index.tolist() == [0] and bace.tolist() == pytest.approx([-10.0])
+
+
+def test_targets_say_met_not_met_and_not_measured():
+    rows = []
+    for split in range(3):
+        rows += [
+            ("freesolv", "MI-MoE(SchNet)", split, 1.40),  # 30 % below 2.0: met
+            ("freesolv", "single-scale SchNet", split, 2.00),
+            ("esol", "MI-MoE(SchNet)", split, 0.98),  # 2 % below 1.0: not met
+            ("esol", "single-scale SchNet", split, 1.00),
+            ("freesolv", bench.CHEMPROP, split, 1.50),
+            ("bace", "MI-MoE(SchNet)", split, 0.80),
+            ("bace", bench.CHEMPROP, split, 0.85),  # chemprop ahead on BACE
+        ]
+    rows.append(("esol", "MI-MoE(PaiNN)", 0, 0.5))  # one split of three: not measured
+    text = "\n".join(bench.targets(_runs(rows), splits=3))
+    assert (
+        "FreeSolv: MI-MoE(SchNet) at least 5 % lower mean RMSE than single-scale SchNet "
+        "(matched blocks per molecule): 30.0 % lower -> met" in text
+    )
+    assert (
+        "ESOL: MI-MoE(SchNet) at least 5 % lower mean RMSE than single-scale SchNet "
+        "(matched blocks per molecule): 2.0 % lower -> NOT met" in text
+    )
+    assert (
+        "ESOL: MI-MoE(PaiNN) at least 5 % lower mean RMSE than single-scale PaiNN "
+        "(matched blocks per molecule): not measured (runs missing)" in text
+    )
+    assert "ahead on 1 of 2 measured (FreeSolv) -> open" in text
+    assert "moonshot, FreeSolv RMSE at most 1.5: best MI-MoE(SchNet) 1.400 -> met" in text
+    assert "moonshot, ESOL RMSE at most 0.8: best MI-MoE(SchNet) 0.980 -> NOT met" in text
+
+
+def test_report_names_every_dataset_and_why_rows_are_missing(tmp_path):
+    runs = _runs([("freesolv", "MI-MoE(SchNet)", s, 2.0) for s in range(3)])
+    text = bench.render(runs, _args(tmp_path), "python benchmarks/bench_accuracy.py")
+    for name in bench.NAMES.values():
+        assert f"## {name} (" in text
+    assert "| MI-MoE(SchNet) | 3 of 3 | 2.000 ± 0.000 |" in text
+    assert "| single-scale SchNet | 0 of 3 | not run: `--datasets freesolv` continues it |" in text
+    assert "not run: many hours on this CPU, or a GPU (`--datasets tox21` continues it)" in text
+    assert "| chemprop D-MPNN | 0 of 3 | not run: no chemprop environment given" in text
+
+
+@pytest.mark.slow
+def test_smoke_setting_runs_end_to_end(tmp_path):
+    out = tmp_path / "report.md"
+    argv = ["--setting", "smoke", "--datasets", "freesolv", "--splits", "2", "--jobs", "1",
+            "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    text = out.read_text()
+    for model in bench.models_for("freesolv", with_chemprop=False):
+        assert f"| {model} | 2 of 2 |" in text
+    assert len(list((tmp_path / "work").glob("*.json"))) == 2 * len(
+        bench.models_for("freesolv", with_chemprop=False)
+    )
+    assert bench.main([*argv, "--report-only"]) == 0  # from the finished runs, nothing trained
