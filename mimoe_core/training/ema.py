@@ -37,19 +37,27 @@ class WeightAverage:
         self.decay = float(decay)
         self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        parameters = {id(p) for p in model.parameters()}
+        state = model.state_dict(keep_vars=True)
+        self._averaged = [
+            k for k, v in state.items() if id(v) in parameters and v.is_floating_point()
+        ]
+        self._copied = [k for k in state if k not in set(self._averaged)]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights into the average."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        parameters = {id(p) for p in model.parameters()}
-        for key, value in model.state_dict(keep_vars=True).items():
-            average = self.shadow[key]
-            if id(value) in parameters and average.is_floating_point():
-                average.lerp_(value.detach().to(average.dtype), 1.0 - d)
-            else:
-                average.copy_(value.detach())
+        state = model.state_dict(keep_vars=True)
+        # One fused call over all parameters: the update runs after every optimizer step.
+        torch._foreach_lerp_(
+            [self.shadow[k] for k in self._averaged],
+            [state[k].detach() for k in self._averaged],
+            1.0 - d,
+        )
+        for key in self._copied:
+            self.shadow[key].copy_(state[key].detach())
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[None]:
