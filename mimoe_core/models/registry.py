@@ -298,24 +298,25 @@ def create_model(config: str | Path | Mapping[str, Any] | None = None) -> MIMoE:
     args = dict(cfg["expert"])
     if cfg["atom_attributes"]:
         args["atom_attr_dim"] = NUM_ATOM_ATTRIBUTES
-    if variant == "plain":
-        plain = dict(cfg["plain"])
-        cutoff = plain.pop("cutoff")
-        experts = [_make_expert(cls, cutoff, {**args, **plain})]
-    elif variant == "one_expert":
-        experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], args)]
-    else:
-        experts = [_make_expert(cls, c, args) for c in cfg["cutoffs"]]
-    learnable = None
     spec = cfg["learnable_cutoffs"]
+    learnable = None
     if spec["enabled"]:
-        # Every expert's own basis and envelope span the largest cutoff it may learn.
-        experts = [_make_expert(cls, spec["upper"], args) for _ in cfg["cutoffs"]]
         bounds = {k: float(spec[k]) for k in ("lower", "upper", "ramp")}
         learnable = LearnableCutoffs(cfg["cutoffs"], **bounds)
     trunk = None
     if cfg["shared_trunk"]["enabled"]:
         trunk, experts = _trunk_and_branches(cls, cfg, args, learnable)
+    elif variant == "plain":
+        plain = dict(cfg["plain"])
+        cutoff = plain.pop("cutoff")
+        experts = [_make_expert(cls, cutoff, {**args, **plain})]
+    elif variant == "one_expert":
+        experts = [_make_expert(cls, cfg["cutoffs"][int(cfg["one_expert"])], args)]
+    elif learnable is not None:
+        # Every expert's own basis and envelope span the largest cutoff it may learn.
+        experts = [_make_expert(cls, spec["upper"], args) for _ in cfg["cutoffs"]]
+    else:
+        experts = [_make_expert(cls, c, args) for c in cfg["cutoffs"]]
     gate = _make_gate(cfg, len(experts)) if variant in ROUTED_VARIANTS else None
     model = MIMoE(
         experts,

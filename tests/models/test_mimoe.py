@@ -385,3 +385,30 @@ def test_runs_under_bfloat16_autocast(backbone, overrides):
     (out.y.float().sum() + out.aux_loss).backward()
     if model.learnable_cutoffs is not None:
         assert torch.isfinite(model.learnable_cutoffs.raw_gaps.grad).all()
+
+
+@pytest.mark.parametrize(
+    "overrides, built",
+    [
+        ({}, 5),
+        ({"variant": "plain"}, 1),
+        ({"variant": "one_expert"}, 1),
+        ({"learnable_cutoffs": {"enabled": True}}, 5),
+        ({"shared_trunk": {"enabled": True}}, 6),  # the trunk and 5 branches
+        ({"learnable_cutoffs": {"enabled": True}, "shared_trunk": {"enabled": True}}, 6),
+    ],
+)
+def test_create_model_builds_each_module_once(overrides, built, monkeypatch):
+    # A module built and thrown away would still draw from the seeded generator.
+    from mimoe_core.models.schnet import SchNetExpert
+
+    calls = []
+    original = SchNetExpert.__init__
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("role", "whole"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchNetExpert, "__init__", counting)
+    create_model({"expert": {"hidden_channels": 8, "num_layers": 3}, **overrides})
+    assert len(calls) == built
