@@ -64,6 +64,7 @@ from _parallel_runs import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks/results/open_questions_cpu.md"
 BACKBONES = ("schnet", "painn")
 GATES = ("mlp", "transformer")
 METRIC = {"freesolv": "rmse", "bace": "roc_auc"}
@@ -163,11 +164,15 @@ def epochs_side_by_side(trainers: dict, repeats: int) -> dict[str, float]:
     Each run trains one warm-up epoch (allocations, caches), then ``repeats`` timed ones,
     the runs taking turns epoch by epoch so that all see the same machine load.
     """
+    import torch
+
     times: dict[str, list[float]] = {key: [] for key in trainers}
     for epoch in range(repeats + 1):
         for key, trainer in trainers.items():
             start = time.perf_counter()
             trainer.train_epoch(epoch)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize(trainer.device)
             if epoch > 0:
                 times[key].append(time.perf_counter() - start)
     return {key: float(np.median(values)) for key, values in times.items()}
@@ -327,7 +332,9 @@ def shared_trunk_run(name: str, split_seed: int, epochs: int, experts: str) -> d
             "experts": experts, "metric": METRIC[name], **row}  # fmt: skip
 
 
-def _lean_trainer(name: str, backbone: str, variant: str, experts: str, steps: int):
+def _lean_trainer(
+    name: str, backbone: str, variant: str, experts: str, steps: int, device: str = "cpu"
+):
     """A training run of Q3's configuration on the first ``steps`` batches of split 0."""
     import dataclasses
 
@@ -345,7 +352,7 @@ def _lean_trainer(name: str, backbone: str, variant: str, experts: str, steps: i
     if LEAN_EXPERTS[experts] is not None:
         config["shared_trunk"] = {**TRUNK, "cutoff": LEAN_EXPERTS[experts]}
     settings = TrainSettings(
-        seed=0, progress=False, device="cpu", batch_size=LEAN_BATCH, **PRE_EMA_DEFAULTS
+        seed=0, progress=False, device=device, batch_size=LEAN_BATCH, **PRE_EMA_DEFAULTS
     )
     return TrainingRun(ds, part, config, settings), len(split.train)
 
@@ -353,26 +360,31 @@ def _lean_trainer(name: str, backbone: str, variant: str, experts: str, steps: i
 LEAN_BATCH = 32
 
 
-def q3_memory(name: str, backbone: str, variant: str, experts: str, steps: int) -> dict:
+def q3_memory(
+    name: str, backbone: str, variant: str, experts: str, steps: int, device: str = "cpu"
+) -> dict:
     """Peak memory of training steps with independent experts or a shared trunk.
 
-    Runs in a fresh process (``run_pending(fresh=True)``) started with glibc's mmap
-    threshold fixed, so that freed tensors leave the resident set; one thread. The peak
-    (:class:`PeakMemory`) is over two epochs of the first ``steps`` batches of 32 of split
-    0's training set, above the memory held before them: activations, gradients, optimizer
-    moments.
+    On the CPU it runs in a fresh process (``run_pending(fresh=True)``) started with
+    glibc's mmap threshold fixed, so that freed tensors leave the resident set; one thread.
+    The peak (:class:`PeakMemory`: the RSS, or on a GPU the CUDA allocator's) is over two
+    epochs of the first ``steps`` batches of 32 of split 0's training set, above the memory
+    held before them: activations, gradients, optimizer moments.
     """
-    trainer, _ = _lean_trainer(name, backbone, variant, experts, steps)
-    with PeakMemory("cpu") as peak:
+    trainer, _ = _lean_trainer(name, backbone, variant, experts, steps, device)
+    with PeakMemory(trainer.device) as peak:
         for epoch in range(2):
             trainer.train_epoch(epoch)
     return {"question": "shared_trunk_memory", "dataset": name, "backbone": backbone,
             "variant": variant, "experts": experts, "steps": steps, "peak_mib": peak.mib,
+            "device": device,
             "memory_method": peak.method,
             "params": sum(p.numel() for p in trainer.model.parameters())}  # fmt: skip
 
 
-def q3_time(name: str, backbone: str, variant: str, steps: int, repeats: int = 3) -> dict:
+def q3_time(
+    name: str, backbone: str, variant: str, steps: int, repeats: int = 3, device: str = "cpu"
+) -> dict:
     """Seconds per training step of every Q3 expert scheme, timed side by side.
 
     One process, one thread: the schemes' training runs (on the first ``steps`` batches of
@@ -382,10 +394,10 @@ def q3_time(name: str, backbone: str, variant: str, steps: int, repeats: int = 3
     """
     import math
 
-    built = {e: _lean_trainer(name, backbone, variant, e, steps) for e in LEAN_EXPERTS}
+    built = {e: _lean_trainer(name, backbone, variant, e, steps, device) for e in LEAN_EXPERTS}
     median = epochs_side_by_side({e: trainer for e, (trainer, _) in built.items()}, repeats)
     row = {"question": "shared_trunk_time", "dataset": name, "backbone": backbone,
-           "variant": variant, "steps": steps, "repeats": repeats}  # fmt: skip
+           "variant": variant, "steps": steps, "repeats": repeats, "device": device}  # fmt: skip
     for experts, (trainer, train_size) in built.items():
         per_step = median[experts] / math.ceil(len(trainer.split.train) / LEAN_BATCH)
         row[f"{experts}: s_per_step"] = per_step
@@ -427,24 +439,34 @@ def trunk_costs(memory: list[dict], timing: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def render_shared_trunk(table: pd.DataFrame, costs: pd.DataFrame, datasets: list[str]) -> list[str]:
-    """Q3's tables: cost of independent experts against a shared trunk, then accuracy."""
+CPU_COST_METHOD = (
+    "Training steps of batch 32 on the first training molecules of split 0, one thread. Peak "
+    "memory: each configuration in a fresh process, the peak RSS over two epochs above the "
+    "memory held before them (activations, gradients, optimizer moments), with glibc set to "
+    "return freed blocks. Time: the three schemes in one process, alternating epoch by epoch "
+    "after a warm-up epoch each (median of 3), so that all see the same load; seconds per "
+    "epoch are per step times the training set's batches."
+)
+GPU_COST_METHOD = (
+    "Training steps of batch 32 on the first training molecules of split 0, on one GPU "
+    "(bfloat16 autocast, the trainer's default there). Peak memory: the CUDA allocator's peak "
+    "(`torch.cuda.max_memory_allocated`) over two epochs above the memory held before them. "
+    "Time: as on the CPU (the schemes alternating epoch by epoch, median of 3), each epoch "
+    "timed to a device synchronization."
+)
+
+
+def render_trunk_costs(costs: pd.DataFrame, method: str) -> list[str]:
+    """Q3's cost table: independent experts against a shared trunk, measured as ``method``
+    says (:data:`CPU_COST_METHOD` or :data:`GPU_COST_METHOD`)."""
     lines = [
-        "## Q3: memory-lean experts (a shared trunk)",
-        "",
         "Experts of width 128 and 3 blocks. **independent**: every expert embeds the atoms and "
         "runs its 3 blocks on its own graph (today's default). **trunk at 4 Å** "
         "(`--shared-trunk`): the atom embedding and the first block run once per batch on the "
         "graph at the largest cutoff, and each expert runs its 2 remaining blocks on its own "
         "graph from the trunk's atom states. **trunk at 2 Å** (`--shared-trunk --trunk-cutoff "
-        "2`): the same on the smallest graph. Training steps of batch 32 on the first "
-        "training molecules of split 0, one thread. Peak memory: each configuration in a "
-        "fresh process, the peak RSS over two epochs above the memory held before them "
-        "(activations, gradients, optimizer moments), with glibc set to return freed blocks. "
-        "Time: the three schemes in one process, alternating epoch by epoch after a warm-up "
-        "epoch each (median of 3), so that all see the same load; seconds per epoch are per "
-        "step times the training set's batches. Ratios are against independent experts, same "
-        "dataset, backbone and variant.",
+        f"2`): the same on the smallest graph. {method} Ratios are against independent "
+        "experts, same dataset, backbone and variant.",
         "",
         "| dataset | backbone | variant | experts | peak MiB | / independent | s per step | "
         "/ independent | s per epoch | params |",
@@ -465,6 +487,16 @@ def render_shared_trunk(table: pd.DataFrame, costs: pd.DataFrame, datasets: list
             f"| {c.dataset} | {c.backbone} | {c.variant} | {c.experts} | {peak[0]} | {peak[1]} "
             f"| {step[0]} | {step[1]} | {epoch} | {params} |"
         )
+    return lines
+
+
+def render_shared_trunk(table: pd.DataFrame, costs: pd.DataFrame, datasets: list[str]) -> list[str]:
+    """Q3's tables: cost of independent experts against a shared trunk, then accuracy."""
+    lines = [
+        "## Q3: memory-lean experts (a shared trunk)",
+        "",
+        *render_trunk_costs(costs, CPU_COST_METHOD),
+    ]
     lines += [
         "",
         "Accuracy: MI-MoE(SchNet), sparse k=2 of 5, MLP gate, with a shared trunk (1 of 3 "
@@ -536,6 +568,41 @@ def _describe_time(row: dict) -> str:
     return f"{row['dataset']} Q3 {row['backbone']} {row['variant']} s per step: {steps}"
 
 
+def gpu_trunk_costs(args: argparse.Namespace, argv, lean_memory: list, lean_time: list) -> int:
+    """Q3's memory and time on the GPU (``--device cuda``), written to their own report
+    (``--out``, default ``benchmarks/results/open_questions_gpu.md``) and CSV beside it."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("--device cuda: torch sees no CUDA device", file=sys.stderr)
+        return 2
+    out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("open_questions_gpu.md")
+    if not args.report_only:
+        # One process: the allocator's peak is reset per measurement, unlike the CPU's RSS.
+        run_pending(lean_time, 1, _describe_time)
+        run_pending(lean_memory, 1, _describe_memory)
+    costs = trunk_costs(results(lean_memory), results(lean_time))
+    if costs.empty:
+        print(f"no finished GPU measurements in {args.work}", file=sys.stderr)
+        return 1
+    costs.to_csv(trunk_cost_csv(out), index=False)
+    command = "python benchmarks/bench_open_questions.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    lines = [
+        "# The paper's open question 3 on a GPU: memory and time of a shared trunk",
+        "",
+        f"- command: `{command.strip()}`",
+        f"- date: {date.today().isoformat()}",
+        f"- machine: {platform.platform()}, {torch.cuda.get_device_name()}, torch "
+        f"{torch.__version__}",
+        "",
+        *render_trunk_costs(costs, GPU_COST_METHOD),
+    ]
+    write_report(out, "\n".join(lines) + "\n")
+    return 0
+
+
 def trunk_cost_csv(report: Path) -> Path:
     """Where Q3's cost table goes: beside the report, ``<stem>_trunk_cost.csv``."""
     return report.with_name(f"{report.stem}_trunk_cost.csv")
@@ -560,9 +627,7 @@ def _slug(variant: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,bace")
-    add_run_options(
-        parser, ROOT / ".bench_open_questions", ROOT / "benchmarks/results/open_questions_cpu.md"
-    )
+    add_run_options(parser, ROOT / ".bench_open_questions", DEFAULT_OUT)
     parser.add_argument(
         "--cost-steps", type=int, default=4, help="training steps per Q3 cost measurement"
     )
@@ -572,6 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cost-molecules", type=int, default=200, help="molecules per Q2 featurization cost"
     )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="cuda: only Q3's memory and time on the GPU, into open_questions_gpu.md",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
     unknown = sorted(set(datasets) - set(METRIC))
@@ -606,17 +675,20 @@ def main(argv: list[str] | None = None) -> int:
     costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
     lean = [(name, bb, variant) for name in datasets for bb in LEAN_BACKBONES
             for variant in LEAN_VARIANTS]  # fmt: skip
-    steps = args.cost_steps
+    steps, device = args.cost_steps, args.device
+    on = "" if device == "cpu" else f"_{device}"  # the CPU's files keep their first names
     lean_memory = [
-        (args.work / f"q3_memory_{name}_{_slug(bb)}_{variant}_{_slug(experts)}_s{steps}.json",
-         q3_memory, (name, bb, variant, experts, steps))
+        (args.work / f"q3_memory_{name}_{_slug(bb)}_{variant}_{_slug(experts)}_s{steps}{on}.json",
+         q3_memory, (name, bb, variant, experts, steps, device))
         for name, bb, variant in lean for experts in LEAN_EXPERTS
     ]  # fmt: skip
     lean_time = [
-        (args.work / f"q3_time_{name}_{_slug(bb)}_{variant}_s{steps}.json", q3_time,
-         (name, bb, variant, steps))
+        (args.work / f"q3_time_{name}_{_slug(bb)}_{variant}_s{steps}{on}.json", q3_time,
+         (name, bb, variant, steps, 3, device))
         for name, bb, variant in lean
     ]  # fmt: skip
+    if device == "cuda":
+        return gpu_trunk_costs(args, argv, lean_memory, lean_time)
     ensemble_costs = [
         (args.work / f"q2_cost_{name}_n{args.cost_molecules}.json", q2_featurize_cost,
          (name, args.cost_molecules))

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, as one run of under 9 minutes on a lent device machine.
+#
+#   bash tools/gpu_checks.sh --prepare    # here: wheels and the feature cache to carry
+#   bash tools/gpu_checks.sh              # there, with .whl and .gpu_cache carried
+#
+# There, python3 holds torch and torch-geometric but not RDKit or GUDHI: --prepare downloads
+# their wheels for that Python (3.12) into .whl/ and copies this machine's feature cache into
+# .gpu_cache/ (so no conformer is embedded there). Each step has its own time limit, and a
+# failed step does not stop the next. What comes back, in $OUT (at most 8 files):
+#   test_gpu.log        pytest -m gpu tests/models/test_gpu.py (bf16 forward/backward of every
+#                       backbone, sparse dispatch, a training run and checkpoint round trip)
+#   nccl.log            one NCCL rank through torchrun: the backend and world size it recorded
+#   throughput.log      training molecules/s on 4,000 Tox21 molecules (a QM9 stand-in: ~18
+#                       atoms with H), sparse k=2, bf16, three batch sizes, dense at the largest
+#   open_questions_gpu.md, open_questions_gpu_trunk_cost.csv
+#                       Q3 on the GPU: peak memory and time, shared trunk vs independent
+#   gpu_work.tgz        every run folder and measurement, to merge here
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--prepare" ]]; then
+    mkdir -p .whl .gpu_cache
+    rdkit=$(.venv/bin/python -c "import rdkit; print(rdkit.__version__)")
+    gudhi=$(.venv/bin/python -c "import gudhi; print(gudhi.__version__)")
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+        "rdkit==$rdkit" "gudhi==$gudhi" || exit 1
+    # The sqlite backup API copies a consistent snapshot while benchmarks may be writing.
+    .venv/bin/python - <<'EOF' || exit 1
+import sqlite3
+from mimoe_core.cache import default_cache_dir
+source = sqlite3.connect(default_cache_dir() / "featurize.sqlite")
+target = sqlite3.connect(".gpu_cache/featurize.sqlite")
+source.backup(target)
+target.close()
+EOF
+    du -sh .whl .gpu_cache
+    echo "then: run(command='bash tools/gpu_checks.sh', carry=['.whl', '.gpu_cache'], timeout_s=600)"
+    exit 0
+fi
+
+OUT=${OUT:-/tmp/gpu_checks_out}
+mkdir -p "$OUT" /tmp/gpu_work
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 MIMOE_CACHE_DIR=/tmp/gpu_work/cache
+mkdir -p "$MIMOE_CACHE_DIR" && cp .gpu_cache/featurize.sqlite "$MIMOE_CACHE_DIR/"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/throughput.log"
+
+step() {  # step SECONDS LOG COMMAND...: run one check, its output appended to LOG
+    local limit=$1 log=$2
+    shift 2
+    echo "== $* (limit ${limit} s)" >> "$log"
+    timeout "$limit" "$@" >> "$log" 2>&1
+    echo "== exit $?" >> "$log"
+}
+
+# Limits add up to 530 s: with the machine's start and the transfers, one call of 600 s.
+step 100 "$OUT/test_gpu.log" python3 -m pytest -m gpu -p no:cacheprovider -q tests/models/test_gpu.py
+
+step 45 "$OUT/nccl.log" python3 -m torch.distributed.run --standalone --nproc-per-node 1 \
+    -m mimoe_core train --dataset freesolv --limit 64 --epochs 2 --device cuda --quiet \
+    --out /tmp/gpu_work/nccl
+python3 -c "import json; m = json.load(open('/tmp/gpu_work/nccl/metrics.json')); \
+print('world_size', m['world_size'], 'distributed', m['distributed'])" >> "$OUT/nccl.log" 2>&1
+
+# Tox21 is not in the carried cache: its first 4,000 molecules, embedded on all cores there.
+tox21=(--dataset tox21 --limit 4000)
+step 100 "$OUT/throughput.log" python3 -m mimoe_core featurize "${tox21[@]}" --jobs 16 \
+    --quiet --out /tmp/gpu_work/tox21_features
+for batch in 64 256 1024; do
+    step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
+        --device cuda --batch-size "$batch" --quiet --out "/tmp/gpu_work/tox21_b$batch"
+done
+step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
+    --device cuda --batch-size 1024 --variant dense --quiet --out /tmp/gpu_work/tox21_b1024_dense
+python3 - >> "$OUT/throughput.log" 2>&1 <<'EOF'
+import json, pathlib
+for run in sorted(pathlib.Path("/tmp/gpu_work").glob("tox21_*")):
+    timing = json.loads((run / "metrics.json").read_text())["timing"]
+    print(run.name, "train molecules/s", round(timing["train_molecules_per_second"], 1))
+EOF
+
+step 125 "$OUT/open_questions_gpu.log" python3 benchmarks/bench_open_questions.py --device cuda \
+    --questions 3 --work /tmp/gpu_work/open_questions --out "$OUT/open_questions_gpu.md"
+cat "$OUT/open_questions_gpu.log" >> "$OUT/throughput.log" && rm "$OUT/open_questions_gpu.log"
+
+tar -czf "$OUT/gpu_work.tgz" -C /tmp/gpu_work --exclude cache --exclude "*.pt" .
+ls -la "$OUT"
