@@ -338,7 +338,8 @@ def render(runs: pd.DataFrame, args: argparse.Namespace, command: str) -> str:
         "- mean ± sample std (ddof=1) over the splits; RMSE and MAE in the target's units "
         "(lower is better), ROC-AUC and PR-AUC mean over targets (higher is better); blocks: "
         "message-passing blocks one molecule runs through (chemprop: its 3 message-passing "
-        "steps)",
+        "steps); s per run: wall time, which other jobs on the same cores lengthen (a "
+        "comparison of compute is `bench_model.py`'s)",
         "",
     ]  # fmt: skip
     for name in DATASETS:
