@@ -7,6 +7,7 @@ is known; the slow test runs the script end to end in its smoke setting.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -115,3 +116,8 @@ def test_smoke_setting_runs_end_to_end(tmp_path):
         bench.models_for("freesolv", with_chemprop=False)
     )
     assert bench.main([*argv, "--report-only"]) == 0  # from the finished runs, nothing trained
+    # The ensemble's member 0 has the seed of the plain mixture's run: the same model.
+    for split in (0, 1):
+        runs = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "work").glob(f"*_{split}_*")}
+        ensemble = runs[f"smoke_freesolv_{split}_mi_moe_schnet_ensemble_of_3"]
+        assert ensemble["member_tests"][0] == runs[f"smoke_freesolv_{split}_mi_moe_schnet"]["test"]
