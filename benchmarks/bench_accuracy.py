@@ -30,7 +30,8 @@ issue 15 are checked at the end, and rows without runs say why.
 
 Runs go to ``--work`` (one JSON per finished run, so an interrupted benchmark continues
 where it stopped); ``--jobs`` trainings run at once, one thread each. Writes ``--out``
-(default ``benchmarks/results/accuracy_full.md``).
+(default ``benchmarks/results/accuracy_full.md``) and the runs beside it as CSV (what
+notebook 05 draws).
 """
 
 from __future__ import annotations
@@ -461,7 +462,20 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     write_report(out, render(table, args, command.strip()))
+    if len(table):
+        runs_csv(table).to_csv(out.with_suffix(".csv"), index=False)
     return 0
+
+
+def runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs as the visual layer reads them (``mimoe_viz.ablation_figure``): one row per
+    (dataset, model, split) with ``variant``, ``seed`` and ``test_<metric>`` columns."""
+    frame = runs.rename(columns={"model": "variant", "split": "seed"})
+    for metric in ("rmse", "roc_auc"):
+        frame[f"test_{metric}"] = frame.test.where(frame.metric == metric)
+    keep = ["dataset", "variant", "seed", "test_rmse", "test_mae", "test_roc_auc",
+            "test_pr_auc", "blocks", "best_epoch", "epochs_run", "seconds"]  # fmt: skip
+    return frame[keep]
 
 
 if __name__ == "__main__":
