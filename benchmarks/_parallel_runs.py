@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -76,6 +77,13 @@ def run_all(
     for name in datasets:
         featurized(name)
     run_pending(runs, args.jobs, describe)
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How a benchmark was invoked, for its report: ``python benchmarks/<script> <args>``
+    (``argv`` as given to ``main``, else the process's own arguments)."""
+    args = argv if argv is not None else sys.argv[1:]
+    return " ".join(["python", f"benchmarks/{Path(script).name}", *args])
 
 
 def write_report(path: Path, text: str) -> None:

@@ -51,7 +51,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _parallel_runs import featurized, markdown_rows, mean_std, results, run_pending, write_report
+from _parallel_runs import (
+    command_line,
+    featurized,
+    markdown_rows,
+    mean_std,
+    results,
+    run_pending,
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("freesolv", "esol", "lipo", "bace", "tox21", "clintox")
@@ -458,10 +466,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(all_runs(args, list(DATASETS))))
     table = table.reindex(columns=RUN_COLUMNS)  # the second metric of the other task: NaN
-    command = "python benchmarks/bench_accuracy.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    write_report(out, render(table, args, command.strip()))
+    command = command_line(__file__, argv)
+    write_report(out, render(table, args, command))
     if len(table):
         runs_csv(table).to_csv(out.with_suffix(".csv"), index=False)
     return 0

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from _parallel_runs import (
     add_run_options,
+    command_line,
     featurized,
     markdown_rows,
     mean_std,
@@ -138,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     table["gate"] = pd.Categorical(table.gate, GATES, ordered=True)
     table["dataset"] = pd.Categorical(table.dataset, datasets, ordered=True)
     table = table.sort_values(["dataset", "gate", "split"]).astype({"gate": str, "dataset": str})
-    command = "python benchmarks/bench_gate_ablation.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = render(table.reset_index(drop=True), command.strip(), [])
+    command = command_line(__file__, argv)
+    text = render(table.reset_index(drop=True), command, [])
     write_report(args.out, text)
     return 0
 

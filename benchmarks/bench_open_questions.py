@@ -53,6 +53,7 @@ from _memory import PeakMemory
 from _parallel_runs import (
     PRE_EMA_DEFAULTS,
     add_run_options,
+    command_line,
     featurized,
     markdown_rows,
     mean_std,
@@ -586,13 +587,11 @@ def gpu_trunk_costs(args: argparse.Namespace, argv, lean_memory: list, lean_time
         print(f"no finished GPU measurements in {args.work}", file=sys.stderr)
         return 1
     costs.to_csv(trunk_cost_csv(out), index=False)
-    command = "python benchmarks/bench_open_questions.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line(__file__, argv)
     lines = [
         "# The paper's open question 3 on a GPU: memory and time of a shared trunk",
         "",
-        f"- command: `{command.strip()}`",
+        f"- command: `{command}`",
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {torch.cuda.get_device_name()}, torch "
         f"{torch.__version__}",
@@ -723,13 +722,11 @@ def main(argv: list[str] | None = None) -> int:
     trunk_cost_frame = trunk_costs(results(lean_memory), results(lean_time))
     if not trunk_cost_frame.empty:
         trunk_cost_frame.to_csv(trunk_cost_csv(args.out), index=False)
-    command = "python benchmarks/bench_open_questions.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line(__file__, argv)
     lines = [
         "# The paper's open questions, measured",
         "",
-        f"- command: `{command.strip()}`",
+        f"- command: `{command}`",
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",

@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 from _parallel_runs import (
     add_run_options,
+    command_line,
     markdown_rows,
     mean_std,
     paired_differences,
@@ -128,10 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     table = table.sort_values(["dataset", "recipe", "split"]).astype(
         {"recipe": str, "dataset": str}
     )
-    command = "python benchmarks/bench_recipe.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = render(table.reset_index(drop=True), command.strip())
+    command = command_line(__file__, argv)
+    text = render(table.reset_index(drop=True), command)
     write_report(args.out, text)
     return 0
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import psutil
 import torch
+from _parallel_runs import command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -260,9 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     work.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/bench_scale.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    command = command_line(__file__, argv)
     notes = []
     if args.hiv is None and "large" in args.parts:
         notes.append(
