@@ -42,7 +42,8 @@ class WeightAverage:
         self._averaged = [
             k for k, v in state.items() if id(v) in parameters and v.is_floating_point()
         ]
-        self._copied = [k for k in state if k not in set(self._averaged)]
+        averaged = set(self._averaged)
+        self._copied = [k for k in state if k not in averaged]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
