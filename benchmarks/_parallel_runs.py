@@ -23,6 +23,11 @@ from typing import Any
 
 Run = tuple[Path, Callable[..., dict], tuple]
 
+#: Where each benchmark keeps its finished runs by default, one folder per benchmark, in the
+#: repository: the runs are committed with the report rendered from them, so a benchmark
+#: that takes several sessions continues on any machine, and a report can be re-rendered.
+RUNS = Path(__file__).resolve().parent / "results" / "runs"
+
 #: The CLI defaults these benchmarks' committed runs were trained with, before the moving
 #: average of the weights became one (``--ema 0.999``, 2026-12-02). Pinned so that a resumed
 #: benchmark trains its remaining runs the way it trained its finished ones.
@@ -37,7 +42,9 @@ def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> N
     parser.add_argument(
         "--report-only", action="store_true", help="write the report from the finished runs"
     )
-    parser.add_argument("--work", type=Path, default=work, help="one JSON per finished run")
+    parser.add_argument(
+        "--work", type=Path, default=work, help=f"one JSON per finished run (default: {work})"
+    )
     parser.add_argument("--out", type=Path, default=out)
 
 
@@ -84,6 +91,21 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
     (``argv`` as given to ``main``, else the process's own arguments)."""
     args = argv if argv is not None else sys.argv[1:]
     return " ".join(["python", f"benchmarks/{Path(script).name}", *args])
+
+
+def restored_note(rows: Sequence[dict]) -> list[str]:
+    """A report line counting the runs rebuilt from an earlier committed report (their
+    ``restored_from`` field names it), empty when there are none."""
+    sources = sorted({row["restored_from"] for row in rows if row.get("restored_from")})
+    count = sum(1 for row in rows if row.get("restored_from"))
+    if not count:
+        return []
+    return [
+        f"- {count} of these runs were rebuilt from the committed report they were first "
+        f"rendered into ({'; '.join(sources)}): their run files had been kept outside the "
+        "repository, on a machine since recycled; their values are as printed there (4 "
+        "decimals where the report rounded them)"
+    ]
 
 
 def write_report(path: Path, text: str) -> None:

@@ -29,9 +29,10 @@ issue 15 are checked at the end, and rows without runs say why.
         --work /tmp/a --out /tmp/a.md                     # a minute: the script runs
 
 Runs go to ``--work`` (one JSON per finished run, so an interrupted benchmark continues
-where it stopped); ``--jobs`` trainings run at once, one thread each. Writes ``--out``
-(default ``benchmarks/results/accuracy_full.md``) and the runs beside it as CSV (what
-notebook 05 draws).
+where it stopped; default ``benchmarks/results/runs/accuracy_<setting>``, committed with the
+report, so that the benchmark continues on another machine); ``--jobs`` trainings run at
+once, one thread each. Writes ``--out`` (default ``benchmarks/results/accuracy_full.md``) and
+the runs beside it as CSV (what notebook 05 draws).
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _parallel_runs import (
+    RUNS,
     command_line,
     featurized,
     markdown_rows,
     mean_std,
+    restored_note,
     results,
     run_pending,
     write_report,
@@ -371,8 +374,10 @@ def targets(runs: pd.DataFrame, splits: int) -> list[str]:
     return lines
 
 
-def render(runs: pd.DataFrame, args: argparse.Namespace, command: str) -> str:
-    """The markdown report."""
+def render(
+    runs: pd.DataFrame, args: argparse.Namespace, command: str, notes: list[str] = ()
+) -> str:
+    """The markdown report; ``notes``: more header lines."""
     import torch
 
     chemprop_version = _chemprop_version(args.chemprop)
@@ -394,6 +399,7 @@ def render(runs: pd.DataFrame, args: argparse.Namespace, command: str) -> str:
         "message-passing blocks one molecule runs through (chemprop: its 3 message-passing "
         "steps); s per run: wall time, which other jobs on the same cores lengthen (a "
         "comparison of compute is `bench_model.py`'s)",
+        *notes,
         "",
     ]  # fmt: skip
     for name in DATASETS:
@@ -448,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="write the report from the finished runs"
     )
-    parser.add_argument("--work", type=Path, default=ROOT / ".bench_accuracy")
+    parser.add_argument(
+        "--work", type=Path, default=None,
+        help="one JSON per finished run (default: benchmarks/results/runs/accuracy_<setting>)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
@@ -458,16 +467,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.chemprop and not shutil.which(args.chemprop):
         parser.error(f"--chemprop: {args.chemprop} is not an executable")
     out = args.out or ROOT / f"benchmarks/results/accuracy_{args.setting}.md"
+    args.work = args.work or RUNS / f"accuracy_{args.setting}"
     if not args.report_only:
         for name in datasets:  # here, so that the workers read a warm cache
             featurized(name, limit=SETTINGS[args.setting]["limit"])
         run_pending(all_runs(args, datasets), args.jobs, lambda row: (
             f"{row['dataset']} split {row['split']} {row['model']}: test {row['metric']} "
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
-    table = pd.DataFrame(results(all_runs(args, list(DATASETS))))
-    table = table.reindex(columns=RUN_COLUMNS)  # the second metric of the other task: NaN
+    finished = results(all_runs(args, list(DATASETS)))
+    table = pd.DataFrame(finished).reindex(columns=RUN_COLUMNS)  # other task's metric: NaN
     command = command_line(__file__, argv)
-    write_report(out, render(table, args, command))
+    write_report(out, render(table, args, command, restored_note(finished)))
     if len(table):
         runs_csv(table).to_csv(out.with_suffix(".csv"), index=False)
     return 0

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _parallel_runs import (
+    RUNS,
     add_run_options,
     command_line,
     featurized,
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="freesolv,esol")
     parser.add_argument("--hidden", type=int, default=128)
     add_run_options(
-        parser, ROOT / ".bench_gate_ablation", ROOT / "benchmarks/results/gate_ablation_cpu.md"
+        parser, RUNS / "gate_ablation", ROOT / "benchmarks/results/gate_ablation_cpu.md"
     )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -52,11 +52,13 @@ import pandas as pd
 from _memory import PeakMemory
 from _parallel_runs import (
     PRE_EMA_DEFAULTS,
+    RUNS,
     add_run_options,
     command_line,
     featurized,
     markdown_rows,
     mean_std,
+    restored_note,
     results,
     run_all,
     run_pending,
@@ -626,7 +628,7 @@ def _slug(variant: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,bace")
-    add_run_options(parser, ROOT / ".bench_open_questions", DEFAULT_OUT)
+    add_run_options(parser, RUNS / "open_questions", DEFAULT_OUT)
     parser.add_argument(
         "--cost-steps", type=int, default=4, help="training steps per Q3 cost measurement"
     )
@@ -709,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['dataset']} split {row['split']} {row['question']} {row['backbone']} "
             f"{row['gate']} {row.get('cutoffs', '')}: test {row['metric']} {row['test']:.3f} "
             f"({row['seconds']:.0f} s)"))  # fmt: skip
-    table = pd.DataFrame(results(runs))
+    finished = results(runs)
+    table = pd.DataFrame(finished).drop(columns="restored_from", errors="ignore")
     if table.empty:
         parser.error(f"no finished runs in {args.work} to report")
     # Only some questions' rows have these.
@@ -742,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if args.report_only
             else []
+        ),  # fmt: skip
+        *restored_note(
+            finished
+            + results(costs)
+            + results(ensemble_costs)
+            + results(lean_memory)
+            + results(lean_time)
         ),  # fmt: skip
         "",
         *render_learnable_cutoffs(table, datasets),

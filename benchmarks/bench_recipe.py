@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 from _parallel_runs import (
+    RUNS,
     add_run_options,
     command_line,
     markdown_rows,
@@ -108,7 +109,7 @@ def render(runs: pd.DataFrame, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="freesolv,esol")
-    add_run_options(parser, ROOT / ".bench_recipe", ROOT / "benchmarks/results/recipe_cpu.md")
+    add_run_options(parser, RUNS / "recipe", ROOT / "benchmarks/results/recipe_cpu.md")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     datasets = args.datasets.split(",")

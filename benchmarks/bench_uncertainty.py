@@ -47,6 +47,7 @@ import pandas as pd
 import torch
 from _parallel_runs import (
     PRE_EMA_DEFAULTS,
+    RUNS,
     add_run_options,
     featurized,
     markdown_rows,
@@ -255,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the weights' moving average: 0 as in the committed reduced runs, 0.999 for "
         "today's defaults (with --epochs 100 --hidden 128: the full-size setting)",
     )  # fmt: skip
-    add_run_options(
-        parser, ROOT / ".bench_uncertainty", ROOT / "benchmarks/results/uncertainty_cpu.md"
-    )
+    add_run_options(parser, RUNS / "uncertainty", ROOT / "benchmarks/results/uncertainty_cpu.md")
     parser.set_defaults(epochs=30)
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

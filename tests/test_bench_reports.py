@@ -1,0 +1,61 @@
+"""The committed benchmark reports are what their committed runs render to.
+
+The run-many benchmarks keep one JSON per finished run under ``benchmarks/results/runs/``
+and commit it with the report, so that a benchmark of several sessions continues on any
+machine. These tests re-render each report from those runs (``--report-only``, nothing
+trained) and compare it with the committed one, so a report cannot drift from its runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+RESULTS = BENCHMARKS / "results"
+sys.path.insert(0, str(BENCHMARKS))
+import _parallel_runs  # noqa: E402
+
+
+def _body(text: str) -> str:
+    """The report from its first section on: the header names the date and the machine."""
+    return text[text.index("\n## ") :]
+
+
+def test_restored_note_counts_runs_and_names_their_sources():
+    rows = [{"test": 1.0}, {"test": 2.0, "restored_from": "a.md at abc"}]
+    rows.append({"test": 3.0, "restored_from": "b.csv at abc"})
+    (line,) = _parallel_runs.restored_note(rows)
+    assert line.startswith("- 2 of these runs were rebuilt")
+    assert "a.md at abc; b.csv at abc" in line
+    assert _parallel_runs.restored_note(rows[:1]) == []
+
+
+@pytest.mark.skipif(
+    not (_parallel_runs.RUNS / "open_questions").is_dir(), reason="no committed runs"
+)
+def test_open_questions_report_renders_from_its_committed_runs(tmp_path):
+    import bench_open_questions
+
+    out = tmp_path / "open_questions_cpu.md"
+    assert bench_open_questions.main(["--report-only", "--out", str(out)]) == 0
+    committed = RESULTS / "open_questions_cpu.md"
+    assert _body(out.read_text()) == _body(committed.read_text())
+    trunk = bench_open_questions.trunk_cost_csv(out)
+    assert trunk.read_text() == bench_open_questions.trunk_cost_csv(committed).read_text()
+
+
+@pytest.mark.skipif(
+    not (_parallel_runs.RUNS / "accuracy_full").is_dir(), reason="no committed runs"
+)
+def test_accuracy_report_runs_are_its_committed_runs(tmp_path):
+    import bench_accuracy
+
+    out = tmp_path / "accuracy_full.md"
+    assert bench_accuracy.main(["--report-only", "--out", str(out)]) == 0
+    # Without --chemprop the missing chemprop rows give another reason; the runs are equal.
+    runs = out.read_text().split("\n## Runs\n")[1]
+    assert runs == (RESULTS / "accuracy_full.md").read_text().split("\n## Runs\n")[1]
+    assert out.with_suffix(".csv").read_text() == (RESULTS / "accuracy_full.csv").read_text()
