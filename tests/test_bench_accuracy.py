@@ -115,6 +115,7 @@ def test_smoke_setting_runs_end_to_end(tmp_path):
     assert len(list((tmp_path / "work").glob("*.json"))) == 2 * len(
         bench.models_for("freesolv", with_chemprop=False)
     )
+    assert "| FreeSolv | 2 | " in text.split("## The ensemble's std as an uncertainty")[1]
     assert bench.main([*argv, "--report-only"]) == 0  # from the finished runs, nothing trained
     # The ensemble's member 0 has the seed of the plain mixture's run: the same model.
     for split in (0, 1):
