@@ -14,6 +14,10 @@ without retraining. On the test set each estimator gives a prediction and a std:
 - ``latent``: member 0 and the mean Euclidean distance of the molecule's mixture embedding
   to its 5 nearest training molecules (a distance, not a std: the calibration below turns
   it into one). Janet et al. 2019, https://doi.org/10.1039/C9SC02298H.
+- ``similarity``: member 0 and one minus the mean Tanimoto similarity (Morgan fingerprints,
+  radius 2, 2048 bits) of the molecule to its 5 most similar training molecules, the
+  model-free applicability domain of QSAR (Sheridan et al. 2004,
+  https://doi.org/10.1021/ci049782w); also a distance.
 
 Each std is calibrated on the validation set (z-scaling for the NLL, split conformal for the
 90 % intervals) and scored on the test set: NLL, Spearman of |error| against std,
@@ -22,7 +26,10 @@ reported side by side: ``|error| / std`` (``normalized``) and ``|error| / (std +
 validation std)`` (``regularized``, which keeps an interval from collapsing where the std is
 too small on shifted molecules). Rows are mean ± sample std (ddof=1) over the splits. The
 script also reports the Spearman correlation between the experts' spread and the ensemble's
-std on the same molecules.
+std on the same molecules, and an oracle that no estimator can be: the Spearman correlation
+of the ensemble's |error| with how far the true value lies from the training mean (how much
+of the error ranking is regression towards the mean, which an estimator sees only through
+the molecule).
 
     python benchmarks/bench_uncertainty.py                    # ~1 h on 2 CPU cores
     python benchmarks/bench_uncertainty.py --datasets freesolv --splits 2 --members 2 \\
@@ -64,7 +71,7 @@ from mimoe_core.analysis.uncertainty import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ESTIMATORS = ("ensemble", "mve", "ensemble+mve", "experts", "latent")
+ESTIMATORS = ("ensemble", "mve", "ensemble+mve", "experts", "latent", "similarity")
 CONFORMAL = ("normalized", "regularized")
 METRICS = ("nll", "spearman", "miscalibration_area", "ence", "rmse")
 NEIGHBOURS = 5
@@ -104,11 +111,13 @@ def run_member(
     )  # fmt: skip
     parts = {p: [ds.data_list[i] for i in getattr(split, p)] for p in ("train", "val", "test")}
     train_embedding = trained.embed_data(parts["train"]).mixture
+    train_smiles = [ds.smiles[i] for i in split.train]
     found = {
         "dataset": name,
         "split": split_seed,
         "member": member,
         "test_rmse": float(result.metrics["test"]["rmse"]),
+        "train_y_mean": np.stack([d.y[0].numpy() for d in parts["train"]]).mean(0).tolist(),
     }
     for part in ("val", "test"):
         explained = trained.explain(parts[part])
@@ -119,6 +128,9 @@ def run_member(
             "std": explained.std.tolist(),
             "spread": expert_spread(explained).tolist(),
             "latent": _latent_distance(embedding, train_embedding).tolist(),
+            "similarity": _similarity_distance(
+                [ds.smiles[i] for i in getattr(split, part)], train_smiles
+            ).tolist(),
         }
     found["seconds"] = time.perf_counter() - started
     return found
@@ -131,20 +143,43 @@ def _latent_distance(embedding: np.ndarray, reference: np.ndarray) -> np.ndarray
     return nearest.mean(axis=1, keepdims=True)
 
 
+def _similarity_distance(smiles: list[str], reference: list[str]) -> np.ndarray:
+    """[M, 1] one minus the mean Tanimoto similarity of each molecule's Morgan fingerprint
+    (radius 2, 2048 bits) to its ``NEIGHBOURS`` most similar ``reference`` molecules."""
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    reference_fps = [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in reference]
+    distances = []
+    for s in smiles:
+        similarity = DataStructs.BulkTanimotoSimilarity(
+            generator.GetFingerprint(Chem.MolFromSmiles(s)), reference_fps
+        )
+        distances.append(1.0 - np.sort(similarity)[-NEIGHBOURS:].mean())
+    return np.asarray(distances)[:, None]
+
+
 def _estimates(members: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(prediction, std) [M, T] per estimator from the members' saved arrays of one part."""
+    """(prediction, std) [M, T] per estimator from the members' saved arrays of one part
+    (``similarity`` only where the runs saved it: not the reduced runs of 2026-12-01)."""
     means = np.stack([np.asarray(m["prediction"]) for m in members])
     stds = np.stack([np.asarray(m["std"]) for m in members])
     first = members[0]
     mix_var = (stds**2).mean(axis=0) + means.var(axis=0)
     latent = np.broadcast_to(np.asarray(first["latent"]), means[0].shape)
-    return {
+    found = {
         "ensemble": (means.mean(axis=0), means.std(axis=0, ddof=1)),
         "mve": (means[0], stds[0]),
         "ensemble+mve": (means.mean(axis=0), np.sqrt(mix_var)),
         "experts": (means[0], np.asarray(first["spread"])),
         "latent": (means[0], latent),
     }
+    if "similarity" in first:
+        found["similarity"] = (
+            means[0], np.broadcast_to(np.asarray(first["similarity"]), means[0].shape)
+        )  # fmt: skip
+    return found
 
 
 def _score(val, test, y_val, y_test, coverage: float) -> dict[str, float]:
@@ -165,23 +200,34 @@ def _score(val, test, y_val, y_test, coverage: float) -> dict[str, float]:
     return scores
 
 
-def score_splits(members: pd.DataFrame, coverage: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (dataset, split, estimator) scores, and the experts-vs-ensemble agreement."""
-    rows, agreement = [], []
+def score_splits(
+    members: pd.DataFrame, coverage: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per (dataset, split, estimator) scores, the experts-vs-ensemble agreement, and the
+    oracle: Spearman of the ensemble's |error| with |true value - training mean| (runs
+    that saved the training mean)."""
+    rows, agreement, oracle = [], [], []
     for (name, s), group in members.groupby(["dataset", "split"], sort=False):
         group = group.sort_values("member")
         val, test = list(group["val"]), list(group["test"])
         y_val, y_test = np.asarray(val[0]["y"]), np.asarray(test[0]["y"])
         est_val, est_test = _estimates(val), _estimates(test)
-        for estimator in ESTIMATORS:
+        for estimator in est_test:
             scores = _score(est_val[estimator], est_test[estimator], y_val, y_test, coverage)
             rows.append({"dataset": name, "split": s, "estimator": estimator, **scores})
         rho = spearmanr(est_test["experts"][1].ravel(), est_test["ensemble"][1].ravel())
         agreement.append({"dataset": name, "split": s, "spearman": float(rho.statistic)})
-    return pd.DataFrame(rows), pd.DataFrame(agreement)
+        if "train_y_mean" in group.columns:
+            error = np.abs(est_test["ensemble"][0] - y_test)
+            distance = np.abs(y_test - np.asarray(group["train_y_mean"].iloc[0]))
+            rho = spearmanr(error.ravel(), distance.ravel(), nan_policy="omit")
+            oracle.append({"dataset": name, "split": s, "spearman": float(rho.statistic)})
+    return pd.DataFrame(rows), pd.DataFrame(agreement), pd.DataFrame(oracle)
 
 
-def render(runs: pd.DataFrame, agreement: pd.DataFrame, args, wall: float) -> str:
+def render(
+    runs: pd.DataFrame, agreement: pd.DataFrame, args, wall: float, oracle: pd.DataFrame
+) -> str:
     """The markdown report: the estimator table, the targets, every split."""
     columns = [*METRICS, *(f"{k}_{c}" for c in CONFORMAL for k in ("coverage", "width"))]
     grouped = runs.groupby(["dataset", "estimator"], sort=False)[columns]
@@ -213,14 +259,25 @@ def render(runs: pd.DataFrame, agreement: pd.DataFrame, args, wall: float) -> st
     lines += ["", "Spearman(experts' spread, ensemble std) on the test molecules:", ""]
     for dataset, values in agreement.groupby("dataset", sort=False)["spearman"]:
         lines.append(f"- {dataset}: {values.mean():.3f} ± {values.std(ddof=1):.3f}")
+    if len(oracle):
+        lines += [
+            "",
+            "Oracle, not an estimator: Spearman(ensemble's |error|, |true value - training "
+            "mean|) on the test molecules, how much of the error ranking is regression towards "
+            "the mean:",
+            "",
+        ]
+        for dataset, values in oracle.groupby("dataset", sort=False)["spearman"]:
+            lines.append(f"- {dataset}: {values.mean():.3f} ± {values.std(ddof=1):.3f}")
     best = runs.groupby("estimator")["spearman"].mean()
+    estimators = list(runs["estimator"].unique())
     lines += ["", "## Targets", ""]
     for variant in CONFORMAL:
         cover = runs.groupby("estimator")[f"coverage_{variant}"].mean()
-        met = all(0.87 <= cover[e] <= 0.93 for e in ESTIMATORS)
+        met = all(0.87 <= cover[e] <= 0.93 for e in estimators)
         lines.append(
             f"- {variant} conformal {args.coverage:.0%} coverage, mean over datasets and "
-            "splits: " + ", ".join(f"{e} {cover[e]:.3f}" for e in ESTIMATORS)
+            "splits: " + ", ".join(f"{e} {cover[e]:.3f}" for e in estimators)
             + f" -> {'met' if met else 'NOT met'} (target 0.87-0.93 for every estimator)"
         )  # fmt: skip
     per_dataset = runs.groupby(["dataset", "estimator"], sort=False)["spearman"].mean()
@@ -278,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(members) == 0:
         print("no split has all its members yet; nothing to report")
         return 1
-    scored, agreement = score_splits(members, args.coverage)
-    text = render(scored, agreement, args, float(members["seconds"].sum()))
+    scored, agreement, oracle = score_splits(members, args.coverage)
+    text = render(scored, agreement, args, float(members["seconds"].sum()), oracle)
     write_report(args.out, text)
     return 0
 
