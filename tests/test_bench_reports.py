@@ -24,6 +24,21 @@ def _body(text: str) -> str:
     return text[text.index("\n## ") :]
 
 
+def test_runs_are_committed_not_ignored():
+    """``runs/`` (the demo's output) is ignored; the benchmarks' runs folder must not be."""
+    import subprocess
+
+    for folder in ("accuracy_full", "open_questions"):
+        assert (_parallel_runs.RUNS / folder).is_dir(), f"{folder}: no committed runs"
+    probe = _parallel_runs.RUNS / "accuracy_full" / "probe.json"
+    done = subprocess.run(
+        ["git", "check-ignore", "-q", str(probe)], cwd=BENCHMARKS, capture_output=True
+    )
+    if done.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert done.returncode == 1, "git ignores benchmarks/results/runs/"
+
+
 def test_restored_note_counts_runs_and_names_their_sources():
     rows = [{"test": 1.0}, {"test": 2.0, "restored_from": "a.md at abc"}]
     rows.append({"test": 3.0, "restored_from": "b.csv at abc"})
@@ -33,9 +48,6 @@ def test_restored_note_counts_runs_and_names_their_sources():
     assert _parallel_runs.restored_note(rows[:1]) == []
 
 
-@pytest.mark.skipif(
-    not (_parallel_runs.RUNS / "open_questions").is_dir(), reason="no committed runs"
-)
 def test_open_questions_report_renders_from_its_committed_runs(tmp_path):
     import bench_open_questions
 
@@ -47,9 +59,6 @@ def test_open_questions_report_renders_from_its_committed_runs(tmp_path):
     assert trunk.read_text() == bench_open_questions.trunk_cost_csv(committed).read_text()
 
 
-@pytest.mark.skipif(
-    not (_parallel_runs.RUNS / "accuracy_full").is_dir(), reason="no committed runs"
-)
 def test_accuracy_report_runs_are_its_committed_runs(tmp_path):
     import bench_accuracy
 
