@@ -274,11 +274,12 @@ def render(
     lines += ["", "## Targets", ""]
     for variant in CONFORMAL:
         cover = runs.groupby("estimator")[f"coverage_{variant}"].mean()
-        met = all(0.87 <= cover[e] <= 0.93 for e in estimators)
+        inside = [e for e in estimators if 0.87 <= cover[e] <= 0.93]
         lines.append(
             f"- {variant} conformal {args.coverage:.0%} coverage, mean over datasets and "
             "splits: " + ", ".join(f"{e} {cover[e]:.3f}" for e in estimators)
-            + f" -> {'met' if met else 'NOT met'} (target 0.87-0.93 for every estimator)"
+            + f" -> target 0.87-0.93 met by {len(inside)} of {len(estimators)} estimators ("
+            + (", ".join(inside) or "none") + ")"
         )  # fmt: skip
     per_dataset = runs.groupby(["dataset", "estimator"], sort=False)["spearman"].mean()
     lines += [

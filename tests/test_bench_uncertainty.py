@@ -30,3 +30,15 @@ def test_similarity_distance_is_one_minus_mean_tanimoto_of_the_nearest_training_
 
 def test_identical_training_molecules_are_at_distance_zero():
     assert bench._similarity_distance(["c1ccncc1"], ["c1ccncc1"] * 5)[0, 0] == 0.0
+
+
+def test_full_size_report_renders_from_its_committed_runs(tmp_path):
+    results = Path(bench.__file__).parent / "results"
+    out = tmp_path / "uncertainty_full.md"
+    argv = ["--epochs", "100", "--hidden", "128", "--ema", "0.999", "--report-only"]
+    assert bench.main([*argv, "--out", str(out)]) == 0
+
+    def tables(text: str) -> str:  # the header above names the date and the machine
+        return text[text.index("\n| dataset |") :]
+
+    assert tables(out.read_text()) == tables((results / "uncertainty_full.md").read_text())
