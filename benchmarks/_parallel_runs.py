@@ -96,12 +96,12 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
 def restored_note(rows: Sequence[dict]) -> list[str]:
     """A report line counting the runs rebuilt from an earlier committed report (their
     ``restored_from`` field names it), empty when there are none."""
-    sources = sorted({row["restored_from"] for row in rows if row.get("restored_from")})
-    count = sum(1 for row in rows if row.get("restored_from"))
-    if not count:
+    restored = [row["restored_from"] for row in rows if row.get("restored_from")]
+    if not restored:
         return []
+    sources = sorted(set(restored))
     return [
-        f"- {count} of these runs were rebuilt from the committed report they were first "
+        f"- {len(restored)} of these runs were rebuilt from the committed report they were first "
         f"rendered into ({'; '.join(sources)}): their run files had been kept outside the "
         "repository, on a machine since recycled; their values are as printed there (4 "
         "decimals where the report rounded them)"

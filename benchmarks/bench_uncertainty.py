@@ -56,6 +56,7 @@ from _parallel_runs import (
     PRE_EMA_DEFAULTS,
     RUNS,
     add_run_options,
+    command_line,
     featurized,
     markdown_rows,
     results,
@@ -111,7 +112,7 @@ def run_member(
     )  # fmt: skip
     parts = {p: [ds.data_list[i] for i in getattr(split, p)] for p in ("train", "val", "test")}
     train_embedding = trained.embed_data(parts["train"]).mixture
-    train_smiles = [ds.smiles[i] for i in split.train]
+    train_fingerprints = _fingerprints([ds.smiles[i] for i in split.train])
     found = {
         "dataset": name,
         "split": split_seed,
@@ -129,7 +130,7 @@ def run_member(
             "spread": expert_spread(explained).tolist(),
             "latent": _latent_distance(embedding, train_embedding).tolist(),
             "similarity": _similarity_distance(
-                [ds.smiles[i] for i in getattr(split, part)], train_smiles
+                [ds.smiles[i] for i in getattr(split, part)], train_fingerprints
             ).tolist(),
         }
     found["seconds"] = time.perf_counter() - started
@@ -143,20 +144,25 @@ def _latent_distance(embedding: np.ndarray, reference: np.ndarray) -> np.ndarray
     return nearest.mean(axis=1, keepdims=True)
 
 
-def _similarity_distance(smiles: list[str], reference: list[str]) -> np.ndarray:
-    """[M, 1] one minus the mean Tanimoto similarity of each molecule's Morgan fingerprint
-    (radius 2, 2048 bits) to its ``NEIGHBOURS`` most similar ``reference`` molecules."""
-    from rdkit import Chem, DataStructs
+def _fingerprints(smiles: list[str]) -> list:
+    """Morgan fingerprints (radius 2, 2048 bits) of ``smiles``."""
+    from rdkit import Chem
     from rdkit.Chem import rdFingerprintGenerator
 
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-    reference_fps = [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in reference]
-    distances = []
-    for s in smiles:
-        similarity = DataStructs.BulkTanimotoSimilarity(
-            generator.GetFingerprint(Chem.MolFromSmiles(s)), reference_fps
-        )
-        distances.append(1.0 - np.sort(similarity)[-NEIGHBOURS:].mean())
+    return [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles]
+
+
+def _similarity_distance(smiles: list[str], reference: list) -> np.ndarray:
+    """[M, 1] one minus the mean Tanimoto similarity of each molecule's fingerprint to its
+    ``NEIGHBOURS`` most similar ``reference`` fingerprints (:func:`_fingerprints`, computed
+    once per training set)."""
+    from rdkit import DataStructs
+
+    distances = [
+        1.0 - np.sort(DataStructs.BulkTanimotoSimilarity(fp, reference))[-NEIGHBOURS:].mean()
+        for fp in _fingerprints(smiles)
+    ]
     return np.asarray(distances)[:, None]
 
 
@@ -235,7 +241,7 @@ def render(
     lines = [
         "# Uncertainty estimators: calibration, ranking and conformal coverage",
         "",
-        f"- command: `{' '.join(['python benchmarks/bench_uncertainty.py', *args.argv])}`",
+        f"- command: `{command_line(__file__, args.argv)}`",
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {args.jobs} trainings at once with 1 torch "
         f"thread each, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",

@@ -17,7 +17,7 @@ def test_similarity_distance_is_one_minus_mean_tanimoto_of_the_nearest_training_
 
     reference = ["CCO", "CCCO", "CCCCO", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CCN", "CCCl"]
     queries = ["CCO", "c1ccccc1C", "ClC(Cl)(Cl)Cl"]
-    found = bench._similarity_distance(queries, reference)
+    found = bench._similarity_distance(queries, bench._fingerprints(reference))
     assert found.shape == (3, 1)
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     fps = {s: generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in reference + queries}
@@ -29,7 +29,9 @@ def test_similarity_distance_is_one_minus_mean_tanimoto_of_the_nearest_training_
 
 
 def test_identical_training_molecules_are_at_distance_zero():
-    assert bench._similarity_distance(["c1ccncc1"], ["c1ccncc1"] * 5)[0, 0] == 0.0
+    assert (
+        bench._similarity_distance(["c1ccncc1"], bench._fingerprints(["c1ccncc1"] * 5))[0, 0] == 0.0
+    )
 
 
 def test_full_size_report_renders_from_its_committed_runs(tmp_path):
