@@ -343,7 +343,8 @@ def targets(runs: pd.DataFrame, splits: int) -> list[str]:
                 verdict = "not measured (runs missing)"
             else:
                 gain = 100.0 * (1.0 - a.mean() / b.mean())
-                verdict = f"{gain:.1f} % lower -> {'met' if gain >= 5.0 else 'NOT met'}"
+                direction = "lower" if gain >= 0 else "higher"
+                verdict = f"{abs(gain):.1f} % {direction} -> {'met' if gain >= 5.0 else 'NOT met'}"
             lines.append(
                 f"- {NAMES[name]}: {model} at least 5 % lower mean RMSE than {backbone} "
                 f"(matched blocks per molecule): {verdict}"
