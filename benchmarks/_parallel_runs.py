@@ -11,7 +11,10 @@ and the two table helpers their reports share.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
+import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,7 +68,7 @@ def run_pending(
     with ProcessPoolExecutor(jobs, get_context("spawn"), max_tasks_per_child=per_child) as pool:
         futures = {pool.submit(fn, *args): path for path, fn, args in pending}
         for future in as_completed(futures):
-            result = future.result()
+            result = {**future.result(), **provenance()}
             path = futures[future]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.with_suffix(".tmp").write_text(json.dumps(result))
@@ -93,19 +96,46 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
     return " ".join(["python", f"benchmarks/{Path(script).name}", *args])
 
 
-def restored_note(rows: Sequence[dict]) -> list[str]:
-    """A report line counting the runs rebuilt from an earlier committed report (their
-    ``restored_from`` field names it), empty when there are none."""
+#: The fields :func:`provenance` adds to every result file.
+PROVENANCE = ("finished", "machine")
+
+
+def provenance() -> dict[str, str]:
+    """When and where a run finished, stored in its result file: a benchmark that takes
+    several sessions collects runs from several machines, whose speeds differ."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "finished": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores",
+    }
+
+
+def origin_notes(rows: Sequence[dict]) -> list[str]:
+    """Report lines on where the runs come from: how many were rebuilt from an earlier
+    committed report (their ``restored_from`` field names it), and on how many machines
+    and between which dates the others finished (their :func:`provenance`), since wall
+    times compare only within one machine. Empty when the runs say neither."""
+    lines = []
     restored = [row["restored_from"] for row in rows if row.get("restored_from")]
-    if not restored:
-        return []
-    sources = sorted(set(restored))
-    return [
-        f"- {len(restored)} of these runs were rebuilt from the committed report they were first "
-        f"rendered into ({'; '.join(sources)}): their run files had been kept outside the "
-        "repository, on a machine since recycled; their values are as printed there (4 "
-        "decimals where the report rounded them)"
-    ]
+    if restored:
+        sources = sorted(set(restored))
+        lines.append(
+            f"- {len(restored)} of these runs were rebuilt from the committed report they were "
+            f"first rendered into ({'; '.join(sources)}): their run files had been kept outside "
+            "the repository, on a machine since recycled; their values are as printed there (4 "
+            "decimals where the report rounded them)"
+        )
+    stamped = [row for row in rows if row.get("finished")]
+    if stamped:
+        machines = sorted({row["machine"] for row in stamped})
+        dates = sorted(row["finished"] for row in stamped)
+        lines.append(
+            f"- {len(stamped)} of these runs record where they ran: {len(machines)} "
+            f"machine{'s' if len(machines) > 1 else ''} ({'; '.join(machines)}), finished "
+            f"{dates[0]} to {dates[-1]}; machines of the same description can differ in speed, "
+            "so wall times compare only between runs of one machine and day"
+        )
+    return lines
 
 
 def write_report(path: Path, text: str) -> None:
@@ -210,7 +240,10 @@ def mean_std(values) -> str:
 
 
 def markdown_rows(frame) -> list[str]:
-    """A DataFrame as markdown table lines, floats to 4 decimals."""
+    """A DataFrame as markdown table lines, floats to 4 decimals; a run's
+    :func:`provenance` columns come last."""
+    last = [c for c in PROVENANCE if c in frame.columns]
+    frame = frame[[c for c in frame.columns if c not in last] + last]
     cells = (
         " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)
         for row in frame.itertuples(index=False)

@@ -58,7 +58,7 @@ from _parallel_runs import (
     featurized,
     markdown_rows,
     mean_std,
-    restored_note,
+    origin_notes,
     results,
     run_pending,
     write_report,
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(finished)  # the other task's metric, and what a run lacks: NaN
     table = table.reindex(columns=list(dict.fromkeys([*RUN_COLUMNS, *table.columns])))
     command = command_line(__file__, argv)
-    write_report(out, render(table, args, command, restored_note(finished)))
+    write_report(out, render(table, args, command, origin_notes(finished)))
     if len(table):
         runs_csv(table).to_csv(out.with_suffix(".csv"), index=False)
     return 0

@@ -58,7 +58,7 @@ from _parallel_runs import (
     featurized,
     markdown_rows,
     mean_std,
-    restored_note,
+    origin_notes,
     results,
     run_all,
     run_pending,
@@ -746,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.report_only
             else []
         ),  # fmt: skip
-        *restored_note(
+        *origin_notes(
             finished
             + results(costs)
             + results(ensemble_costs)

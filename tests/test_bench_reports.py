@@ -8,9 +8,11 @@ trained) and compare it with the committed one, so a report cannot drift from it
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -39,13 +41,34 @@ def test_runs_are_committed_not_ignored():
     assert done.returncode == 1, "git ignores benchmarks/results/runs/"
 
 
-def test_restored_note_counts_runs_and_names_their_sources():
+def test_origin_notes_counts_runs_and_names_their_sources():
     rows = [{"test": 1.0}, {"test": 2.0, "restored_from": "a.md at abc"}]
     rows.append({"test": 3.0, "restored_from": "b.csv at abc"})
-    (line,) = _parallel_runs.restored_note(rows)
+    (line,) = _parallel_runs.origin_notes(rows)
     assert line.startswith("- 2 of these runs were rebuilt")
     assert "a.md at abc; b.csv at abc" in line
-    assert _parallel_runs.restored_note(rows[:1]) == []
+    assert _parallel_runs.origin_notes(rows[:1]) == []
+
+
+def test_origin_notes_count_the_machines_and_dates_runs_record():
+    rows = [
+        {"test": 1.0, "finished": "2026-12-02 21:00 UTC", "machine": "A, 2 CPU cores"},
+        {"test": 2.0, "finished": "2026-12-01 09:30 UTC", "machine": "B, 2 CPU cores"},
+        {"test": 3.0, "finished": "2026-12-02 08:00 UTC", "machine": "A, 2 CPU cores"},
+        {"test": 4.0},  # older than the stamps: not counted
+    ]
+    (line,) = _parallel_runs.origin_notes(rows)
+    assert line.startswith("- 3 of these runs record where they ran: 2 machines (A, 2 CPU")
+    assert "finished 2026-12-01 09:30 UTC to 2026-12-02 21:00 UTC" in line
+
+
+def test_a_finished_run_is_stamped_and_its_stamp_is_tabled_last(tmp_path):
+    path = tmp_path / "run.json"
+    _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
+    stamped = json.loads(path.read_text())
+    assert set(stamped) == set(_parallel_runs.PROVENANCE)
+    frame = pd.DataFrame([{"finished": "d", "machine": "m", "test": 1.5}])
+    assert _parallel_runs.markdown_rows(frame)[0] == "| test | finished | machine |"
 
 
 def test_open_questions_report_renders_from_its_committed_runs(tmp_path):
