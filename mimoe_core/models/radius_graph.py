@@ -123,3 +123,53 @@ def within_cutoff(graph: ExpertGraph, cutoff: float) -> ExpertGraph:
 def subgraph(graph: ExpertGraph, keep: Tensor) -> ExpertGraph:
     """The edges of ``graph`` where ``keep`` [E] is True (gradients kept)."""
     return ExpertGraph(graph.edge_index[:, keep], graph.edge_weight[keep], graph.edge_vec[keep])
+
+
+class MirrorPairs(NamedTuple):
+    """The directed edges of a symmetric graph grouped into atom pairs {i, j}.
+
+    Attributes:
+        first: [P] indices of one edge per pair, the one with source < target (P = E / 2).
+        of_edge: [E] for every edge, its pair's position in ``first``: an edge j -> i and
+            its mirror i -> j share it.
+    """
+
+    first: Tensor
+    of_edge: Tensor
+
+
+def mirror_pairs(edge_index: Tensor, num_nodes: int) -> MirrorPairs | None:
+    """Pair every edge j -> i with its mirror i -> j, or ``None`` if one has no mirror.
+
+    A radius graph holds both directions of every pair at the same distance, so anything
+    that depends only on the distance (radial bases, filters) can be computed on the P =
+    E / 2 edges of ``first`` and gathered back with ``of_edge``. Edges sorted by target then
+    source (what :func:`radius_graph` and :func:`subgraph` give) take no sort; others are
+    sorted here.
+
+    Args:
+        edge_index: [2, E] long, source row then target row, no self loops.
+        num_nodes: atoms in the graph (every index is below it).
+
+    Example:
+        >>> g = radius_graph(torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0]]), cutoff=1.5)
+        >>> g.edge_index
+        tensor([[1, 0, 2, 1],
+                [0, 1, 1, 2]])
+        >>> pairs = mirror_pairs(g.edge_index, 3)
+        >>> pairs.first, pairs.of_edge
+        (tensor([1, 3]), tensor([0, 0, 1, 1]))
+    """
+    source, target = edge_index
+    key = target * num_nodes + source
+    mirror_key = source * num_nodes + target
+    order = None
+    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
+        key, order = torch.sort(key)
+    slot = torch.searchsorted(key, mirror_key).clamp_max(max(key.numel() - 1, 0))
+    if key.numel() and not bool((key[slot] == mirror_key).all()):
+        return None
+    mirror = slot if order is None else order[slot]
+    is_first = source < target
+    rank = torch.cumsum(is_first, 0) - 1
+    return MirrorPairs(torch.nonzero(is_first).flatten(), torch.where(is_first, rank, rank[mirror]))

@@ -10,6 +10,7 @@ from molecule_factory import Molecules, random_rotation
 from mimoe_core.models import EXPERTS, expert_class, radius_graph
 from mimoe_core.models.dimenet import triplets
 from mimoe_core.models.painn import PaiNNExpert
+from mimoe_core.models.radius_graph import mirror_pairs
 
 SMALL = {
     "schnet": {"num_filters": 16, "num_rbf": 10},
@@ -154,3 +155,40 @@ def test_reset_parameters_resets_backbone_and_readout(name):
     assert all(not torch.all(m.weight == 0.123) for m in readout)
     backbone = [p for n, p in expert.named_parameters() if not n.startswith("readout.")]
     assert any(not torch.all(p == 0.123) for p in backbone)
+
+
+def pyg_schnet_reference(expert, z, edge_index, edge_weight, edge_envelope=None):
+    """The expert's atom features with PyG's own ``InteractionBlock`` on every directed edge."""
+    h = expert.embedding(z)
+    rbf = expert.rbf(edge_weight)
+    for block in expert.interactions:
+        if edge_envelope is None:
+            h = h + block(h, edge_index, edge_weight, rbf)
+        else:  # CFConv scales its filters by C(d); the envelope scales them further
+            conv = block.conv
+            c = 0.5 * (torch.cos(edge_weight * torch.pi / conv.cutoff) + 1.0) * edge_envelope
+            w = conv.nn(rbf) * c.unsqueeze(-1)
+            x = torch.zeros_like(h).index_add_(0, edge_index[1], conv.lin1(h)[edge_index[0]] * w)
+            h = h + block.lin(block.act(conv.lin2(x)))
+    return h
+
+
+@pytest.mark.parametrize("one_way", [False, True])
+def test_schnet_with_filters_per_pair_matches_pyg_per_edge(molecules, one_way):
+    expert = make("schnet")
+    edge_index, edge_weight, edge_vec = radius_graph(molecules.pos, molecules.batch, 3.0)
+    gen = torch.Generator().manual_seed(0)
+    # any per-edge weight that an edge and its mirror share (learnable cutoffs' ramp)
+    pairs = mirror_pairs(edge_index, molecules.z.numel())
+    envelope = torch.rand(pairs.first.numel(), generator=gen, dtype=torch.float64)
+    envelope = envelope[pairs.of_edge]
+    if one_way:  # an edge without its mirror: the expert falls back to filters per edge
+        edge_index, edge_weight, edge_vec = edge_index[:, 1:], edge_weight[1:], edge_vec[1:]
+        envelope = envelope[1:]
+    for weights, per_pair in itertools.product((None, envelope), (True, False)):
+        expert.filters_per_pair = per_pair
+        expected = pyg_schnet_reference(expert, molecules.z, edge_index, edge_weight, weights)
+        got, _ = expert.atom_states(
+            molecules.z, edge_index, edge_weight, edge_vec, edge_envelope=weights
+        )
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mimoe_core.models import ExpertGraph, radius_graph, within_cutoff
+from mimoe_core.models.radius_graph import mirror_pairs
 
 
 def random_batch(seed=0, sizes=(5, 1, 12, 20, 2)):
@@ -76,3 +77,34 @@ def test_bad_inputs():
         radius_graph(torch.zeros(3, 3), torch.tensor([1, 0, 1]), cutoff=1.0)
     with pytest.raises(ValueError, match="cutoff"):
         radius_graph(torch.zeros(3, 3), cutoff=0.0)
+
+
+def brute_mirror(edge_index):
+    """Per edge, the index of its mirror edge, by lookup in a dict."""
+    where = {(s, t): e for e, (s, t) in enumerate(edge_index.T.tolist())}
+    return [where.get((t, s)) for s, t in edge_index.T.tolist()]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_mirror_pairs_group_every_edge_with_its_mirror(shuffle):
+    pos, batch = random_batch(seed=4)
+    edge_index = radius_graph(pos, batch, 3.0).edge_index
+    if shuffle:  # edges in any order are paired too
+        edge_index = edge_index[:, torch.randperm(edge_index.size(1))]
+    pairs = mirror_pairs(edge_index, pos.size(0))
+    mirror = brute_mirror(edge_index)
+    source, target = edge_index
+    assert pairs.first.numel() * 2 == edge_index.size(1)
+    assert torch.all(source[pairs.first] < target[pairs.first])
+    for e, m in enumerate(mirror):
+        assert pairs.of_edge[e] == pairs.of_edge[m]
+    # every pair is used by exactly its two edges
+    assert torch.equal(torch.bincount(pairs.of_edge), torch.full_like(pairs.first, 2))
+    assert torch.equal(pairs.first[pairs.of_edge[pairs.first]], pairs.first)
+
+
+def test_mirror_pairs_refuse_a_graph_with_a_one_way_edge():
+    edge_index = radius_graph(*random_batch(seed=5), 3.0).edge_index
+    assert mirror_pairs(edge_index[:, 1:], 44) is None
+    empty = mirror_pairs(torch.zeros(2, 0, dtype=torch.long), 0)
+    assert empty.first.numel() == 0 and empty.of_edge.numel() == 0
