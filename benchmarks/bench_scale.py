@@ -10,8 +10,12 @@ what it wrote.
    ``--hiv FILE``, a local copy of MoleculeNet's ``HIV.csv``) into a fresh cache on 1 and on 2
    worker processes; then, from the warm cache, in memory and streamed into shards.
 2. Train one epoch on the large dataset: 1 process with 2 threads (the baseline), 1 process
-   with 1 thread, 2 gloo ranks with 1 thread each (same global batch), and 2 ranks reading
-   the shards. The training rate is ``metrics.json``'s ``timing`` (training passes only).
+   with 1 thread, 2 gloo ranks with 1 thread each (same global batch), 2 ranks reading
+   the shards, and, as the machine's ceiling, two independent 1-thread trainings at once
+   (their rates summed); then 1 process on 1 thread and 2 ranks at a larger global batch
+   (``--larger-batch``, default 64), since the per-step work that does not shrink with the
+   batch weighs more on 16 molecules per rank. The training rate is ``metrics.json``'s
+   ``timing`` (training passes only).
 3. QM9 at full size (DFT geometries: descriptors only) featurized on 2 processes and trained
    one epoch on 1 process (2 threads) and on 2 gloo ranks.
 4. (``--parts standin``) HIV's size without HIV's file: the first 41,127 QM9 SMILES embedded
@@ -61,29 +65,44 @@ def _tree_rss(proc: psutil.Process) -> int:
 
 def measure(command: list[str], env: dict[str, str], log: Path) -> dict:
     """Run ``command``; its wall seconds, peak tree RSS (bytes) and exit code."""
-    start = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        watched, peak, done = psutil.Process(proc.pid), [0], threading.Event()
+    return measure_together([command], env, [log])
 
-        def watch() -> None:
-            while not done.is_set():
+
+def measure_together(commands: list[list[str]], env: dict[str, str], logs: list[Path]) -> dict:
+    """Start every command at once and wait for all: the wall seconds until the last ends,
+    the peak RSS of all their process trees together (bytes) and the exit code (0)."""
+    start = time.perf_counter()
+    outs = [log.open("w") for log in logs]
+    procs = [
+        subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        for command, out in zip(commands, outs, strict=True)
+    ]
+    watched, peak, done = [psutil.Process(p.pid) for p in procs], [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            total = 0
+            for proc in watched:
                 try:
-                    peak[0] = max(peak[0], _tree_rss(watched))
+                    total += _tree_rss(proc)
                 except psutil.Error:
                     pass
-                time.sleep(0.1)
+            peak[0] = max(peak[0], total)
+            time.sleep(0.1)
 
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        code = proc.wait()
-        done.set()
-        thread.join()
-    if code != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} failed ({code}); see {log}:\n{log.read_text()[-3000:]}"
-        )
-    return {"seconds": time.perf_counter() - start, "peak_rss": peak[0], "code": code}
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    codes = [proc.wait() for proc in procs]
+    done.set()
+    thread.join()
+    for out in outs:
+        out.close()
+    for command, code, log in zip(commands, codes, logs, strict=True):
+        if code != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({code}); see {log}:\n{log.read_text()[-3000:]}"
+            )
+    return {"seconds": time.perf_counter() - start, "peak_rss": peak[0], "code": 0}
 
 
 def _env(cache: Path, threads: int) -> dict[str, str]:
@@ -144,8 +163,13 @@ def featurize_rows(work: Path, name: str, source: list[str], limit: list[str]) -
 
 
 def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache: Path,
-               shards: Path | None, epochs: int, only: tuple[int, ...] = (0, 1, 2, 3)
+               shards: Path | None, epochs: int, only: tuple[int, ...] = (0, 1, 2, 3),
+               ceiling: bool = True, larger_batch: int | None = None
                ) -> list[dict]:  # fmt: skip
+    """One training epoch per case (:func:`measure`) at the CLI's batch size; with
+    ``ceiling``, also :func:`independent_pair_row`; with ``larger_batch``, 1 process on 1
+    thread and 2 gloo ranks again at that global batch. Ratios: against the first case, and
+    against the 1-process 1-thread run of the same batch size."""
     common = ["--epochs", str(epochs), "--device", "cpu", "--split", "random", "--quiet",
               "--patience", "100"]  # fmt: skip
     cases = [
@@ -156,10 +180,17 @@ def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache
     if shards is not None:
         cases.append(("2 gloo ranks, from shards", 1,
                       _torchrun(2, "train", "--shards", str(shards), *common)))  # fmt: skip
+    chosen = [case for i, case in enumerate(cases) if i in only]
+    if larger_batch:
+        wide = [*common, "--batch-size", str(larger_batch)]
+        chosen += [
+            (f"1 process, 1 thread, global batch {larger_batch}", 1,
+             _mimoe("train", *source, *limit, *wide)),
+            (f"2 gloo ranks, 1 thread each, global batch {larger_batch} "
+             f"({larger_batch // 2} per rank)", 1, _torchrun(2, "train", *source, *limit, *wide)),
+        ]  # fmt: skip
     rows = []
-    for i, (label, threads, command) in enumerate(cases):
-        if i not in only:
-            continue
+    for i, (label, threads, command) in enumerate(chosen):
         run = work / f"train_{name}_{i}"
         found = measure(
             [*command, "--out", str(run)], _env(cache, threads), work / f"{run.name}.log"
@@ -168,15 +199,36 @@ def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache
         rows.append({"step": f"train {name}, {label}", "processes": metrics["world_size"],
                      "molecules": metrics["n_train"],
                      "per_second": metrics["timing"]["train_molecules_per_second"], **found,
-                     "disk": None})  # fmt: skip
+                     "disk": None, "batch": metrics["settings"]["batch_size"]})  # fmt: skip
+        if ceiling and label == "1 process, 1 thread":
+            pair = independent_pair_row(work, name, command, cache)
+            rows.append({**pair, "batch": metrics["settings"]["batch_size"]})
     base = rows[0]["per_second"]
-    single = next((r["per_second"] for r in rows if "1 thread" in r["step"] and
-                   r["processes"] == 1), None)  # fmt: skip
+    one_thread = {r["batch"]: r["per_second"] for r in rows
+                  if "1 thread" in r["step"] and r["processes"] == 1}  # fmt: skip
     for row in rows:
         row["vs_baseline"] = row["per_second"] / base
-        if single:
-            row["vs_one_thread"] = row["per_second"] / single
+        if row["batch"] in one_thread:
+            row["vs_one_thread"] = row["per_second"] / one_thread[row["batch"]]
     return rows
+
+
+def independent_pair_row(work: Path, name: str, command: list[str], cache: Path) -> dict:
+    """Two independent 1-thread trainings at once, each on the whole training set, with no
+    communication: the throughput two processes can reach on this machine at all (shared
+    caches, memory bandwidth, the host's scheduling), the ceiling for 2 DDP ranks."""
+    runs = [work / f"train_{name}_independent_{k}" for k in (0, 1)]
+    found = measure_together(
+        [[*command, "--out", str(run)] for run in runs],
+        _env(cache, 1),
+        [work / f"{run.name}.log" for run in runs],
+    )
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
+    return {"step": f"train {name}, 2 independent processes at once, 1 thread each (no "
+                    "communication: this machine's ceiling for 2 ranks)",
+            "processes": 2, "molecules": sum(m["n_train"] for m in metrics),
+            "per_second": sum(m["timing"]["train_molecules_per_second"] for m in metrics),
+            **found, "disk": None}  # fmt: skip
 
 
 def standin_rows(work: Path, n: int, epochs: int) -> list[dict]:
@@ -194,7 +246,7 @@ def standin_rows(work: Path, n: int, epochs: int) -> list[dict]:
     name = f"{n:,} QM9 SMILES (HIV-sized)"
     rows = [{"step": f"featurize {name}, cold cache",
              **featurize_step(work, "standin", source, cache, 2, cache)}]  # fmt: skip
-    rows += train_rows(work, "standin", source, [], cache, None, epochs, only=(0, 2))
+    rows += train_rows(work, "standin", source, [], cache, None, epochs, only=(0, 2), ceiling=False)
     for row in rows[1:]:
         row["step"] = row["step"].replace("train standin", f"train {name}")
     return rows
@@ -217,7 +269,7 @@ def render(rows: list[dict], command: str, notes: list[str]) -> str:
         "evaluation. One run per row (no seeds to spread over).",
         "",
         "The training baseline is one process with 2 threads (both cores); `vs 1 thread` "
-        "compares with one process on one core.",
+        "compares with one process on one core at the same global batch size.",
         "",
         "| step | processes | molecules | molecules/s | vs baseline | vs 1 thread | wall s "
         "| peak RSS GiB | on disk MiB |",
@@ -256,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         "(41,127) without HIV's file",
     )
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--larger-batch",
+        type=int,
+        default=64,
+        help="step 2: also train 1 process and 2 ranks at this global batch (0: not)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale_cpu.md")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     args = parser.parse_args(argv)
@@ -276,7 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         rows += featurize_rows(work, name, source, limit)
     if "large" in args.parts or "train" in args.parts:  # train alone: reuse --work's cache
         rows += train_rows(
-            work, name, source, limit, work / "cache_2", work / "shards", args.epochs
+            work,
+            name,
+            source,
+            limit,
+            work / "cache_2",
+            work / "shards",
+            args.epochs,
+            larger_batch=args.larger_batch,
         )
     if "standin" in args.parts:
         rows += standin_rows(work, args.standin, args.epochs)
@@ -286,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         row = featurize_step(work, "qm9", ["--dataset", "qm9", *qlimit], qcache, 2, qcache)
         rows.append({"step": "featurize QM9 (DFT geometries), cold cache", **row})
         rows += train_rows(work, "QM9", ["--dataset", "qm9"], qlimit, qcache, None, args.epochs,
-                           only=(0, 2))  # fmt: skip
+                           only=(0, 2), ceiling=False)  # fmt: skip
     notes.append(
         "Not measured here: NCCL on GPUs and the QM9 GPU throughput target (>= 10,000 "
         "molecules/s with bf16): no GPU was lent to this session."
