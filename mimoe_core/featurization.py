@@ -559,6 +559,9 @@ def featurize(
     data_list = []
     keep = settings.keep_conformers
     topo = topo.reshape(len(confs), keep, *topo.shape[1:])
+    # Every tensor below owns its memory: a view would keep the whole array it came from
+    # alive in each molecule (and inside every saved copy of it), n molecules x n rows.
+    label_mask = table.mask
     for n, (i, conf) in enumerate(zip(kept, confs, strict=True)):
         attr = {}
         if atom_attributes:
@@ -567,7 +570,7 @@ def featurize(
             )
         if keep > 1:
             attr[keys.CONF_POS] = torch.from_numpy(conf.ensemble).transpose(0, 1).contiguous()
-            attr[keys.CONF_TOPO] = torch.from_numpy(topo[n]).unsqueeze(0)
+            attr[keys.CONF_TOPO] = torch.from_numpy(topo[n].copy()).unsqueeze(0)
         data_list.append(
             Data(
                 **attr,
@@ -575,7 +578,7 @@ def featurize(
                     keys.Z: torch.from_numpy(conf.z),
                     keys.POS: torch.from_numpy(conf.pos),
                     keys.Y: torch.tensor(table.targets[i], dtype=torch.float32).view(1, -1),
-                    keys.Y_MASK: torch.from_numpy(table.mask[i]).view(1, -1),
+                    keys.Y_MASK: torch.from_numpy(label_mask[i].copy()).view(1, -1),
                     keys.TOPO: torch.from_numpy(topo[n, :1].copy()),
                     keys.SMILES: conf.smiles,
                     keys.ROW: int(table.rows[i]),
