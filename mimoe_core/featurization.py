@@ -327,7 +327,8 @@ def make_conformers(
     first_of: dict[str, tuple[int, str, int]] = {}  # embedded SMILES -> (i, canonical, frags)
 
     def skip(i: int, reason: str) -> None:
-        skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], table.smiles[i] or "", reason))
+        smiles = table.smiles_of(i) or ""
+        skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], smiles, reason))
 
     for i, item in enumerate(table.inputs):
         if not isinstance(item, str):

@@ -154,7 +154,15 @@ class MoleculeTable:
     @property
     def smiles(self) -> list[str]:
         """The SMILES of every entry (for 3D structures, their SMILES when known)."""
-        return [x if isinstance(x, str) else x.smiles for x in self.inputs]
+        return [self.smiles_of(i) for i in range(len(self.inputs))]
+
+    def smiles_of(self, i: int) -> str:
+        """The SMILES of entry ``i`` (for a 3D structure, its SMILES when known).
+
+        One entry's, where :attr:`smiles` lists every entry's on each call.
+        """
+        item = self.inputs[i]
+        return item if isinstance(item, str) else item.smiles
 
     def sample(self, n: int, seed: int = 0) -> MoleculeTable:
         """A seeded random subset of ``n`` molecules, kept in source order.
