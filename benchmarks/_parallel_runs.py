@@ -112,9 +112,10 @@ def provenance() -> dict[str, str]:
 
 def origin_notes(rows: Sequence[dict]) -> list[str]:
     """Report lines on where the runs come from: how many were rebuilt from an earlier
-    committed report (their ``restored_from`` field names it), and on how many machines
+    committed report (their ``restored_from`` field names it), how many were stopped for a
+    while (a ``stopped`` field, written by hand: it says when), and on how many machines
     and between which dates the others finished (their :func:`provenance`), since wall
-    times compare only within one machine. Empty when the runs say neither."""
+    times compare only within one machine. Empty when the runs say none of these."""
     lines = []
     restored = [row["restored_from"] for row in rows if row.get("restored_from")]
     if restored:
@@ -124,6 +125,13 @@ def origin_notes(rows: Sequence[dict]) -> list[str]:
             f"first rendered into ({'; '.join(sources)}): their run files had been kept outside "
             "the repository, on a machine since recycled; their values are as printed there (4 "
             "decimals where the report rounded them)"
+        )
+    stopped = [row for row in rows if row.get("stopped")]
+    if stopped:
+        lines.append(
+            f"- {len(stopped)} of these runs were stopped (SIGSTOP) for part of their wall time "
+            "while another benchmark had the machine alone: their seconds overstate their "
+            "compute, and their `stopped` field says when"
         )
     stamped = [row for row in rows if row.get("finished")]
     if stamped:

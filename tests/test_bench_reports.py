@@ -62,6 +62,13 @@ def test_origin_notes_count_the_machines_and_dates_runs_record():
     assert "finished 2026-12-01 09:30 UTC to 2026-12-02 21:00 UTC" in line
 
 
+def test_origin_notes_count_the_runs_that_were_stopped_for_a_while():
+    rows = [{"test": 1.0}, {"test": 2.0, "stopped": "2026-12-03 17:29-18:04 UTC"}]
+    (line,) = _parallel_runs.origin_notes(rows)
+    assert line.startswith("- 1 of these runs were stopped (SIGSTOP)")
+    assert _parallel_runs.origin_notes(rows[:1]) == []
+
+
 def test_a_finished_run_is_stamped_and_its_stamp_is_tabled_last(tmp_path):
     path = tmp_path / "run.json"
     _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
