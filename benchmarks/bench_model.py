@@ -60,15 +60,16 @@ def variants(backbone: str, args) -> dict[str, dict]:
     }
 
 
-def load_batches(args) -> list[Batch]:
-    data = featurize_dataset(args.dataset, progress=False).data_list
-    gen = np.random.default_rng(0)
-    order = gen.permutation(len(data))
-    batches = []
-    for b in range(args.batches):
-        idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        batches.append(Batch.from_data_list([data[i] for i in idx]))
-    return batches
+def load_batches(dataset: str, batch_size: int, count: int) -> list[Batch]:
+    """``count`` batches of randomly drawn molecules (seed 0) from the featurization cache,
+    as many as the dataset fills when it holds fewer."""
+    data = featurize_dataset(dataset, progress=False).data_list
+    order = np.random.default_rng(0).permutation(len(data))
+    count = min(count, len(data) // batch_size)
+    return [
+        Batch.from_data_list([data[i] for i in order[b * batch_size : (b + 1) * batch_size]])
+        for b in range(count)
+    ]
 
 
 def time_variant(config: dict, batches: list[Batch], device: torch.device, repeats: int):
@@ -138,12 +139,15 @@ def main() -> None:
     if args.one:
         backbone, name = json.loads(args.one)
         result = time_variant(
-            variants(backbone, args)[name], load_batches(args), device, args.repeats
+            variants(backbone, args)[name],
+            load_batches(args.dataset, args.batch_size, args.batches),
+            device,
+            args.repeats,
         )
         print(json.dumps(result))
         return
 
-    batches = load_batches(args)
+    batches = load_batches(args.dataset, args.batch_size, args.batches)
     atoms = np.mean([b.num_nodes / b.num_graphs for b in batches])
     print(
         f"dataset: {args.dataset}  batches: {args.batches} x {args.batch_size} molecules "

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from _parallel_runs import command_line
+from bench_model import load_batches
 from torch_geometric.data import Batch
 
-from mimoe_core.featurization import featurize_dataset
 from mimoe_core.models import create_model
 from mimoe_core.models.radius_graph import radius_graph
 from mimoe_core.models.schnet import SchNetExpert
@@ -36,17 +36,6 @@ MODELS = {
     "MI-MoE(SchNet), k=2 of 5": {"backbone": "schnet", "variant": "sparse", "top_k": 2},
     "single-scale SchNet (6 blocks, 5 Å)": {"backbone": "schnet", "variant": "plain"},
 }
-
-
-def load_batches(dataset: str, batch_size: int, count: int) -> list[Batch]:
-    """``count`` batches of randomly drawn molecules (seed 0) from the featurization cache."""
-    data = featurize_dataset(dataset, progress=False).data_list
-    order = np.random.default_rng(0).permutation(len(data))
-    count = min(count, len(data) // batch_size)
-    return [
-        Batch.from_data_list([data[i] for i in order[b * batch_size : (b + 1) * batch_size]])
-        for b in range(count)
-    ]
 
 
 def set_per_pair(model: torch.nn.Module, per_pair: bool) -> None:
