@@ -1,0 +1,47 @@
+"""``bench_model``: variants take turns fairly and each is timed on every batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch_geometric.data import Batch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import bench_model  # noqa: E402
+
+
+def test_each_variant_goes_first_and_last_once_per_round():
+    for count in (1, 2, 5):
+        turns = [bench_model.turn_order(count, t) for t in range(count)]
+        assert all(sorted(order) == list(range(count)) for order in turns)
+        assert sorted(order[0] for order in turns) == list(range(count))
+        assert sorted(order[-1] for order in turns) == list(range(count))
+
+
+def test_interleaved_timing_steps_every_variant_on_every_batch(freesolv40, monkeypatch):
+    dataset, _ = freesolv40
+    batches = [Batch.from_data_list(dataset.data_list[i : i + 8]) for i in (0, 8)]
+    seen = []
+    original = bench_model.Variant.timed_step
+
+    def recording(self, batch):
+        seen.append((id(self), batch.num_graphs))
+        return original(self, batch)
+
+    monkeypatch.setattr(bench_model.Variant, "timed_step", recording)
+    expert = {"hidden_channels": 16, "num_layers": 1}
+    configs = {
+        "sparse": {"backbone": "schnet", "variant": "sparse", "expert": expert},
+        "worst": {"backbone": "schnet", "variant": "sparse", "expert": expert,
+                  "force_largest": True},
+    }  # fmt: skip
+    result = bench_model.time_interleaved(configs, batches, torch.device("cpu"), repeats=2)
+    assert list(result) == ["sparse", "worst"]
+    assert len(seen) == 2 * 2 * 2  # variants x batches x repeats
+    assert seen[0][0] != seen[2][0]  # the second turn starts with the other variant
+    # forced onto the two largest cutoffs, every molecule reaches experts 4 and 5 only
+    assert result["worst"]["usage"] == [0.0, 0.0, 0.0, 1.0, 1.0]
+    assert all(r["seconds"] > 0 and r["params"] > 0 for r in result.values())
