@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from _memory import PeakMemory
 from _parallel_runs import command_line
+from _timing import turn_order
 from torch_geometric.data import Batch
 
 from mimoe_core.featurization import featurize_dataset
@@ -115,12 +116,6 @@ class Variant:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start, out.selected.float().mean(0).cpu().numpy()
-
-
-def turn_order(count: int, turn: int) -> list[int]:
-    """The order in which ``count`` variants step on ``turn``: a rotation, so that over
-    ``count`` turns each variant goes first (and last) once."""
-    return [(turn + i) % count for i in range(count)]
 
 
 def time_interleaved(

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _parallel_runs import command_line
+from _timing import turn_order
 from bench_model import load_batches
 from torch_geometric.data import Batch
 
@@ -67,12 +68,12 @@ def compare(config: dict, batches: list[Batch], repeats: int) -> dict:
     for per_pair in (True, False):  # warm-up
         set_per_pair(model, per_pair)
         step_seconds(model, batches[0])
+    settings = (True, False)
     for r in range(repeats):
         for b, batch in enumerate(batches):
-            first = (r + b) % 2 == 0  # alternate which goes first
-            for per_pair in (first, not first):
-                set_per_pair(model, per_pair)
-                times[per_pair].append(step_seconds(model, batch))
+            for index in turn_order(2, r + b):
+                set_per_pair(model, settings[index])
+                times[settings[index]].append(step_seconds(model, batch))
     pair, edge = (float(np.median(times[k])) for k in (True, False))
     return {"per_pair": pair, "per_edge": edge, "difference": difference}
 

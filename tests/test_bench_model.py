@@ -1,4 +1,4 @@
-"""``bench_model``: variants take turns fairly and each is timed on every batch."""
+"""``bench_model`` and ``_timing``: variants take turns fairly, each timed on every batch."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from torch_geometric.data import Batch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import bench_model  # noqa: E402
+from _timing import turn_order  # noqa: E402
 
 
 def test_each_variant_goes_first_and_last_once_per_round():
     for count in (1, 2, 5):
-        turns = [bench_model.turn_order(count, t) for t in range(count)]
+        turns = [turn_order(count, t) for t in range(count)]
         assert all(sorted(order) == list(range(count)) for order in turns)
         assert sorted(order[0] for order in turns) == list(range(count))
         assert sorted(order[-1] for order in turns) == list(range(count))
