@@ -46,3 +46,27 @@ def test_interleaved_timing_steps_every_variant_on_every_batch(freesolv40, monke
     # forced onto the two largest cutoffs, every molecule reaches experts 4 and 5 only
     assert result["worst"]["usage"] == [0.0, 0.0, 0.0, 1.0, 1.0]
     assert all(r["seconds"] > 0 and r["params"] > 0 for r in result.values())
+
+
+def test_epochs_side_by_side_rotates_and_averages_routing():
+    import bench_open_questions
+
+    calls = []
+
+    class FakeRun:
+        device = torch.device("cpu")
+
+        def __init__(self, name, shares):
+            self.name, self.shares = name, shares
+            self.model = type("M", (), {"num_experts": len(shares)})()
+
+        def train_epoch(self, epoch):
+            calls.append((epoch, self.name))
+            return {f"usage_{e + 1}": u * (1 + epoch % 2) for e, u in enumerate(self.shares)}
+
+    runs = {"a": FakeRun("a", [0.5, 0.25]), "b": FakeRun("b", [0.0, 1.0])}
+    median, usage = bench_open_questions.epochs_side_by_side(runs, repeats=2)
+    assert set(median) == {"a", "b"} and all(v >= 0 for v in median.values())
+    assert [name for _, name in calls] == ["a", "b", "b", "a", "a", "b"]
+    # the warm-up epoch 0 is left out: epochs 1 and 2 scale the shares by 2 and 1
+    assert usage == {"a": [0.75, 0.375], "b": [0.0, 1.5]}
