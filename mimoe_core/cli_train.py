@@ -100,6 +100,11 @@ def _train(args: argparse.Namespace, context) -> int:
         raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
     # Checked before featurizing (which may take hours), not only when training starts.
     check_batch_size(args.batch_size, context, name="--batch-size")
+    if args.data and not args.target_cols:
+        raise ValueError(
+            f"--data {args.data.name}: name the label column(s) to train on with --target-cols "
+            "(CSV columns or SD properties, comma-separated)"
+        )
     args.quiet = args.quiet or not context.is_main
     config = model_config_from_args(args)
     args.atom_attributes = bool(config["atom_attributes"])  # featurize what the model reads

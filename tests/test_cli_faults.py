@@ -343,3 +343,19 @@ def _parser_with(func):
         return p
 
     return parser
+
+
+def test_train_on_a_file_without_target_cols_says_so_before_featurizing(
+    write_csv, tmp_path, capsys, monkeypatch
+):
+    import mimoe_core.cli_train as cli_train
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("featurized before the options were checked")
+
+    monkeypatch.setattr(cli_train, "_featurize_input", never)
+    path = write_csv([["CCO", "1"], ["CCN", "2"], ["CCC", "3"]])
+    argv = ["train", "--data", str(path), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 2
+    line = _one_line_error(capsys, "train")
+    assert "--target-cols" in line and path.name in line
