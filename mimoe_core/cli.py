@@ -11,9 +11,10 @@ the ``train`` command in :mod:`mimoe_core.cli_train`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +82,42 @@ def _featurize_to_shards(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out_folder(out: Path) -> None:
-    """Create the report folder, or say in one line why it cannot be used."""
+@contextlib.contextmanager
+def _out_folder(out: Path) -> Iterator[None]:
+    """Create the report folder before the work, or say in one line why it cannot be used.
+
+    If the work then fails, a folder created here and still empty is removed, so that a
+    failed command leaves nothing behind.
+    """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    created = [folder for folder in [out, *out.parents] if not folder.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot create --out {out}: {err.strerror or err}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write into --out {out}: permission denied")
+    try:
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write into --out {out}: permission denied")
+        yield
+    except BaseException:
+        for folder in created:  # innermost first
+            if not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
+        raise
 
 
 def cmd_featurize(args: argparse.Namespace) -> int:
     """Featurize a dataset and write its report."""
+    with _out_folder(args.out):
+        return _featurize(args)
+
+
+def _featurize(args: argparse.Namespace) -> int:
     from mimoe_core.data import make_split
 
     out: Path = args.out
-    _check_out_folder(out)  # before the work, not after it
     if args.shards:
         return _featurize_to_shards(args)
     dataset = _featurize_input(args)

@@ -359,3 +359,16 @@ def test_train_on_a_file_without_target_cols_says_so_before_featurizing(
     assert main(argv) == 2
     line = _one_line_error(capsys, "train")
     assert "--target-cols" in line and path.name in line
+
+
+def test_a_failed_featurize_leaves_no_new_out_folder(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    out = tmp_path / "new" / "report"
+    assert main(["featurize", "--data", str(empty), "--out", str(out), "--quiet"]) == 2
+    assert "is empty" in _one_line_error(capsys)
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"  # a folder that was there before is left as it was
+    kept.mkdir()
+    assert main(["featurize", "--data", str(empty), "--out", str(kept), "--quiet"]) == 2
+    assert kept.is_dir()
