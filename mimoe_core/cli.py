@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -346,13 +347,37 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """Show this package's warnings as one ``mimoe <command>: warning: ...`` line each.
+
+    That is the errors' format, without Python's file name and source line; other
+    libraries' warnings keep their own format. Only the formatting changes, so a caller
+    that records warnings (``pytest.warns``) still receives them.
+    """
+    package = str(Path(__file__).resolve().parent)
+    default = warnings.formatwarning
+
+    def format_line(message, category, filename, lineno, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            return f"mimoe {command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors in the input end with a one-line message and exit code 2."""
     args = build_parser().parse_args(argv)
     import sqlite3
 
     try:
-        return args.func(args)
+        with _warnings_as_lines(args.command):
+            return args.func(args)
     except (sqlite3.ProgrammingError, sqlite3.IntegrityError):
         raise  # misuse of the database by our code: a bug
     except _input_errors() as err:

@@ -372,3 +372,19 @@ def test_a_failed_featurize_leaves_no_new_out_folder(tmp_path, capsys):
     kept.mkdir()
     assert main(["featurize", "--data", str(empty), "--out", str(kept), "--quiet"]) == 2
     assert kept.is_dir()
+
+
+def test_own_warnings_become_one_line_others_keep_their_format():
+    import warnings
+
+    import mimoe_core.cli as cli
+
+    with cli._warnings_as_lines("train"):
+        ours = warnings.formatwarning("ours", UserWarning, cli.__file__, 1)
+        theirs = warnings.formatwarning("theirs", UserWarning, "/elsewhere/lib.py", 7)
+        with pytest.warns(UserWarning, match="recorded"):  # still reaches a recorder
+            warnings.warn_explicit("recorded", UserWarning, filename=cli.__file__, lineno=1)
+    assert ours == "mimoe train: warning: ours\n"
+    assert theirs.startswith("/elsewhere/lib.py:7: UserWarning: theirs")
+    restored = warnings.formatwarning("x", UserWarning, cli.__file__, 1)
+    assert not restored.startswith("mimoe")

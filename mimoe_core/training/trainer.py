@@ -166,7 +166,9 @@ class TrainingRun:
         if len(split.test) == 0:
             # stacklevel: warn at the caller of train(), which builds this run.
             warnings.warn(
-                "the split has no test molecules; metrics.json will have no test scores",
+                f"the split has no test molecules ({split.method} split of "
+                f"{len(split.train) + len(split.val)} molecules: a scaffold split of few "
+                "molecules can leave a part empty); metrics.json will have no test scores",
                 stacklevel=3,
             )
         self.device = resolve_device(settings.device)
