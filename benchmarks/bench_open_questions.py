@@ -65,7 +65,7 @@ from _parallel_runs import (
     train_on_split,
     write_report,
 )
-from _timing import turn_order
+from _timing import epochs_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks/results/open_questions_cpu.md"
@@ -162,36 +162,6 @@ def render_learnable_cutoffs(table: pd.DataFrame, datasets: list[str]) -> list[s
     return lines
 
 
-def epochs_side_by_side(
-    trainers: dict, repeats: int
-) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Median seconds of a training epoch per training run, the runs alternating, and the
-    share of molecules each expert received over the timed epochs: how long an epoch takes
-    depends on which experts (which cutoffs, how many edges) the gate picks.
-
-    Each run trains one warm-up epoch (allocations, caches), then ``repeats`` timed ones,
-    the runs taking turns epoch by epoch (who goes first rotates) so that all see the same
-    machine load.
-    """
-    import torch
-
-    times: dict[str, list[float]] = {key: [] for key in trainers}
-    usage: dict[str, list[list[float]]] = {key: [] for key in trainers}
-    keys = list(trainers)
-    for epoch in range(repeats + 1):
-        for index in turn_order(len(keys), epoch):
-            key, trainer = keys[index], trainers[keys[index]]
-            start = time.perf_counter()
-            row = trainer.train_epoch(epoch)
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize(trainer.device)
-            if epoch > 0:
-                times[key].append(time.perf_counter() - start)
-                usage[key].append([row[f"usage_{e + 1}"] for e in range(trainer.model.num_experts)])
-    median = {key: float(np.median(values)) for key, values in times.items()}
-    return median, {key: np.mean(shares, axis=0).tolist() for key, shares in usage.items()}
-
-
 def q1_epoch_cost(name: str, repeats: int = 9) -> dict:
     """Seconds per training epoch, fixed against learnable cutoffs, timed in one process.
 
@@ -210,7 +180,7 @@ def q1_epoch_cost(name: str, repeats: int = 9) -> dict:
     configs = {"fixed": mixture(), "learnable": mixture(learnable_cutoffs=LEARNABLE)}
     settings = TrainSettings(seed=0, progress=False, device="cpu", **PRE_EMA_DEFAULTS)
     trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
-    median, usage = epochs_side_by_side(trainers, repeats)
+    median, usage = epochs_side_by_side(trainers, repeats)[:2]
     return {"question": "learnable_cutoffs_cost", "dataset": name, "repeats": repeats,
             "fixed_s_per_epoch": median["fixed"], "learnable_s_per_epoch": median["learnable"],
             "ratio": median["learnable"] / median["fixed"], "fixed_usage": usage["fixed"],
@@ -420,7 +390,7 @@ def q3_time(
     import math
 
     built = {e: _lean_trainer(name, backbone, variant, e, steps, device) for e in LEAN_EXPERTS}
-    median, _ = epochs_side_by_side({e: trainer for e, (trainer, _) in built.items()}, repeats)
+    median = epochs_side_by_side({e: t for e, (t, _) in built.items()}, repeats).median
     row = {"question": "shared_trunk_time", "dataset": name, "backbone": backbone,
            "variant": variant, "steps": steps, "repeats": repeats, "device": device}  # fmt: skip
     for experts, (trainer, train_size) in built.items():

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import bench_model  # noqa: E402
-from _timing import turn_order  # noqa: E402
+from _timing import epochs_side_by_side, turn_order  # noqa: E402
 
 
 def test_each_variant_goes_first_and_last_once_per_round():
@@ -49,8 +49,6 @@ def test_interleaved_timing_steps_every_variant_on_every_batch(freesolv40, monke
 
 
 def test_epochs_side_by_side_rotates_and_averages_routing():
-    import bench_open_questions
-
     calls = []
 
     class FakeRun:
@@ -65,7 +63,9 @@ def test_epochs_side_by_side_rotates_and_averages_routing():
             return {f"usage_{e + 1}": u * (1 + epoch % 2) for e, u in enumerate(self.shares)}
 
     runs = {"a": FakeRun("a", [0.5, 0.25]), "b": FakeRun("b", [0.0, 1.0])}
-    median, usage = bench_open_questions.epochs_side_by_side(runs, repeats=2)
+    median, usage, warmup, losses = epochs_side_by_side(runs, repeats=2)
+    assert set(warmup) == {"a", "b"} and all(v >= 0 for v in warmup.values())
+    assert all(len(values) == 3 for values in losses.values())
     assert set(median) == {"a", "b"} and all(v >= 0 for v in median.values())
     assert [name for _, name in calls] == ["a", "b", "b", "a", "a", "b"]
     # the warm-up epoch 0 is left out: epochs 1 and 2 scale the shares by 2 and 1

@@ -12,7 +12,8 @@
 #                       backbone, sparse dispatch, a training run and checkpoint round trip)
 #   nccl.log            one NCCL rank through torchrun: the backend and world size it recorded
 #   throughput.log      training molecules/s on 4,000 Tox21 molecules (a QM9 stand-in: ~18
-#                       atoms with H), sparse k=2, bf16, three batch sizes, dense at the largest
+#                       atoms with H), sparse k=2, bf16, three batch sizes, dense at the largest,
+#                       and sparse at the largest with --compile (torch.compile, Triton)
 #   open_questions_gpu.md, open_questions_gpu_trunk_cost.csv
 #                       Q3 on the GPU: peak memory and time, shared trunk vs independent
 #   gpu_work.tgz        every run folder and measurement, to merge here
@@ -57,8 +58,8 @@ step() {  # step SECONDS LOG COMMAND...: run one check, its output appended to L
     echo "== exit $?" >> "$log"
 }
 
-# Limits add up to 530 s: with the machine's start and the transfers, one call of 600 s.
-step 100 "$OUT/test_gpu.log" python3 -m pytest -m gpu -p no:cacheprovider -q tests/models/test_gpu.py
+# Limits add up to 550 s: with the machine's start and the transfers, one call of 600 s.
+step 80 "$OUT/test_gpu.log" python3 -m pytest -m gpu -p no:cacheprovider -q tests/models/test_gpu.py
 
 step 45 "$OUT/nccl.log" python3 -m torch.distributed.run --standalone --nproc-per-node 1 \
     -m mimoe_core train --dataset freesolv --limit 64 --epochs 2 --device cuda --quiet \
@@ -76,6 +77,9 @@ for batch in 64 256 1024; do
 done
 step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
     --device cuda --batch-size 1024 --variant dense --quiet --out /tmp/gpu_work/tox21_b1024_dense
+# Compiled: its first epoch holds the compilation, so the 3 epochs' rate understates it.
+step 60 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
+    --device cuda --batch-size 1024 --compile --quiet --out /tmp/gpu_work/tox21_b1024_compiled
 python3 - >> "$OUT/throughput.log" 2>&1 <<'EOF'
 import json, pathlib
 for run in sorted(pathlib.Path("/tmp/gpu_work").glob("tox21_*")):
@@ -83,7 +87,7 @@ for run in sorted(pathlib.Path("/tmp/gpu_work").glob("tox21_*")):
     print(run.name, "train molecules/s", round(timing["train_molecules_per_second"], 1))
 EOF
 
-step 125 "$OUT/open_questions_gpu.log" python3 benchmarks/bench_open_questions.py --device cuda \
+step 105 "$OUT/open_questions_gpu.log" python3 benchmarks/bench_open_questions.py --device cuda \
     --questions 3 --work /tmp/gpu_work/open_questions --out "$OUT/open_questions_gpu.md"
 cat "$OUT/open_questions_gpu.log" >> "$OUT/throughput.log" && rm "$OUT/open_questions_gpu.log"
 

@@ -41,6 +41,9 @@ def _spherical_basis(
     return SphericalBasisLayer(num_spherical, num_radial, 1.0, envelope_exponent)
 
 
+# Not traced by torch.compile (models/compiled.py): the triplet count depends on the
+# values (bincount, repeat_interleave), so it is one explicit graph break.
+@torch.compiler.disable
 def triplets(
     edge_index: Tensor, num_nodes: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:

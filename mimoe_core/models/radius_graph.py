@@ -138,6 +138,9 @@ class MirrorPairs(NamedTuple):
     of_edge: Tensor
 
 
+# Not traced by torch.compile (models/compiled.py): its checks read values on the host, a
+# graph break either way; made explicit, it stays one quiet break instead of a warning.
+@torch.compiler.disable
 def mirror_pairs(edge_index: Tensor, num_nodes: int) -> MirrorPairs | None:
     """Pair every edge j -> i with its mirror i -> j, or ``None`` if one has no mirror.
 

@@ -56,6 +56,10 @@ class TrainSettings:
         cutoff_lr_scale: for a model with learnable cutoffs, their learning rate is
             ``lr * cutoff_lr_scale`` (warmup and schedule scale it alike); 0 holds them at
             their starting values (the control with the same bases). Default 1.0.
+        compile: compile the experts' message-passing blocks with ``torch.compile``
+            (:mod:`mimoe_core.models.compiled`) for the run, default False. The same model
+            and weights, its numbers equal up to rounding; the first epoch pays the
+            compilation (``benchmarks/results/compile_cpu.md``: the time it costs and saves).
     """
 
     epochs: int = 100
@@ -80,6 +84,7 @@ class TrainSettings:
     ema_decay: float = 0.999
     warmup_epochs: int = 0
     cutoff_lr_scale: float = 1.0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):

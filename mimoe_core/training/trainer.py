@@ -46,6 +46,7 @@ from mimoe_core.data.splits import Split
 from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.forward import prepare_batch, resolve_device, run_model
 from mimoe_core.models import create_model, load_config
+from mimoe_core.models.compiled import compile_experts, release_compiled
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
 from mimoe_core.shards import ShardedDataset
 from mimoe_core.trained import (
@@ -213,6 +214,8 @@ class TrainingRun:
             self.not_copied = copy_weights(self.model, source)
             freeze(self.model, settings.freeze)
         self.model.to(self.device)
+        if settings.compile:  # released when fit() returns the model
+            compile_experts(self.model)
         #: What a training step calls: the model's ``forward_batch``, through DDP if distributed.
         self.step_forward = distributed.data_parallel(self.model, context, self.device)
         #: The weights' moving average (None unless ``settings.ema_decay`` > 0).
@@ -331,6 +334,9 @@ class TrainingRun:
                     break
         if bar is not None:
             bar.close()
+        if settings.compile:
+            # The returned model is a plain one; the evaluation below is one pass.
+            release_compiled(self.model)
         with distributed.peer_failures_reported(self.context):
             in_sync = distributed.weights_in_sync(self.model, self.context)
         self.model.load_state_dict(self.best_state)
