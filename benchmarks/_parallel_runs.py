@@ -113,7 +113,8 @@ def provenance() -> dict[str, str]:
 def origin_notes(rows: Sequence[dict]) -> list[str]:
     """Report lines on where the runs come from: how many were rebuilt from an earlier
     committed report (their ``restored_from`` field names it), how many were stopped for a
-    while (a ``stopped`` field, written by hand: it says when), and on how many machines
+    while (a ``stopped`` field, written by hand: it says when), how many were trained with
+    compiled message passing (a ``compiled`` field), and on how many machines
     and between which dates the others finished (their :func:`provenance`), since wall
     times compare only within one machine. Empty when the runs say none of these."""
     lines = []
@@ -132,6 +133,14 @@ def origin_notes(rows: Sequence[dict]) -> list[str]:
             f"- {len(stopped)} of these runs were stopped (SIGSTOP) for part of their wall time "
             "while another benchmark had the machine alone: their seconds overstate their "
             "compute, and their `stopped` field says when"
+        )
+    compiled = [row for row in rows if row.get("compiled")]
+    if compiled:
+        lines.append(
+            f"- {len(compiled)} of these runs compiled their experts' message passing "
+            "(`--compile`, torch.compile): the same model, its numbers equal to rounding "
+            "(`benchmarks/results/compile_cpu.md`), trained faster; their `compiled` field says "
+            "so, and their seconds compare with the others' only as such"
         )
     stamped = [row for row in rows if row.get("finished")]
     if stamped:
@@ -237,6 +246,7 @@ def train_on_split(
         "best_epoch": int(result.metrics["best_epoch"]),
         "epochs_run": int(result.metrics["epochs_run"]),
         "seconds": time.perf_counter() - start,
+        **({"compiled": True} if options.get("compile") else {}),
     }
 
 

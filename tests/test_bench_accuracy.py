@@ -48,6 +48,14 @@ def test_runs_are_ordered_split_by_split_and_chemprop_needs_an_executable(tmp_pa
     assert sum("chemprop" in path.name for path, _, _ in with_chemprop) == 2
 
 
+def test_compile_reaches_every_training_run_and_not_chemprop(tmp_path):
+    plain = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop"), ["esol"])
+    assert all(args[-1] is False for _, fn, args in plain if fn is not bench.chemprop_run)
+    faster = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop", compile=True), ["esol"])
+    trained = [args for _, fn, args in faster if fn is not bench.chemprop_run]
+    assert len(trained) == len(faster) - 1 and all(args[-1] is True for args in trained)
+
+
 def test_paired_difference_is_signed_so_that_negative_favours_the_mixture():
     runs = _runs([
         ("freesolv", "MI-MoE(SchNet)", 0, 1.8), ("freesolv", "single-scale SchNet", 0, 2.0),

@@ -69,6 +69,13 @@ def test_origin_notes_count_the_runs_that_were_stopped_for_a_while():
     assert _parallel_runs.origin_notes(rows[:1]) == []
 
 
+def test_origin_notes_count_the_runs_trained_with_compiled_message_passing():
+    rows = [{"test": 1.0}, {"test": 2.0, "compiled": True}, {"test": 3.0, "compiled": True}]
+    (line,) = _parallel_runs.origin_notes(rows)
+    assert line.startswith("- 2 of these runs compiled their experts' message passing")
+    assert _parallel_runs.origin_notes(rows[:1]) == []
+
+
 def test_a_finished_run_is_stamped_and_its_stamp_is_tabled_last(tmp_path):
     path = tmp_path / "run.json"
     _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)

@@ -94,6 +94,18 @@ def test_a_shared_trunk_stays_in_sync_across_ranks(shared_cache, tmp_path):
     assert metrics["model"]["shared_trunk_layers"] == 1
 
 
+@pytest.mark.slow
+def test_compiled_experts_train_in_sync_across_ranks(shared_cache, tmp_path, runs):
+    """``--compile`` under DDP: each rank compiles its experts; the weights stay identical
+    and the run lands where the eager 2-rank run does (the same numbers to rounding)."""
+    out = tmp_path / "compiled"
+    done = _torchrun([*ARGS, "--compile", "--out", str(out)], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics, eager = _metrics(out), _metrics(runs["two"])
+    assert metrics["distributed"]["ranks_in_sync"] is True and metrics["settings"]["compile"]
+    assert metrics["test"]["rmse"] == pytest.approx(eager["test"]["rmse"], rel=1e-3)
+
+
 def test_conformer_ensembles_train_in_sync_across_ranks(shared_cache, tmp_path):
     """Every rank draws the same conformer for a molecule (seed and epoch only)."""
     out = tmp_path / "conformers"
