@@ -110,6 +110,18 @@ def provenance() -> dict[str, str]:
     }
 
 
+#: Fields a run may carry, and what the report says of the runs that do.
+MARKED_RUNS = {
+    "stopped": "were stopped (SIGSTOP) for part of their wall time while another benchmark "
+    "had the machine alone: their seconds overstate their compute, and their `stopped` field "
+    "says when",
+    "compiled": "compiled their experts' message passing (`--compile`, torch.compile): the "
+    "same model, its numbers equal to rounding (`benchmarks/results/compile_cpu.md`), trained "
+    "faster; their `compiled` field says so, and their seconds compare with the others' only "
+    "as such",
+}
+
+
 def origin_notes(rows: Sequence[dict]) -> list[str]:
     """Report lines on where the runs come from: how many were rebuilt from an earlier
     committed report (their ``restored_from`` field names it), how many were stopped for a
@@ -127,21 +139,10 @@ def origin_notes(rows: Sequence[dict]) -> list[str]:
             "the repository, on a machine since recycled; their values are as printed there (4 "
             "decimals where the report rounded them)"
         )
-    stopped = [row for row in rows if row.get("stopped")]
-    if stopped:
-        lines.append(
-            f"- {len(stopped)} of these runs were stopped (SIGSTOP) for part of their wall time "
-            "while another benchmark had the machine alone: their seconds overstate their "
-            "compute, and their `stopped` field says when"
-        )
-    compiled = [row for row in rows if row.get("compiled")]
-    if compiled:
-        lines.append(
-            f"- {len(compiled)} of these runs compiled their experts' message passing "
-            "(`--compile`, torch.compile): the same model, its numbers equal to rounding "
-            "(`benchmarks/results/compile_cpu.md`), trained faster; their `compiled` field says "
-            "so, and their seconds compare with the others' only as such"
-        )
+    for field, what in MARKED_RUNS.items():
+        marked = [row for row in rows if row.get(field)]
+        if marked:
+            lines.append(f"- {len(marked)} of these runs {what}")
     stamped = [row for row in rows if row.get("finished")]
     if stamped:
         machines = sorted({row["machine"] for row in stamped})

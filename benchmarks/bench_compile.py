@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _parallel_runs import command_line, featurized
+from _parallel_runs import command_line, featurized, write_report
 from _timing import epochs_side_by_side
 
 from mimoe_core.data import make_split
@@ -159,9 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(table_row(compare(dataset, backbone, args.repeats, args.device)))
         print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
-    print(report)
     if args.out:
-        args.out.write_text(report)
+        write_report(args.out, report)
+    else:
+        print(report)
 
 
 if __name__ == "__main__":

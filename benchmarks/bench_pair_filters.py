@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _parallel_runs import command_line
+from _parallel_runs import command_line, write_report
 from _timing import turn_order
 from bench_model import load_batches
 from torch_geometric.data import Batch
@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
-    print(report)
     if args.out:
-        args.out.write_text(report)
+        write_report(args.out, report)
+    else:
+        print(report)
 
 
 if __name__ == "__main__":
