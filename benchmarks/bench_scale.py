@@ -162,6 +162,10 @@ def featurize_rows(work: Path, name: str, source: list[str], limit: list[str]) -
     return rows
 
 
+#: The case whose rate the ceiling (two independent 1-thread trainings) is compared with.
+ONE_THREAD = "1 process, 1 thread"
+
+
 def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache: Path,
                shards: Path | None, epochs: int, only: tuple[int, ...] = (0, 1, 2, 3),
                ceiling: bool = True, larger_batch: int | None = None
@@ -174,7 +178,7 @@ def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache
               "--patience", "100"]  # fmt: skip
     cases = [
         ("1 process, 2 threads (baseline)", 2, _mimoe("train", *source, *limit, *common)),
-        ("1 process, 1 thread", 1, _mimoe("train", *source, *limit, *common)),
+        (ONE_THREAD, 1, _mimoe("train", *source, *limit, *common)),
         ("2 gloo ranks, 1 thread each", 1, _torchrun(2, "train", *source, *limit, *common)),
     ]
     if shards is not None:
@@ -200,7 +204,7 @@ def train_rows(work: Path, name: str, source: list[str], limit: list[str], cache
                      "molecules": metrics["n_train"],
                      "per_second": metrics["timing"]["train_molecules_per_second"], **found,
                      "disk": None, "batch": metrics["settings"]["batch_size"]})  # fmt: skip
-        if ceiling and label == "1 process, 1 thread":
+        if ceiling and label == ONE_THREAD:  # the ceiling beside its own baseline
             pair = independent_pair_row(work, name, command, cache)
             rows.append({**pair, "batch": metrics["settings"]["batch_size"]})
     base = rows[0]["per_second"]
