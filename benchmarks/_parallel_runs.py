@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -91,9 +92,10 @@ def run_all(
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:
     """How a benchmark was invoked, for its report: ``python benchmarks/<script> <args>``
-    (``argv`` as given to ``main``, else the process's own arguments)."""
+    (``argv`` as given to ``main``, else the process's own arguments), quoted for a shell
+    where an argument needs it."""
     args = argv if argv is not None else sys.argv[1:]
-    return " ".join(["python", f"benchmarks/{Path(script).name}", *args])
+    return shlex.join(["python", f"benchmarks/{Path(script).name}", *args])
 
 
 #: The fields :func:`provenance` adds to every result file.
