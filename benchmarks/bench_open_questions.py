@@ -86,10 +86,17 @@ def baseline_runs(table: pd.DataFrame, name: str) -> pd.DataFrame:
                  & (table.backbone == "schnet") & (table.gate == "mlp")]  # fmt: skip
 
 
-def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, epochs: int) -> dict:
-    """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process."""
+def training_options(args: argparse.Namespace) -> dict:
+    """The TrainSettings fields every training run of this benchmark takes from the
+    command line: ``--epochs``, and ``--compile`` where given."""
+    return {"epochs": args.epochs, **({"compile": True} if args.compile else {})}
+
+
+def gate_backbone_run(name: str, split_seed: int, backbone: str, gate: str, train: dict) -> dict:
+    """Train one MI-MoE(backbone) with ``gate`` on one split; runs in a worker process.
+    ``train``: TrainSettings fields (:func:`training_options`), as in every run here."""
     config = mixture(backbone, gate)
-    _, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
+    _, row = train_on_split(name, split_seed, config, METRIC[name], **train)
     return {"question": "gate_backbone", "backbone": backbone, "gate": gate,
             "metric": METRIC[name], **row}  # fmt: skip
 
@@ -101,12 +108,12 @@ LEARNABLE = {"enabled": True, "lower": 1.0, "upper": 6.0, "ramp": 0.5}
 CUTOFF_VARIANTS = {"held": 0.0, "learnable": 1.0, "learnable x20": 20.0}
 
 
-def learnable_cutoffs_run(name: str, split_seed: int, epochs: int, variant: str) -> dict:
+def learnable_cutoffs_run(name: str, split_seed: int, train: dict, variant: str) -> dict:
     """Train MI-MoE(SchNet) with learnable cutoffs on one split; runs in a worker process."""
     config = mixture(learnable_cutoffs=LEARNABLE)
     scale = CUTOFF_VARIANTS[variant]
     result, row = train_on_split(
-        name, split_seed, config, METRIC[name], epochs=epochs, cutoff_lr_scale=scale
+        name, split_seed, config, METRIC[name], **train, cutoff_lr_scale=scale
     )
     learned = result.metrics["model"]["learned_cutoffs"]
     return {"question": "learnable_cutoffs", "backbone": "schnet", "gate": "mlp",
@@ -219,10 +226,10 @@ ENSEMBLE = 5
 ENSEMBLE_COST_SIZES = (1, 3, 5)
 
 
-def conformer_ensemble_run(name: str, split_seed: int, epochs: int) -> dict:
+def conformer_ensemble_run(name: str, split_seed: int, train: dict) -> dict:
     """Train MI-MoE(SchNet) on M conformers per molecule; runs in a worker process."""
     result, row = train_on_split(
-        name, split_seed, mixture(), METRIC[name], conformers=ENSEMBLE, epochs=epochs,
+        name, split_seed, mixture(), METRIC[name], conformers=ENSEMBLE, **train,
         uncertainty="conformers",
     )  # fmt: skip
     unc = result.metrics["uncertainty"]["test"]
@@ -319,10 +326,10 @@ LEAN_VARIANTS = ("dense", "sparse")
 LEAN_EXPERTS = {"independent": None, "trunk at 4 Å": 4.0, "trunk at 2 Å": 2.0}
 
 
-def shared_trunk_run(name: str, split_seed: int, epochs: int, experts: str) -> dict:
+def shared_trunk_run(name: str, split_seed: int, train: dict, experts: str) -> dict:
     """Train MI-MoE(SchNet) with a shared trunk on one split; runs in a worker process."""
     config = mixture(shared_trunk={**TRUNK, "cutoff": LEAN_EXPERTS[experts]})
-    _, row = train_on_split(name, split_seed, config, METRIC[name], epochs=epochs)
+    _, row = train_on_split(name, split_seed, config, METRIC[name], **train)
     return {"question": "shared_trunk", "backbone": "schnet", "gate": "mlp",
             "experts": experts, "metric": METRIC[name], **row}  # fmt: skip
 
@@ -622,6 +629,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="freesolv,bace")
     add_run_options(parser, RUNS / "open_questions", DEFAULT_OUT)
     parser.add_argument(
+        "--compile", action="store_true",
+        help="train the remaining runs with the experts' message passing compiled (the same "
+        "model to rounding, faster; the runs say so, and the report counts them)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cost-steps", type=int, default=4, help="training steps per Q3 cost measurement"
     )
     parser.add_argument(
@@ -642,26 +654,27 @@ def main(argv: list[str] | None = None) -> int:
     questions = set(args.questions.split(","))
     if not questions <= {"1", "2", "3", "4"}:
         parser.error(f"--questions: {args.questions!r}; the questions are 1, 2, 3, 4")
+    train = training_options(args)
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
-         (name, s, backbone, gate, args.epochs))
+         (name, s, backbone, gate, train))
         for name in datasets for s in range(args.splits) for backbone in BACKBONES
         for gate in GATES
     ]  # fmt: skip
     runs += [
         (args.work / f"q1_{name}_{s}_{_slug(variant)}_e{args.epochs}.json",
-         learnable_cutoffs_run, (name, s, args.epochs, variant))
+         learnable_cutoffs_run, (name, s, train, variant))
         for name in datasets for s in range(args.splits) for variant in CUTOFF_VARIANTS
     ]  # fmt: skip
     runs += [
         (args.work / f"q3_{name}_{s}_{_slug(experts)}_e{args.epochs}.json", shared_trunk_run,
-         (name, s, args.epochs, experts))
+         (name, s, train, experts))
         for name in datasets for s in range(args.splits) for experts in LEAN_EXPERTS
         if experts != "independent"
     ]  # fmt: skip
     runs += [
         (args.work / f"q2_{name}_{s}_m{ENSEMBLE}_e{args.epochs}.json", conformer_ensemble_run,
-         (name, s, args.epochs))
+         (name, s, train))
         for name in datasets for s in range(args.splits)
     ]  # fmt: skip
     wanted = [run for run in runs if _question_of(run) in questions or _is_baseline(run)]
