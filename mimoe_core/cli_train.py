@@ -154,6 +154,11 @@ def _train(args: argparse.Namespace, context) -> int:
         cutoff_lr_scale=args.cutoff_lr_scale,
         compile=args.compile,
     )
+    if args.compile and not args.quiet:  # a long first epoch is expected, not a hang
+        print(
+            "--compile: the experts' message passing is compiled during the first epoch, "
+            "which takes longer (tens of seconds to minutes, once per run)"
+        )
     if estimator == "ensemble+mve":  # members with a variance head: a Gaussian mixture
         config["variance_head"] = True
     if estimator.startswith("ensemble"):

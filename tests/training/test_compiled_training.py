@@ -57,7 +57,7 @@ def test_a_compiled_run_trains_like_an_eager_one_and_returns_a_plain_model(
     assert state.keys() == eager.model.state_dict().keys()
 
 
-def test_mimoe_train_compile_reaches_the_settings(tmp_path, monkeypatch):
+def test_mimoe_train_compile_reaches_the_settings(tmp_path, monkeypatch, capsys):
     captured = []
 
     def stop_at_training(dataset, split, config, settings, **kwargs):
@@ -65,11 +65,14 @@ def test_mimoe_train_compile_reaches_the_settings(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # not an error the CLI reports: it ends the call here
 
     monkeypatch.setattr("mimoe_core.training.train", stop_at_training)
-    args = ["train", "--dataset", "freesolv", "--limit", "30", "--epochs", "1", "--quiet"]
-    for extra in ([], ["--compile"]):
+    args = ["train", "--dataset", "freesolv", "--limit", "30", "--epochs", "1"]
+    for extra in ([], ["--compile"], ["--compile", "--quiet"]):
         with pytest.raises(KeyboardInterrupt):
             main([*args, *extra, "--out", str(tmp_path / f"run{len(extra)}")])
-    assert captured == [False, True]
+        said = capsys.readouterr().out
+        # the long first epoch is announced, unless --quiet
+        assert ("first epoch" in said) == (extra == ["--compile"])
+    assert captured == [False, True, True]
 
 
 @pytest.mark.slow
