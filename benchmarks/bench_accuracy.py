@@ -151,10 +151,9 @@ def train_run(name: str, split_seed: int, model: str, setting: str, compiled: bo
     metric, second = metrics_of(name)
     limit = SETTINGS[setting]["limit"]
     conformers = CONFORMERS if model == ON_CONFORMERS else 1
-    speed = {"compile": True} if compiled else {}
     result, row = train_on_split(
         name, split_seed, model_config(model, setting), metric, conformers=conformers,
-        limit=limit, recipe={}, **SETTINGS[setting]["train"], **speed,
+        limit=limit, recipe={}, compile=compiled, **SETTINGS[setting]["train"],
     )  # fmt: skip
     mixture = getattr(result.model, "moe", result.model)
     return {
@@ -274,11 +273,11 @@ def all_runs(args: argparse.Namespace, datasets: list[str]) -> list:
     """Every run of ``datasets``: the splits in order, then the models (so that a partial
     benchmark has whole splits); chemprop when an executable is given or its runs exist."""
     runs = []
+    compiled = getattr(args, "compile", False)
     for name in datasets:
         for split_seed in range(args.splits):
             for model in models_for(name, with_chemprop=True):
                 path = args.work / f"{args.setting}_{name}_{split_seed}_{_slug(model)}.json"
-                compiled = getattr(args, "compile", False)
                 if model == ENSEMBLE:
                     arguments = (name, split_seed, args.setting, compiled)
                     runs.append((path, ensemble_run, arguments))
