@@ -14,6 +14,10 @@ What ranks share, and how (the trainer uses these):
   ``--batch-size`` says.
 - :func:`gather_rows`: an evaluation over a whole set, each rank computing one contiguous
   block of it, gathered in order on every rank (so all ranks agree on early stopping).
+- :func:`main_first`: rank 0 featurizes first, then one rank per other node, then the rest
+  (which read the cache).
+- :func:`per_rank`: a few integers from every rank (e.g. the epoch each one resumes at), so
+  that the ranks can check that they agree.
 - :func:`all_sum`: epoch sums (losses, expert usage) over ranks, for the history.
 - :func:`checkpoint_in_step`: no rank starts the next epoch before rank 0 has written the
   checkpoint of this one, and a SIGTERM waits for that write.
@@ -52,6 +56,7 @@ __all__ = [
     "launched_by_torchrun",
     "main_first",
     "peer_failures_reported",
+    "per_rank",
     "rank_slice",
     "shutdown",
     "weights_in_sync",
@@ -258,21 +263,29 @@ def shutdown() -> None:
 
 
 def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
-    """Run ``work`` on rank 0, then on the other ranks (which then read rank 0's cache).
+    """Run ``work`` on rank 0, then on one rank per other node, then on the other ranks.
 
-    The wait uses its own group with a long timeout: featurizing a large dataset on rank 0
-    takes longer than any collective should.
+    ``work`` fills a cache that the later ranks read. Nodes that share the cache's
+    filesystem find it warm after rank 0; a node with a disk of its own fills its cache once,
+    on its local rank 0, before its other ranks read it (instead of every rank featurizing
+    the same molecules at once). On one node this is rank 0, then the others.
+
+    The waits use their own group with a long timeout: featurizing a large dataset takes
+    longer than any collective should.
     """
     if not context.distributed:
         return work()
     waiting = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=FEATURIZE_TIMEOUT))
-    result = work() if context.is_main else None
-    dist.barrier(group=waiting)
-    if not context.is_main:
-        result = work()
-    # Every rank leaves together: the next collective (DDP's first broadcast) has only
-    # --dist-timeout, and reading the cache on a loaded machine can take longer than that.
-    dist.barrier(group=waiting)
+    node_leader = context.local_rank == 0 and not context.is_main
+    phases = (context.is_main, node_leader, not (context.is_main or node_leader))
+    result = None
+    for my_turn in phases:
+        if my_turn:
+            result = work()
+        # After the last phase too: every rank leaves together, since the next collective
+        # (DDP's first broadcast) has only --dist-timeout, and reading the cache on a loaded
+        # machine can take longer than that.
+        dist.barrier(group=waiting)
     dist.destroy_process_group(waiting)
     return result
 
@@ -354,6 +367,18 @@ def all_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     summed = values.to(device)
     dist.all_reduce(summed)
     return summed.cpu()
+
+
+def per_rank(values: Sequence[int], context: DistributedContext) -> np.ndarray:
+    """Every rank's ``values`` (a few integers, as many on each rank), row r from rank r."""
+    mine = torch.tensor([list(values)], dtype=torch.int64)
+    if not context.distributed:
+        return mine.numpy()
+    device = torch.device("cuda", context.local_rank) if context.backend == "nccl" else "cpu"
+    mine = mine.to(device)
+    found = [torch.empty_like(mine) for _ in range(context.world_size)]
+    dist.all_gather(found, mine)
+    return torch.cat(found).cpu().numpy()
 
 
 def weights_in_sync(module: torch.nn.Module, context: DistributedContext) -> bool:

@@ -297,23 +297,51 @@ class TrainingRun:
     def resume(self) -> bool:
         """Continue from ``out_dir/last.pt`` if it exists; whether it did.
 
+        Under ``torchrun`` every rank reads the checkpoint, and all must find the same one
+        (a collective: every rank calls this).
+
         Raises:
-            ValueError: ``last.pt`` was trained on data featurized differently.
+            ValueError: ``last.pt`` was trained on data featurized differently, or the ranks
+                found different checkpoints (no shared run folder across nodes).
         """
-        if self.out is None or not (self.out / run_folder.LAST).is_file():
-            return False
-        path = self.out / run_folder.LAST
-        payload = read_payload(path)
-        check_same_inputs(payload, self.common, path)
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(payload["scheduler"])
-        self.best_state = payload["best_state_dict"]
-        if self.ema is not None and payload.get("ema"):
-            self.ema.load_state_dict(payload["ema"])
-        self.state = TrainState.from_dict(payload["train_state"])
-        return True
+        path = self.out / run_folder.LAST if self.out is not None else None
+        resumed = path is not None and path.is_file()
+        if resumed:
+            payload = read_payload(path)
+            check_same_inputs(payload, self.common, path)
+            self.model.load_state_dict(payload["state_dict"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(payload["scheduler"])
+            self.best_state = payload["best_state_dict"]
+            if self.ema is not None and payload.get("ema"):
+                self.ema.load_state_dict(payload["ema"])
+            self.state = TrainState.from_dict(payload["train_state"])
+        self._check_ranks_resume_alike(self.state.epoch if resumed else -1)
+        return resumed
+
+    def _check_ranks_resume_alike(self, epochs_done: int) -> None:
+        """Raise unless every rank resumes after the same epoch (or none resumes).
+
+        A rank on a node that does not see rank 0's run folder would otherwise start from
+        scratch beside ranks that continue, and the run would fail later at a collective
+        timeout without saying why.
+        """
+        if not self.context.distributed:
+            return
+        with distributed.peer_failures_reported(self.context):
+            found = distributed.per_rank([epochs_done], self.context)[:, 0]
+        if (found == found[0]).all():
+            return
+        seen = ", ".join(
+            f"rank {rank}: " + (f"after epoch {done}" if done >= 0 else f"no {run_folder.LAST}")
+            for rank, done in enumerate(found.tolist())
+        )
+        raise ValueError(
+            f"--resume: the ranks found different checkpoints in {self.out} ({seen}). Every "
+            "rank reads the run folder to resume, so on several nodes --out must be a folder "
+            "that all nodes share (or hold the same last.pt on each node)"
+        )
 
     def fit(self) -> TrainResult:
         """Train up to ``settings.epochs`` (early stopping), then evaluate and write the run."""
