@@ -363,10 +363,17 @@ def all_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     values = values.detach().double().cpu()
     if not context.distributed:
         return values
-    device = torch.device("cuda", context.local_rank) if context.backend == "nccl" else "cpu"
+    device = _collective_device(context)
     summed = values.to(device)
     dist.all_reduce(summed)
     return summed.cpu()
+
+
+def _collective_device(context: DistributedContext) -> torch.device:
+    """Where a tensor must be for a collective: this rank's GPU under NCCL, else the CPU."""
+    if context.backend == "nccl":
+        return torch.device("cuda", context.local_rank)
+    return torch.device("cpu")
 
 
 def per_rank(values: Sequence[int], context: DistributedContext) -> np.ndarray:
@@ -374,7 +381,7 @@ def per_rank(values: Sequence[int], context: DistributedContext) -> np.ndarray:
     mine = torch.tensor([list(values)], dtype=torch.int64)
     if not context.distributed:
         return mine.numpy()
-    device = torch.device("cuda", context.local_rank) if context.backend == "nccl" else "cpu"
+    device = _collective_device(context)
     mine = mine.to(device)
     found = [torch.empty_like(mine) for _ in range(context.world_size)]
     dist.all_gather(found, mine)
