@@ -3,7 +3,9 @@
 Shared by the benchmarks that train many independent models (``bench_gate_ablation.py``,
 ``bench_open_questions.py``). Each run is a picklable function and its arguments; its
 result (a flat dict) is written to its own file as soon as it finishes, so an interrupted
-benchmark loses only the runs in progress and a rerun skips the finished ones. Also here:
+benchmark loses at most the epoch in progress of each unfinished run: every training checkpoints
+each epoch into the work folder's ``in_progress/`` (not committed), a rerun resumes it there,
+and skips the finished runs. Also here:
 the featurized dataset each worker process reads once, one training on one scaffold split,
 and the two table helpers their reports share.
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -52,13 +56,38 @@ def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> N
     parser.add_argument("--out", type=Path, default=out)
 
 
+#: Where the runs of a work folder keep their checkpoints until they finish.
+IN_PROGRESS = "in_progress"
+
+#: The folder where the training of the run now in this worker process checkpoints every
+#: epoch (set by :func:`run_pending` around each run; ``None`` outside one).
+_checkpoints: Path | None = None
+
+
+def in_progress_folder(result: Path) -> Path:
+    """The checkpoints of the run whose result file is ``result``, until it is written."""
+    return result.parent / IN_PROGRESS / result.stem
+
+
+def _run_resumably(fn: Callable[..., dict], args: tuple, checkpoints: Path) -> dict:
+    """``fn(*args)`` with its trainings checkpointing into (and resuming from) ``checkpoints``."""
+    global _checkpoints
+    _checkpoints = checkpoints
+    try:
+        return fn(*args)
+    finally:
+        _checkpoints = None
+
+
 def run_pending(
     runs: Sequence[Run], jobs: int, describe: Callable[[dict], str], fresh: bool = False
 ) -> None:
     """Run every run whose result file is missing, ``jobs`` at a time (spawned processes).
 
     ``describe`` turns a result into the line printed when it finishes. ``fresh`` gives
-    each run a process of its own (for measurements of peak memory).
+    each run a process of its own (for measurements of peak memory). A run's trainings
+    resume from the checkpoints an interrupted earlier invocation left
+    (:func:`in_progress_folder`), which are deleted once its result file is written.
     """
     pending = [run for run in runs if not run[0].exists()]
     print(f"{len(pending)} of {len(runs)} runs to do ({jobs} at a time)", flush=True)
@@ -67,13 +96,17 @@ def run_pending(
     # spawn, not fork: the parent has imported torch, whose thread pools do not survive fork.
     per_child = 1 if fresh else None
     with ProcessPoolExecutor(jobs, get_context("spawn"), max_tasks_per_child=per_child) as pool:
-        futures = {pool.submit(fn, *args): path for path, fn, args in pending}
+        futures = {
+            pool.submit(_run_resumably, fn, args, in_progress_folder(path)): path
+            for path, fn, args in pending
+        }
         for future in as_completed(futures):
             result = {**future.result(), **provenance()}
             path = futures[future]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.with_suffix(".tmp").write_text(json.dumps(result))
             path.with_suffix(".tmp").replace(path)
+            shutil.rmtree(in_progress_folder(path), ignore_errors=True)
             print(describe(result), flush=True)
 
 
@@ -117,6 +150,10 @@ MARKED_RUNS = {
     "stopped": "were stopped (SIGSTOP) for part of their wall time while another benchmark "
     "had the machine alone: their seconds overstate their compute, and their `stopped` field "
     "says when",
+    "resumed_after_epoch": "were interrupted (a session ended) and resumed from the checkpoint "
+    "of their last finished epoch, which continues the same training; their seconds add "
+    "the epochs before the interruption to the session that finished them, and their "
+    "`resumed_after_epoch` field says where they resumed",
     "compiled": "compiled their experts' message passing (`--compile`, torch.compile): the "
     "same model, its numbers equal to rounding (`benchmarks/results/compile_cpu.md`), trained "
     "faster; their `compiled` field says so, and their seconds compare with the others' only "
@@ -239,8 +276,12 @@ def train_on_split(
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     options = {"seed": split_seed, "progress": False, "device": "cpu", **recipe}
     options.update(settings)
+    folder = _checkpoint_folder(name, split_seed, config, conformers, limit, options)
+    epochs_before, seconds_before = _progress_in(folder)
     start = time.perf_counter()
-    result = train(ds, split, config, TrainSettings(**options))
+    result = train(
+        ds, split, config, TrainSettings(**options), out_dir=folder, resume=folder is not None
+    )
     return result, {
         "dataset": name,
         "split": split_seed,
@@ -248,9 +289,32 @@ def train_on_split(
         "val": float(result.metrics["val"][metric]),
         "best_epoch": int(result.metrics["best_epoch"]),
         "epochs_run": int(result.metrics["epochs_run"]),
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - start + seconds_before,
         **({"compiled": True} if options.get("compile") else {}),
+        **({"resumed_after_epoch": epochs_before} if epochs_before else {}),
     }
+
+
+def _checkpoint_folder(*identity: Any) -> Path | None:
+    """Where this training checkpoints within its run (``None`` outside :func:`run_pending`):
+    one folder per set of arguments, so that a run that trains twice resumes each training
+    from its own checkpoint, and a run whose arguments changed starts afresh."""
+    if _checkpoints is None:
+        return None
+    key = json.dumps(identity, sort_keys=True, default=str)
+    return _checkpoints / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _progress_in(folder: Path | None) -> tuple[int, float]:
+    """Epochs finished and their seconds (history) in ``folder``'s ``last.pt``; 0s if none."""
+    import torch
+
+    from mimoe_core import run_folder
+
+    if folder is None or not (folder / run_folder.LAST).is_file():
+        return 0, 0.0
+    state = torch.load(folder / run_folder.LAST, weights_only=True)["train_state"]
+    return int(state["epoch"]), float(sum(row["seconds"] for row in state["history"]))
 
 
 def mean_std(values) -> str:

@@ -1,0 +1,91 @@
+"""The run-many benchmarks lose at most an epoch of a run that is interrupted: each training
+checkpoints into the work folder's ``in_progress/`` and a rerun resumes it there (fault
+injection: a training that fails after two epochs, then the rerun)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mimoe_core.training import trainer
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import _parallel_runs  # noqa: E402
+
+CONFIG = {"backbone": "schnet", "expert": {"hidden_channels": 16, "num_filters": 16, "num_rbf": 8}}
+
+
+class Interrupted(Exception):
+    """Stands for the end of a session in the middle of a run."""
+
+
+def _train() -> tuple:
+    """One small training of the benchmarks' shape (4 epochs)."""
+    return _parallel_runs.train_on_split(
+        "freesolv", 0, CONFIG, limit=60, recipe={}, epochs=4, patience=10, batch_size=16
+    )
+
+
+@pytest.fixture
+def one_thread_restored():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_an_interrupted_run_resumes_after_its_last_epoch_and_ends_as_if_uninterrupted(
+    tmp_path, monkeypatch, one_thread_restored
+):
+    whole_result, whole = _train()  # outside run_pending: no checkpoints
+    assert "resumed_after_epoch" not in whole
+    checkpoints = tmp_path / "in_progress" / "run"
+    original = trainer.TrainingRun.train_epoch
+
+    def train_epoch(self, epoch):
+        if epoch == 2:
+            raise Interrupted
+        return original(self, epoch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer.TrainingRun, "train_epoch", train_epoch)
+        with pytest.raises(Interrupted):
+            _parallel_runs._run_resumably(_train, (), checkpoints)
+    (folder,) = checkpoints.iterdir()
+    assert torch.load(folder / "last.pt", weights_only=True)["train_state"]["epoch"] == 2
+
+    resumed_result, resumed = _parallel_runs._run_resumably(_train, (), checkpoints)
+    assert resumed["resumed_after_epoch"] == 2
+    assert resumed["test"] == pytest.approx(whole["test"], rel=1e-6)
+    assert resumed["epochs_run"] == whole["epochs_run"] == 4
+    pd.testing.assert_frame_equal(
+        resumed_result.history.drop(columns="seconds"),
+        whole_result.history.drop(columns="seconds"),
+    )
+    # the epochs before the interruption count in the run's seconds
+    assert resumed["seconds"] > resumed_result.history["seconds"].iloc[2:].sum()
+
+
+def test_a_changed_training_does_not_resume_another_ones_checkpoint(tmp_path, one_thread_restored):
+    checkpoints = tmp_path / "in_progress" / "run"
+    _parallel_runs._run_resumably(_train, (), checkpoints)
+    other = lambda: _parallel_runs.train_on_split(  # noqa: E731
+        "freesolv", 0, CONFIG, limit=60, recipe={}, epochs=3, patience=10, batch_size=16
+    )
+    _, row = _parallel_runs._run_resumably(other, (), checkpoints)
+    assert "resumed_after_epoch" not in row and row["epochs_run"] == 3
+    assert len(list(checkpoints.iterdir())) == 2
+
+
+def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
+    path = tmp_path / "run.json"
+    leftover = _parallel_runs.in_progress_folder(path)
+    (leftover / "abc").mkdir(parents=True)
+    _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
+    assert json.loads(path.read_text())["finished"]
+    assert not leftover.exists()
