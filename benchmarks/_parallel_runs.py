@@ -306,14 +306,20 @@ def _checkpoint_folder(*identity: Any) -> Path | None:
 
 
 def _progress_in(folder: Path | None) -> tuple[int, float]:
-    """Epochs finished and their seconds (history) in ``folder``'s ``last.pt``; 0s if none."""
-    import torch
-
+    """Epochs finished and their seconds (history) in ``folder``'s ``last.pt``; 0s if none.
+    A checkpoint that cannot be read is deleted with a warning: the training starts afresh
+    instead of failing on every rerun."""
     from mimoe_core import run_folder
+    from mimoe_core.trained import read_payload
 
     if folder is None or not (folder / run_folder.LAST).is_file():
         return 0, 0.0
-    state = torch.load(folder / run_folder.LAST, weights_only=True)["train_state"]
+    try:
+        state = read_payload(folder / run_folder.LAST)["train_state"]
+    except (ValueError, KeyError) as err:
+        print(f"warning: {err}; its training starts afresh", file=sys.stderr, flush=True)
+        shutil.rmtree(folder)
+        return 0, 0.0
     return int(state["epoch"]), float(sum(row["seconds"] for row in state["history"]))
 
 

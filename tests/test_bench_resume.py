@@ -82,6 +82,20 @@ def test_a_changed_training_does_not_resume_another_ones_checkpoint(tmp_path, on
     assert len(list(checkpoints.iterdir())) == 2
 
 
+def test_a_corrupt_checkpoint_is_dropped_with_a_warning_and_the_training_starts_afresh(
+    tmp_path, capsys, one_thread_restored
+):
+    checkpoints = tmp_path / "in_progress" / "run"
+    _, whole = _parallel_runs._run_resumably(_train, (), checkpoints)
+    (folder,) = checkpoints.iterdir()
+    last = folder / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # cut short
+    _, again = _parallel_runs._run_resumably(_train, (), checkpoints)
+    assert "is not a readable mimoe checkpoint" in capsys.readouterr().err
+    assert "resumed_after_epoch" not in again
+    assert again["test"] == pytest.approx(whole["test"], rel=1e-6)
+
+
 def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
     path = tmp_path / "run.json"
     leftover = _parallel_runs.in_progress_folder(path)
