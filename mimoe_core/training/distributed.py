@@ -265,10 +265,10 @@ def shutdown() -> None:
 def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
     """Run ``work`` on rank 0, then on one rank per other node, then on the other ranks.
 
-    ``work`` fills a cache that the later ranks read. Nodes that share the cache's
-    filesystem find it warm after rank 0; a node with a disk of its own fills its cache once,
-    on its local rank 0, before its other ranks read it (instead of every rank featurizing
-    the same molecules at once). On one node this is rank 0, then the others.
+    ``work`` fills a cache that the later ranks read. Each node has a cache of its own (an
+    SQLite file in WAL mode wants its readers and writers on one host), which its local rank
+    0 fills once before the node's other ranks read it, instead of every rank featurizing
+    the same molecules at once. On one node this is rank 0, then the others.
 
     The waits use their own group with a long timeout: featurizing a large dataset takes
     longer than any collective should.
