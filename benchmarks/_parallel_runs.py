@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -56,6 +56,9 @@ def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> N
     parser.add_argument("--out", type=Path, default=out)
 
 
+#: Seconds between the lines that say how far the runs in flight are.
+STATUS_EVERY = 900.0
+
 #: Where the runs of a work folder keep their checkpoints until they finish.
 IN_PROGRESS = "in_progress"
 
@@ -73,6 +76,7 @@ def _run_resumably(fn: Callable[..., dict], args: tuple, checkpoints: Path) -> d
     """``fn(*args)`` with its trainings checkpointing into (and resuming from) ``checkpoints``."""
     global _checkpoints
     _checkpoints = checkpoints
+    checkpoints.mkdir(parents=True, exist_ok=True)  # marks the run as started
     try:
         return fn(*args)
     finally:
@@ -100,14 +104,41 @@ def run_pending(
             pool.submit(_run_resumably, fn, args, in_progress_folder(path)): path
             for path, fn, args in pending
         }
-        for future in as_completed(futures):
-            result = {**future.result(), **provenance()}
-            path = futures[future]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".tmp").write_text(json.dumps(result))
-            path.with_suffix(".tmp").replace(path)
-            shutil.rmtree(in_progress_folder(path), ignore_errors=True)
-            print(describe(result), flush=True)
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
+            if not done:  # hours-long runs: say how far the started ones are
+                started = [futures[f] for f in waiting if in_progress_folder(futures[f]).is_dir()]
+                print(status_lines(started), flush=True)
+            for future in done:
+                result = {**future.result(), **provenance()}
+                path = futures[future]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".tmp").write_text(json.dumps(result))
+                path.with_suffix(".tmp").replace(path)
+                shutil.rmtree(in_progress_folder(path), ignore_errors=True)
+                print(describe(result), flush=True)
+
+
+def status_lines(started: Sequence[Path]) -> str:
+    """One line per started, unfinished run (by its result file): the epochs its trainings
+    have finished and their best, from their checkpoints."""
+    import torch
+
+    from mimoe_core import run_folder
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC")
+    lines = [f"{now}, runs under way:"]
+    for path in sorted(started):
+        states = []
+        for last in sorted(in_progress_folder(path).glob(f"*/{run_folder.LAST}")):
+            try:
+                state = torch.load(last, weights_only=True)["train_state"]
+            except Exception:  # noqa: BLE001 - being written, or damaged: the run decides
+                continue
+            states.append(f"after epoch {state['epoch']} (best {state['best_epoch']})")
+        lines.append(f"  {path.stem}: {'; '.join(states) or 'no epoch finished yet'}")
+    return "\n".join(lines)
 
 
 def run_all(

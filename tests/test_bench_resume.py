@@ -103,3 +103,14 @@ def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
     _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
     assert json.loads(path.read_text())["finished"]
     assert not leftover.exists()
+
+
+def test_the_status_of_runs_under_way_reads_their_checkpoints(tmp_path):
+    started, fresh = tmp_path / "full_bace_0_a.json", tmp_path / "full_bace_0_b.json"
+    folder = _parallel_runs.in_progress_folder(started) / "0123"
+    folder.mkdir(parents=True)
+    torch.save({"train_state": {"epoch": 19, "best_epoch": 18}}, folder / "last.pt")
+    (line, first, second) = _parallel_runs.status_lines([fresh, started]).splitlines()
+    assert line.endswith("runs under way:")
+    assert first == "  full_bace_0_a: after epoch 19 (best 18)"
+    assert second == "  full_bace_0_b: no epoch finished yet"
