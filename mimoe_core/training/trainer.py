@@ -21,7 +21,7 @@ import contextlib
 import copy
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -216,8 +216,7 @@ class TrainingRun:
         self.model.to(self.device)
         if settings.compile:  # released when fit() returns the model
             compile_experts(self.model)
-        #: What a training step calls: the model's ``forward_batch``, through DDP if distributed.
-        self.step_forward = distributed.data_parallel(self.model, context, self.device)
+        self._step_forward: Callable[..., Any] | None = None  # see step_forward
         #: The weights' moving average (None unless ``settings.ema_decay`` > 0).
         self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
@@ -234,6 +233,19 @@ class TrainingRun:
         self.use_amp = settings.amp and self.device.type == "cuda"
         #: Molecules and seconds of the training passes of this session (throughput).
         self.timing = {"molecules": 0, "seconds": 0.0}
+
+    @property
+    def step_forward(self) -> Callable[..., Any]:
+        """What a training step calls: ``model.forward_batch``, through DDP if distributed.
+
+        Built at the first step, not before: wrapping the model in DDP is a collective, and a
+        run that stops before training (ranks that found different checkpoints) must not hold
+        a DDP reducer, whose process group cannot be torn down once a peer has gone (the rank
+        would hang on exit).
+        """
+        if self._step_forward is None:
+            self._step_forward = distributed.data_parallel(self.model, self.context, self.device)
+        return self._step_forward
 
     @property
     def common(self) -> dict[str, Any]:
