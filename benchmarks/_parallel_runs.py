@@ -123,8 +123,6 @@ def run_pending(
 def status_lines(started: Sequence[Path]) -> str:
     """One line per started, unfinished run (by its result file): the epochs its trainings
     have finished and their best, from their checkpoints."""
-    import torch
-
     from mimoe_core import run_folder
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC")
@@ -133,8 +131,8 @@ def status_lines(started: Sequence[Path]) -> str:
         states = []
         for last in sorted(in_progress_folder(path).glob(f"*/{run_folder.LAST}")):
             try:
-                state = torch.load(last, weights_only=True)["train_state"]
-            except Exception:  # noqa: BLE001 - being written, or damaged: the run decides
+                state = _train_state(last)
+            except ValueError:  # damaged: the run decides what to do with it
                 continue
             states.append(f"after epoch {state['epoch']} (best {state['best_epoch']})")
         lines.append(f"  {path.stem}: {'; '.join(states) or 'no epoch finished yet'}")
@@ -341,17 +339,30 @@ def _progress_in(folder: Path | None) -> tuple[int, float]:
     A checkpoint that cannot be read is deleted with a warning: the training starts afresh
     instead of failing on every rerun."""
     from mimoe_core import run_folder
-    from mimoe_core.trained import read_payload
 
     if folder is None or not (folder / run_folder.LAST).is_file():
         return 0, 0.0
     try:
-        state = read_payload(folder / run_folder.LAST)["train_state"]
-    except (ValueError, KeyError) as err:
+        state = _train_state(folder / run_folder.LAST)
+    except ValueError as err:
         print(f"warning: {err}; its training starts afresh", file=sys.stderr, flush=True)
         shutil.rmtree(folder)
         return 0, 0.0
     return int(state["epoch"]), float(sum(row["seconds"] for row in state["history"]))
+
+
+def _train_state(last: Path) -> dict[str, Any]:
+    """The ``train_state`` of a ``last.pt`` (epochs finished, best epoch, history).
+
+    Raises:
+        ValueError: the file is not a readable checkpoint with a training state.
+    """
+    from mimoe_core.trained import read_payload
+
+    payload = read_payload(last)
+    if "train_state" not in payload:
+        raise ValueError(f"{last} holds no training state")
+    return payload["train_state"]
 
 
 def mean_std(values) -> str:

@@ -25,10 +25,10 @@ class Interrupted(Exception):
     """Stands for the end of a session in the middle of a run."""
 
 
-def _train() -> tuple:
-    """One small training of the benchmarks' shape (4 epochs)."""
+def _train(epochs: int = 4) -> tuple:
+    """One small training of the benchmarks' shape."""
     return _parallel_runs.train_on_split(
-        "freesolv", 0, CONFIG, limit=60, recipe={}, epochs=4, patience=10, batch_size=16
+        "freesolv", 0, CONFIG, limit=60, recipe={}, epochs=epochs, patience=10, batch_size=16
     )
 
 
@@ -74,10 +74,7 @@ def test_an_interrupted_run_resumes_after_its_last_epoch_and_ends_as_if_uninterr
 def test_a_changed_training_does_not_resume_another_ones_checkpoint(tmp_path, one_thread_restored):
     checkpoints = tmp_path / "in_progress" / "run"
     _parallel_runs._run_resumably(_train, (), checkpoints)
-    other = lambda: _parallel_runs.train_on_split(  # noqa: E731
-        "freesolv", 0, CONFIG, limit=60, recipe={}, epochs=3, patience=10, batch_size=16
-    )
-    _, row = _parallel_runs._run_resumably(other, (), checkpoints)
+    _, row = _parallel_runs._run_resumably(_train, (3,), checkpoints)
     assert "resumed_after_epoch" not in row and row["epochs_run"] == 3
     assert len(list(checkpoints.iterdir())) == 2
 
@@ -105,12 +102,21 @@ def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
     assert not leftover.exists()
 
 
-def test_the_status_of_runs_under_way_reads_their_checkpoints(tmp_path):
+def test_the_status_of_runs_under_way_reads_their_checkpoints(tmp_path, one_thread_restored):
     started, fresh = tmp_path / "full_bace_0_a.json", tmp_path / "full_bace_0_b.json"
+    checkpoints = _parallel_runs.in_progress_folder(started)
+    result, _ = _parallel_runs._run_resumably(_train, (), checkpoints)
+    best = int(result.metrics["best_epoch"])
+    (line, first, second) = _parallel_runs.status_lines([fresh, started]).splitlines()
+    assert line.endswith("runs under way:")
+    assert first == f"  full_bace_0_a: after epoch 4 (best {best})"
+    assert second == "  full_bace_0_b: no epoch finished yet"
+
+
+def test_the_status_passes_over_a_damaged_checkpoint(tmp_path):
+    started = tmp_path / "full_bace_0_a.json"
     folder = _parallel_runs.in_progress_folder(started) / "0123"
     folder.mkdir(parents=True)
     torch.save({"train_state": {"epoch": 19, "best_epoch": 18}}, folder / "last.pt")
-    (line, first, second) = _parallel_runs.status_lines([fresh, started]).splitlines()
-    assert line.endswith("runs under way:")
-    assert first == "  full_bace_0_a: after epoch 19 (best 18)"
-    assert second == "  full_bace_0_b: no epoch finished yet"
+    (_, first) = _parallel_runs.status_lines([started]).splitlines()
+    assert first == "  full_bace_0_a: no epoch finished yet"
