@@ -21,6 +21,7 @@ import platform
 import shlex
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -72,14 +73,88 @@ def in_progress_folder(result: Path) -> Path:
     return result.parent / IN_PROGRESS / result.stem
 
 
+#: A gap this long (seconds) between two heartbeats of a run's process means that the
+#: process did not run: it was stopped (SIGSTOP), e.g. while another benchmark had the machine.
+PAUSE_GAP = 30.0
+
+#: The file in a run's checkpoint folder that lists the windows its process was stopped in.
+PAUSES = "paused.json"
+
+
+class PauseWatch(threading.Thread):
+    """Records in ``file`` the windows in which this process did not run.
+
+    A daemon thread wakes every ``beat`` seconds; a wake-up that finds more than ``gap``
+    seconds (monotonic clock, which runs on while a process is stopped) since the last one
+    appends that window, as UTC epoch seconds ``[start, end]``, to the list in ``file``, so
+    that windows of an earlier, interrupted invocation of the same run are kept.
+    """
+
+    def __init__(self, file: Path, gap: float = PAUSE_GAP, beat: float = 1.0) -> None:
+        super().__init__(name="pause-watch", daemon=True)
+        self.file, self.gap, self.beat = file, gap, beat
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        last, last_wall = time.monotonic(), time.time()
+        while not self._done.wait(self.beat):
+            now, wall = time.monotonic(), time.time()
+            if now - last > self.gap:
+                self._record(last_wall, wall)
+            last, last_wall = now, wall
+
+    def stop(self) -> None:
+        """End the watch (it records nothing more)."""
+        self._done.set()
+        self.join()
+
+    def _record(self, start: float, end: float) -> None:
+        windows = pause_windows(self.file.parent)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps([*windows, [start, end]]))
+        tmp.replace(self.file)
+
+
+def pause_windows(checkpoints: Path) -> list[list[float]]:
+    """The windows (UTC epoch seconds) in which the run checkpointing into ``checkpoints``
+    was stopped, as its :class:`PauseWatch` recorded them; empty if it never was."""
+    file = checkpoints / PAUSES
+    return json.loads(file.read_text()) if file.is_file() else []
+
+
+def stopped_field(windows: Sequence[Sequence[float]]) -> dict[str, str]:
+    """A result's ``stopped`` field for these pause windows: ``"2026-12-06 05:46-05:57,
+    06:36-06:51 UTC"`` (the date once per day, minutes rounded outwards); ``{}`` for none."""
+    if not windows:
+        return {}
+
+    def utc(seconds: float) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+
+    days: dict[str, list[str]] = {}
+    for start, end in sorted(windows):
+        first, last = utc(start), utc(end + 59).replace(second=0, microsecond=0)
+        day = first.strftime("%Y-%m-%d")
+        until = last.strftime("%H:%M" if last.date() == first.date() else "%Y-%m-%d %H:%M")
+        days.setdefault(day, []).append(f"{first:%H:%M}-{until}")
+    return {
+        "stopped": "; ".join(f"{day} {', '.join(spans)}" for day, spans in days.items()) + " UTC"
+    }
+
+
 def _run_resumably(fn: Callable[..., dict], args: tuple, checkpoints: Path) -> dict:
-    """``fn(*args)`` with its trainings checkpointing into (and resuming from) ``checkpoints``."""
+    """``fn(*args)`` with its trainings checkpointing into (and resuming from)
+    ``checkpoints``, and the windows its process is stopped in recorded there
+    (:class:`PauseWatch`)."""
     global _checkpoints
     _checkpoints = checkpoints
     checkpoints.mkdir(parents=True, exist_ok=True)  # marks the run as started
+    watch = PauseWatch(checkpoints / PAUSES)
+    watch.start()
     try:
         return fn(*args)
     finally:
+        watch.stop()
         _checkpoints = None
 
 
@@ -91,7 +166,8 @@ def run_pending(
     ``describe`` turns a result into the line printed when it finishes. ``fresh`` gives
     each run a process of its own (for measurements of peak memory). A run's trainings
     resume from the checkpoints an interrupted earlier invocation left
-    (:func:`in_progress_folder`), which are deleted once its result file is written.
+    (:func:`in_progress_folder`), which are deleted once its result file is written; a
+    run whose process was stopped for a while gets a ``stopped`` field (:class:`PauseWatch`).
     """
     pending = [run for run in runs if not run[0].exists()]
     print(f"{len(pending)} of {len(runs)} runs to do ({jobs} at a time)", flush=True)
@@ -111,8 +187,9 @@ def run_pending(
                 started = [futures[f] for f in waiting if in_progress_folder(futures[f]).is_dir()]
                 print(status_lines(started), flush=True)
             for future in done:
-                result = {**future.result(), **provenance()}
                 path = futures[future]
+                paused = pause_windows(in_progress_folder(path))
+                result = {**future.result(), **stopped_field(paused), **provenance()}
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.with_suffix(".tmp").write_text(json.dumps(result))
                 path.with_suffix(".tmp").replace(path)
@@ -178,7 +255,8 @@ def provenance() -> dict[str, str]:
 MARKED_RUNS = {
     "stopped": "were stopped (SIGSTOP) for part of their wall time while another benchmark "
     "had the machine alone: their seconds overstate their compute, and their `stopped` field "
-    "says when",
+    "says when (the run's own record of the windows its process did not run in; for runs "
+    "finished before that record existed, 2026-12-06, a note by hand)",
     "resumed_after_epoch": "were interrupted (a session ended) and resumed from the checkpoint "
     "of their last finished epoch, which continues the same training; their seconds add "
     "the epochs before the interruption to the session that finished them, and their "
@@ -193,7 +271,7 @@ MARKED_RUNS = {
 def origin_notes(rows: Sequence[dict]) -> list[str]:
     """Report lines on where the runs come from: how many were rebuilt from an earlier
     committed report (their ``restored_from`` field names it), how many were stopped for a
-    while (a ``stopped`` field, written by hand: it says when), how many were trained with
+    while (a ``stopped`` field: it says when), how many were trained with
     compiled message passing (a ``compiled`` field), and on how many machines
     and between which dates the others finished (their :func:`provenance`), since wall
     times compare only within one machine. Empty when the runs say none of these."""

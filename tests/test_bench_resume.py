@@ -4,8 +4,12 @@ injection: a training that fails after two epochs, then the rerun)."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -99,7 +103,17 @@ def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
     (leftover / "abc").mkdir(parents=True)
     _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
     assert json.loads(path.read_text())["finished"]
+    assert "stopped" not in json.loads(path.read_text())
     assert not leftover.exists()
+
+
+def test_a_run_resumed_after_a_stopped_invocation_says_when_it_was_stopped(tmp_path):
+    path = tmp_path / "run.json"
+    leftover = _parallel_runs.in_progress_folder(path)
+    leftover.mkdir(parents=True)
+    (leftover / "paused.json").write_text(json.dumps([[60.0, 180.0]]))
+    _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)
+    assert json.loads(path.read_text())["stopped"] == "1970-01-01 00:01-00:03 UTC"
 
 
 def test_the_status_of_runs_under_way_reads_their_checkpoints(tmp_path, one_thread_restored):
@@ -120,3 +134,58 @@ def test_the_status_passes_over_a_damaged_checkpoint(tmp_path):
     torch.save({"train_state": {"epoch": 19, "best_epoch": 18}}, folder / "last.pt")
     (_, first) = _parallel_runs.status_lines([started]).splitlines()
     assert first == "  full_bace_0_a: no epoch finished yet"
+
+
+def test_a_run_records_the_window_its_process_was_stopped_in(tmp_path):
+    """Fault injection: a process watched by PauseWatch is stopped (SIGSTOP) for 3 s, then
+    continued; the window lands in its run's pause file and in the result's ``stopped`` field."""
+    checkpoints = tmp_path / "in_progress" / "run"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "paused.json").write_text(json.dumps([[1.0, 61.0]]))  # an earlier invocation
+    child = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_PROCESS, str(BENCHMARKS), str(checkpoints / "paused.json")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout.readline().strip() == "watching"
+    before = time.time()
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(3)
+    child.send_signal(signal.SIGCONT)
+    after = time.time()
+    assert child.wait(timeout=60) == 0
+    earlier, (start, end) = _parallel_runs.pause_windows(checkpoints)
+    assert earlier == [1.0, 61.0]
+    assert before - 0.5 <= start <= before + 0.5 and after - 0.5 <= end <= after + 1.5
+    assert _parallel_runs.stopped_field([[1.0, 61.0]]) == {"stopped": "1970-01-01 00:00-00:02 UTC"}
+
+
+def test_a_process_that_runs_on_records_no_pause(tmp_path):
+    watch = _parallel_runs.PauseWatch(tmp_path / "paused.json", gap=1.0, beat=0.05)
+    watch.start()
+    time.sleep(0.5)
+    watch.stop()
+    assert _parallel_runs.pause_windows(tmp_path) == [] and not any(tmp_path.iterdir())
+
+
+def test_the_stopped_field_names_each_day_once():
+    day = datetime.datetime(2026, 12, 6, 5, 46, 10, tzinfo=datetime.timezone.utc).timestamp()
+    windows = [[day + 3000, day + 3900], [day, day + 600], [day + 65000, day + 66000]]
+    windows.append([day + 86400, day + 86460])
+    assert _parallel_runs.stopped_field(windows) == {
+        "stopped": "2026-12-06 05:46-05:57, 06:36-06:52, 23:49-2026-12-07 00:07; "
+        "2026-12-07 05:46-05:48 UTC"
+    }
+    assert _parallel_runs.stopped_field([]) == {}
+
+
+WATCHED_PROCESS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+import _parallel_runs
+watch = _parallel_runs.PauseWatch(Path(sys.argv[2]), gap=1.0, beat=0.05)
+watch.start()
+print("watching", flush=True)
+time.sleep(5)
+watch.stop()
+"""
