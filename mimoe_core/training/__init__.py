@@ -2,6 +2,7 @@
 
 from mimoe_core.trained import TrainedModel
 from mimoe_core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mimoe_core.training.divergence import TrainingDiverged
 from mimoe_core.training.ensemble import EnsembleResult, train_ensemble
 from mimoe_core.training.experiments import ablation_variants, run_experiments
 from mimoe_core.training.metrics import classification_metrics, regression_metrics
@@ -24,6 +25,7 @@ __all__ = [
     "TrainSettings",
     "TrainState",
     "TrainedModel",
+    "TrainingDiverged",
     "TrainingRun",
     "UnscaleTransform",
     "ablation_variants",

@@ -56,6 +56,7 @@ from mimoe_core.trained import (
 )
 from mimoe_core.training import distributed
 from mimoe_core.training.distributed import DistributedContext
+from mimoe_core.training.divergence import TrainingDiverged, gradient_norm
 from mimoe_core.training.ema import WeightAverage
 from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
@@ -468,6 +469,8 @@ class TrainingRun:
         Every rank draws the same order; a rank computes its share of each global batch
         (:func:`~mimoe_core.training.distributed.rank_slice`). A last global batch with
         fewer molecules than ranks is left out of that epoch (the order changes each epoch).
+        A step whose gradients are not finite is skipped and counted (``skipped_steps``);
+        an epoch of nothing else raises :class:`~mimoe_core.training.divergence.TrainingDiverged`.
         """
         model, settings, context = self.model, self.settings, self.context
         train_list = self.train_list
@@ -482,6 +485,7 @@ class TrainingRun:
         sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
         usage = torch.zeros(model.num_experts, dtype=torch.float64)
         starts = range(0, len(order), settings.batch_size)
+        steps = skipped = 0
         for step, start in enumerate(starts):
             lr = warmup_lr(settings, epoch, step, len(starts))
             if lr is not None:
@@ -493,6 +497,7 @@ class TrainingRun:
             ]
             if len(chosen) < context.world_size:
                 break
+            steps += 1
             if context.distributed:
                 sizes = [data.num_nodes for data in chosen]
                 chosen = distributed.rank_slice(chosen, context, sizes)
@@ -518,8 +523,11 @@ class TrainingRun:
             loss.backward()
             if context.distributed:
                 distributed.forget_unused_gradients(model)
-            if settings.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+            # All-reduced gradients: every rank sees the same norm, so all skip together.
+            if not torch.isfinite(gradient_norm(model, settings.clip_norm)):
+                self.optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(model)
@@ -531,8 +539,17 @@ class TrainingRun:
         self.timing["molecules"] += int(sums[3])
         self.timing["seconds"] += time.perf_counter() - started
         names = ("loss", "task_loss", "aux_loss")
+        if steps and skipped == steps:
+            raise TrainingDiverged(epoch, steps)
+        if skipped and context.is_main:
+            warnings.warn(
+                f"epoch {epoch}: {skipped} of {steps} training steps skipped, their gradients "
+                "were not finite (history.csv: skipped_steps)",
+                stacklevel=2,
+            )
         row = {k: float(v) / total for k, v in zip(names, sums[:3], strict=True)}
         row.update({f"usage_{e + 1}": float(u) / total for e, u in enumerate(usage)})
+        row["skipped_steps"] = skipped
         return row
 
     def final_metrics(self) -> dict[str, Any]:

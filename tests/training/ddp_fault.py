@@ -4,12 +4,14 @@
 takes 3 s longer over each checkpoint (so a rank that does not wait for the write dies during it);
 ``MIMOE_FAULT=stall:RANK:EPOCH`` makes it sleep for a minute there instead, so the other ranks
 wait on a collective until ``--dist-timeout``; ``MIMOE_FAULT=late:RANK:SECONDS`` makes that rank
-start so many seconds late, before it joins the process group. Run as
+start so many seconds late, before it joins the process group; ``MIMOE_FAULT=nan:RANK:STEP``
+makes that rank's training loss NaN at its training step STEP (0-based, over the run). Run as
 ``torchrun ... ddp_fault.py train ...``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -24,6 +26,10 @@ def _inject() -> None:
     if kind == "late":
         if int(os.environ["RANK"]) == int(rank):
             time.sleep(float(epoch))
+        return
+    if kind == "nan":
+        if int(os.environ["RANK"]) == int(rank):
+            _nan_loss_at(int(epoch))
         return
     original = trainer.TrainingRun.train_epoch
 
@@ -43,6 +49,16 @@ def _inject() -> None:
             return save_last(self)
 
         trainer.TrainingRun.save_last = slow_save_last
+
+
+def _nan_loss_at(step: int) -> None:
+    original, calls = trainer.masked_loss, iter(range(10**6))
+
+    def masked_loss(*args):
+        loss = original(*args)
+        return loss * math.nan if next(calls) == step else loss
+
+    trainer.masked_loss = masked_loss
 
 
 if __name__ == "__main__":

@@ -151,6 +151,20 @@ def test_a_killed_rank_ends_the_run_clearly_and_resume_continues_it(runs, shared
     )
 
 
+def test_a_nan_loss_on_one_rank_is_skipped_by_both(shared_cache, tmp_path):
+    """Fault injection: rank 1's loss is NaN in its second step. The all-reduced gradients
+    are NaN on both ranks, both skip that step, and the weights stay identical."""
+    out = tmp_path / "nan"
+    done = _torchrun(
+        [*ARGS, "--epochs", "2", "--out", str(out)], shared_cache,
+        entry=[str(FAULT_ENTRY)], MIMOE_FAULT="nan:1:1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _metrics(out)["distributed"]["ranks_in_sync"] is True
+    assert pd.read_csv(out / "history.csv")["skipped_steps"].tolist() == [1, 0]
+    assert done.stderr.count("epoch 0: 1 of 3 training steps skipped") == 1  # rank 0 warns
+
+
 @pytest.mark.parametrize(
     ("fault", "timeout", "message"),
     [
