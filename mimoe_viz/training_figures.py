@@ -32,6 +32,7 @@ _AUX_LOSS = {
     "legendgroup": "loss",
 }
 _BEST = {"mode": "markers", "marker": {"symbol": "star", "size": 14, "color": "#c44e52"}}
+_SKIPPED = {"mode": "markers", "marker": {"symbol": "x", "size": 11, "color": "#c44e52"}}
 _USAGE = {"mode": "lines", "legendgroup": "usage"}
 # The usage legend names the experts; their cutoff lines share its colours.
 _CUTOFF = {"mode": "lines", "legendgroup": "cutoffs", "showlegend": False}
@@ -68,6 +69,13 @@ def _history_parts(
     return history, x, val_col, best, usage, labels, expert_colors(len(usage))
 
 
+def _skipped_steps(history: pd.DataFrame) -> np.ndarray:
+    """Steps the trainer skipped in each epoch (non-finite gradients); 0 before the count."""
+    if "skipped_steps" not in history.columns:
+        return np.zeros(len(history), dtype=int)
+    return history["skipped_steps"].fillna(0).to_numpy(dtype=int)
+
+
 def training_curves_figure(
     history: pd.DataFrame | RunFolder,
     layout: dict | None = None,
@@ -81,11 +89,13 @@ def training_curves_figure(
     for RMSE/MAE, highest for ROC-AUC). Bottom: ``usage_e``, the fraction of training
     molecules routed to expert e in that epoch (the K lines sum to top_k), in expert colours.
     A run with learnable cutoffs (``cutoff_1..K`` columns) gets a fourth panel: each
-    expert's cutoff in Å over the epochs.
+    expert's cutoff in Å over the epochs. Epochs in which the trainer skipped steps whose
+    gradients were not finite (``skipped_steps`` > 0) are crossed on the loss curve.
 
     Args:
         history: a ``history.csv`` frame with ``loss`` and one ``val_*`` column (``epoch``,
-            ``task_loss``, ``aux_loss`` and ``usage_1..K`` are drawn when present), or a
+            ``task_loss``, ``aux_loss``, ``usage_1..K`` and ``skipped_steps`` are drawn when
+            present), or a
             :class:`RunFolder` (its cutoffs then name the experts).
         layout: overrides passed to ``fig.update_layout``, default None.
         cutoffs: the K expert cutoffs in Å, to label the usage lines; default None
@@ -120,6 +130,15 @@ def training_curves_figure(
     if "aux_loss" in history.columns:
         trace = go.Scatter(x=x, y=history["aux_loss"], **_AUX_LOSS)
         fig.add_trace(trace, row=1, col=1, secondary_y=True)
+    skipped = _skipped_steps(history)
+    if skipped.any():
+        hit = skipped > 0
+        hover = "epoch %{x}: %{customdata} steps skipped (non-finite gradients)<extra></extra>"
+        trace = go.Scatter(
+            x=x[hit], y=history["loss"].to_numpy()[hit], customdata=skipped[hit],
+            name="steps skipped", hovertemplate=hover, **_SKIPPED,
+        )  # fmt: skip
+        fig.add_trace(trace, row=1, col=1, secondary_y=False)
     fig.add_trace(
         go.Scatter(
             x=x, y=history[val_col], name=val_col, mode="lines+markers", line={"color": SERIES[0]}
@@ -187,6 +206,13 @@ def training_curves_mpl(
     for col, style in (("loss", "-"), ("task_loss", "--")):
         if col in history.columns:
             ax_loss.plot(x, history[col], style, color="#333333", marker=".", label=col)
+    skipped = _skipped_steps(history)
+    if skipped.any():
+        hit = skipped > 0
+        ax_loss.plot(
+            x[hit], history["loss"].to_numpy()[hit], "x", color="#c44e52", markersize=9,
+            label=f"steps skipped ({int(skipped.sum())}, non-finite gradients)",
+        )  # fmt: skip
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("training loss")
     if "aux_loss" in history.columns:

@@ -162,6 +162,18 @@ def test_training_curves_mpl_lines():
     assert [matplotlib.colors.to_hex(ln.get_color()) for ln in ax_usage.lines] == expert_colors(3)
 
 
+def test_training_curves_cross_the_epochs_with_skipped_steps():
+    history = history_frame()
+    assert not [t for t in training_curves_figure(history).data if t.name == "steps skipped"]
+    history["skipped_steps"] = [0, 2, 0, 1, 0]
+    (crosses,) = [t for t in training_curves_figure(history).data if t.name == "steps skipped"]
+    assert list(crosses.x) == [1, 3] and list(crosses.customdata) == [2, 1]
+    np.testing.assert_allclose(crosses.y, history["loss"].iloc[[1, 3]])
+    ax_loss = training_curves_mpl(history).axes[0]
+    (marks,) = [ln for ln in ax_loss.lines if ln.get_label().startswith("steps skipped (3,")]
+    assert list(marks.get_xdata()) == [1, 3]
+
+
 # --- parity ---------------------------------------------------------------------------------
 
 
