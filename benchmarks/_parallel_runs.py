@@ -255,8 +255,8 @@ def provenance() -> dict[str, str]:
 MARKED_RUNS = {
     "stopped": "were stopped (SIGSTOP) for part of their wall time while another benchmark "
     "had the machine alone: their seconds overstate their compute, and their `stopped` field "
-    "says when (the run's own record of the windows its process did not run in; for runs "
-    "finished before that record existed, 2026-12-06, a note by hand)",
+    "says when (the run's own record of the windows its process did not run in; for pauses "
+    "before that record existed, up to 2026-12-06, a note by hand)",
     "resumed_after_epoch": "were interrupted (a session ended) and resumed from the checkpoint "
     "of their last finished epoch, which continues the same training; their seconds add "
     "the epochs before the interruption to the session that finished them, and their "

@@ -464,7 +464,7 @@ def render(
         if not args.chemprop:
             why_missing[CHEMPROP] = "no chemprop environment given (`--chemprop PATH`)"
         count = int((runs.dataset == name).sum()) if len(runs) else 0
-        lines += [f"## {NAMES[name]} ({count} runs)", ""]
+        lines += [f"## {NAMES[name]} ({count} run{'' if count == 1 else 's'})", ""]
         lines += [*dataset_table(runs, name, args.splits, why_missing), ""]
     lines += [
         "## Paired by split",
