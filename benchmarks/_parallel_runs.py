@@ -109,17 +109,20 @@ class PauseWatch(threading.Thread):
         self.join()
 
     def _record(self, start: float, end: float) -> None:
-        windows = pause_windows(self.file.parent)
         tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps([*windows, [start, end]]))
+        tmp.write_text(json.dumps([*_windows_in(self.file), [start, end]]))
         tmp.replace(self.file)
+
+
+def _windows_in(file: Path) -> list[list[float]]:
+    """The pause windows a :class:`PauseWatch` wrote to ``file``; empty if it wrote none."""
+    return json.loads(file.read_text()) if file.is_file() else []
 
 
 def pause_windows(checkpoints: Path) -> list[list[float]]:
     """The windows (UTC epoch seconds) in which the run checkpointing into ``checkpoints``
     was stopped, as its :class:`PauseWatch` recorded them; empty if it never was."""
-    file = checkpoints / PAUSES
-    return json.loads(file.read_text()) if file.is_file() else []
+    return _windows_in(checkpoints / PAUSES)
 
 
 def stopped_field(windows: Sequence[Sequence[float]]) -> dict[str, str]:

@@ -69,11 +69,18 @@ def _history_parts(
     return history, x, val_col, best, usage, labels, expert_colors(len(usage))
 
 
-def _skipped_steps(history: pd.DataFrame) -> np.ndarray:
-    """Steps the trainer skipped in each epoch (non-finite gradients); 0 before the count."""
+def _skipped_points(
+    history: pd.DataFrame, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs in which the trainer skipped steps (non-finite gradients).
+
+    Returns their x, their loss and how many steps; empty for runs from before the count.
+    """
     if "skipped_steps" not in history.columns:
-        return np.zeros(len(history), dtype=int)
-    return history["skipped_steps"].fillna(0).to_numpy(dtype=int)
+        return x[:0], x[:0], x[:0]
+    skipped = history["skipped_steps"].fillna(0).to_numpy(dtype=int)
+    hit = skipped > 0
+    return x[hit], history["loss"].to_numpy()[hit], skipped[hit]
 
 
 def training_curves_figure(
@@ -130,13 +137,12 @@ def training_curves_figure(
     if "aux_loss" in history.columns:
         trace = go.Scatter(x=x, y=history["aux_loss"], **_AUX_LOSS)
         fig.add_trace(trace, row=1, col=1, secondary_y=True)
-    skipped = _skipped_steps(history)
-    if skipped.any():
-        hit = skipped > 0
+    epochs, losses, skipped = _skipped_points(history, x)
+    if len(epochs):
         hover = "epoch %{x}: %{customdata} steps skipped (non-finite gradients)<extra></extra>"
         trace = go.Scatter(
-            x=x[hit], y=history["loss"].to_numpy()[hit], customdata=skipped[hit],
-            name="steps skipped", hovertemplate=hover, **_SKIPPED,
+            x=epochs, y=losses, customdata=skipped, name="steps skipped",
+            hovertemplate=hover, **_SKIPPED,
         )  # fmt: skip
         fig.add_trace(trace, row=1, col=1, secondary_y=False)
     fig.add_trace(
@@ -206,11 +212,10 @@ def training_curves_mpl(
     for col, style in (("loss", "-"), ("task_loss", "--")):
         if col in history.columns:
             ax_loss.plot(x, history[col], style, color="#333333", marker=".", label=col)
-    skipped = _skipped_steps(history)
-    if skipped.any():
-        hit = skipped > 0
+    epochs, losses, skipped = _skipped_points(history, x)
+    if len(epochs):
         ax_loss.plot(
-            x[hit], history["loss"].to_numpy()[hit], "x", color="#c44e52", markersize=9,
+            epochs, losses, "x", color="#c44e52", markersize=9,
             label=f"steps skipped ({int(skipped.sum())}, non-finite gradients)",
         )  # fmt: skip
     ax_loss.set_ylabel("loss")

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 from mimoe_core.cli import main
 from mimoe_core.training import trainer
@@ -29,7 +30,7 @@ def _inject() -> None:
         return
     if kind == "nan":
         if int(os.environ["RANK"]) == int(rank):
-            _nan_loss_at(int(epoch))
+            trainer.masked_loss = nan_losses_at({int(epoch)}, trainer.masked_loss)
         return
     original = trainer.TrainingRun.train_epoch
 
@@ -51,14 +52,16 @@ def _inject() -> None:
         trainer.TrainingRun.save_last = slow_save_last
 
 
-def _nan_loss_at(step: int) -> None:
-    original, calls = trainer.masked_loss, iter(range(10**6))
+def nan_losses_at(steps: set[int], masked_loss: Callable) -> Callable:
+    """``masked_loss`` whose loss is NaN in these training steps (0-based, over the run);
+    also used by ``test_divergence.py``."""
+    calls = iter(range(10**9))
 
-    def masked_loss(*args):
-        loss = original(*args)
-        return loss * math.nan if next(calls) == step else loss
+    def nan_at_steps(*args):
+        loss = masked_loss(*args)
+        return loss * math.nan if next(calls) in steps else loss
 
-    trainer.masked_loss = masked_loss
+    return nan_at_steps
 
 
 if __name__ == "__main__":

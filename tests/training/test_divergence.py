@@ -9,22 +9,16 @@ import math
 import pandas as pd
 import pytest
 import torch
+from ddp_fault import nan_losses_at
 from tiny_training import TINY, quick
 
 from mimoe_core.cli import main
 from mimoe_core.training import TrainingDiverged, train, trainer
 
 
-def _nan_losses_at(monkeypatch, calls: set[int]) -> None:
+def _nan_losses_at(monkeypatch, steps: set[int]) -> None:
     """The training loss of these training steps (0-based, counted over the run) is NaN."""
-    original = trainer.masked_loss
-    count = iter(range(10**6))
-
-    def masked_loss(*args):
-        loss = original(*args)
-        return loss * math.nan if next(count) in calls else loss
-
-    monkeypatch.setattr(trainer, "masked_loss", masked_loss)
+    monkeypatch.setattr(trainer, "masked_loss", nan_losses_at(steps, trainer.masked_loss))
 
 
 def _steps_taken(last: dict) -> int:
