@@ -23,8 +23,10 @@ import shutil
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -62,6 +64,9 @@ STATUS_EVERY = 900.0
 
 #: Where the runs of a work folder keep their checkpoints until they finish.
 IN_PROGRESS = "in_progress"
+
+#: The file, in a failed run's checkpoint folder, that holds what it raised.
+FAILED = "failed.txt"
 
 #: The folder where the training of the run now in this worker process checkpoints every
 #: epoch (set by :func:`run_pending` around each run; ``None`` outside one).
@@ -152,6 +157,7 @@ def _run_resumably(fn: Callable[..., dict], args: tuple, checkpoints: Path) -> d
     global _checkpoints
     _checkpoints = checkpoints
     checkpoints.mkdir(parents=True, exist_ok=True)  # marks the run as started
+    (checkpoints / FAILED).unlink(missing_ok=True)  # an earlier try's
     watch = PauseWatch(checkpoints / PAUSES)
     watch.start()
     try:
@@ -163,7 +169,7 @@ def _run_resumably(fn: Callable[..., dict], args: tuple, checkpoints: Path) -> d
 
 def run_pending(
     runs: Sequence[Run], jobs: int, describe: Callable[[dict], str], fresh: bool = False
-) -> None:
+) -> list[str]:
     """Run every run whose result file is missing, ``jobs`` at a time (spawned processes).
 
     ``describe`` turns a result into the line printed when it finishes. ``fresh`` gives
@@ -171,11 +177,20 @@ def run_pending(
     resume from the checkpoints an interrupted earlier invocation left
     (:func:`in_progress_folder`), which are deleted once its result file is written; a
     run whose process was stopped for a while gets a ``stopped`` field (:class:`PauseWatch`).
+
+    A run that raises, or whose worker process dies (killed, out of memory), does not end
+    the others: it is reported in one line, its traceback is written to
+    ``in_progress/<run>/failed.txt`` beside its checkpoints, and a rerun retries it.
+
+    Returns:
+        One line per failed run (empty when every run finished); :func:`exit_status` turns
+        them into the script's exit code.
     """
     pending = [run for run in runs if not run[0].exists()]
     print(f"{len(pending)} of {len(runs)} runs to do ({jobs} at a time)", flush=True)
+    failures: list[str] = []
     if not pending:
-        return
+        return failures
     # spawn, not fork: the parent has imported torch, whose thread pools do not survive fork.
     per_child = 1 if fresh else None
     with ProcessPoolExecutor(jobs, get_context("spawn"), max_tasks_per_child=per_child) as pool:
@@ -189,8 +204,13 @@ def run_pending(
             if not done:  # hours-long runs: say how far the started ones are
                 started = [futures[f] for f in waiting if in_progress_folder(futures[f]).is_dir()]
                 print(status_lines(started), flush=True)
-            for future in done:
+            for future in sorted(done, key=futures.get):
                 path = futures[future]
+                error = future.exception()
+                if error is not None:
+                    failures.append(_record_failure(path, error))
+                    print(failures[-1], flush=True)
+                    continue
                 paused = pause_windows(in_progress_folder(path))
                 result = {**future.result(), **stopped_field(paused), **provenance()}
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +218,32 @@ def run_pending(
                 path.with_suffix(".tmp").replace(path)
                 shutil.rmtree(in_progress_folder(path), ignore_errors=True)
                 print(describe(result), flush=True)
+    return failures
+
+
+def _record_failure(path: Path, error: BaseException) -> str:
+    """Writes ``error`` (with the worker's traceback) beside the run's checkpoints and
+    returns the line that reports it."""
+    folder = in_progress_folder(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(error, BrokenProcessPool):
+        what = (
+            "a worker process died (killed, or out of memory), which ends every run in "
+            "flight or queued"
+        )
+    else:
+        what = f"{type(error).__name__}: {error}"
+    # The chain includes the worker's own traceback (its __cause__) when the run raised.
+    (folder / FAILED).write_text("".join(traceback.format_exception(error)))
+    return f"{path.stem} failed: {what} (traceback: {folder / FAILED}; a rerun retries it)"
+
+
+def exit_status(failures: Sequence[str]) -> int:
+    """The benchmark script's exit code: 0 when every run finished, else 1 after naming
+    the failed runs on stderr."""
+    if failures:
+        print(f"{len(failures)} run(s) failed:", *failures, sep="\n  ", file=sys.stderr)
+    return int(bool(failures))
 
 
 def status_lines(started: Sequence[Path]) -> str:
@@ -222,14 +268,15 @@ def status_lines(started: Sequence[Path]) -> str:
 def run_all(
     runs: Sequence[Run], args: argparse.Namespace, datasets: Sequence[str],
     describe: Callable[[dict], str],
-) -> None:  # fmt: skip
+) -> list[str]:  # fmt: skip
     """Featurize each dataset here (the workers then read the warm cache), then run the
-    pending runs (:func:`run_pending`); nothing with ``--report-only``."""
+    pending runs (:func:`run_pending`, whose failures it returns); nothing with
+    ``--report-only``."""
     if args.report_only:
-        return
+        return []
     for name in datasets:
         featurized(name)
-    run_pending(runs, args.jobs, describe)
+    return run_pending(runs, args.jobs, describe)
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:

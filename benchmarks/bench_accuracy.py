@@ -58,6 +58,7 @@ import pandas as pd
 from _parallel_runs import (
     RUNS,
     command_line,
+    exit_status,
     featurized,
     markdown_rows,
     mean_std,
@@ -527,12 +528,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--chemprop: {args.chemprop} is not an executable")
     out = args.out or ROOT / f"benchmarks/results/accuracy_{args.setting}.md"
     args.work = args.work or RUNS / f"accuracy_{args.setting}"
+    failures: list[str] = []
     if not args.report_only:
         for name in datasets:  # here, so that the workers read a warm cache
             featurized(name, limit=SETTINGS[args.setting]["limit"])
             if name in ABLATION_DATASETS:
                 featurized(name, False, CONFORMERS, SETTINGS[args.setting]["limit"])
-        run_pending(all_runs(args, datasets), args.jobs, lambda row: (
+        failures = run_pending(all_runs(args, datasets), args.jobs, lambda row: (
             f"{row['dataset']} split {row['split']} {row['model']}: test {row['metric']} "
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     finished = results(all_runs(args, list(DATASETS)))
@@ -542,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     write_report(out, render(table, args, command, origin_notes(finished)))
     if len(table):
         runs_csv(table).to_csv(out.with_suffix(".csv"), index=False)
-    return 0
+    return exit_status(failures)
 
 
 def runs_csv(runs: pd.DataFrame) -> pd.DataFrame:

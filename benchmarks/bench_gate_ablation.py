@@ -38,6 +38,7 @@ from _parallel_runs import (
     RUNS,
     add_run_options,
     command_line,
+    exit_status,
     featurized,
     markdown_rows,
     mean_std,
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
          (name, s, gate, args.epochs, args.hidden))
         for name in datasets for s in range(args.splits) for gate in GATES
     ]  # fmt: skip
-    run_all(runs, args, datasets, lambda row: (
+    failures = run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['gate']}: test rmse "
             f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line(__file__, argv)
     text = render(table.reset_index(drop=True), command, [])
     write_report(args.out, text)
-    return 0
+    return exit_status(failures)
 
 
 if __name__ == "__main__":

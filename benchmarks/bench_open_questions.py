@@ -55,6 +55,7 @@ from _parallel_runs import (
     RUNS,
     add_run_options,
     command_line,
+    exit_status,
     featurized,
     markdown_rows,
     mean_std,
@@ -578,11 +579,12 @@ def gpu_trunk_costs(args: argparse.Namespace, argv, lean_memory: list, lean_time
     if not torch.cuda.is_available():
         print("--device cuda: torch sees no CUDA device", file=sys.stderr)
         return 2
+    failures: list[str] = []
     out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("open_questions_gpu.md")
     if not args.report_only:
         # One process: the allocator's peak is reset per measurement, unlike the CPU's RSS.
-        run_pending(lean_time, 1, _describe_time)
-        run_pending(lean_memory, 1, _describe_memory)
+        failures += run_pending(lean_time, 1, _describe_time)
+        failures += run_pending(lean_memory, 1, _describe_memory)
     costs = trunk_costs(results(lean_memory), results(lean_time))
     if costs.empty:
         print(f"no finished GPU measurements in {args.work}", file=sys.stderr)
@@ -600,7 +602,7 @@ def gpu_trunk_costs(args: argparse.Namespace, argv, lean_memory: list, lean_time
         *render_trunk_costs(costs, GPU_COST_METHOD),
     ]
     write_report(out, "\n".join(lines) + "\n")
-    return 0
+    return exit_status(failures)
 
 
 def trunk_cost_csv(report: Path) -> Path:
@@ -700,19 +702,24 @@ def main(argv: list[str] | None = None) -> int:
          (name, args.cost_molecules))
         for name in datasets
     ]  # fmt: skip
+    failures: list[str] = []
     if not args.report_only and "1" in questions:
-        run_pending(costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x")
+        failures += run_pending(
+            costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x"
+        )
     if not args.report_only and "2" in questions:
-        run_pending(ensemble_costs, 1, lambda row: f"{row['dataset']} Q2 featurization cost")
+        failures += run_pending(
+            ensemble_costs, 1, lambda row: f"{row['dataset']} Q2 featurization cost"
+        )
     if not args.report_only and "3" in questions:
-        run_pending(lean_time, 1, _describe_time)
+        failures += run_pending(lean_time, 1, _describe_time)
         # Large allocations get their own mappings, returned to the kernel when freed, so
         # the resident set follows the memory in use (glibc otherwise keeps freed blocks).
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
-        run_pending(lean_memory, 1, _describe_memory, fresh=True)
+        failures += run_pending(lean_memory, 1, _describe_memory, fresh=True)
         del os.environ["MALLOC_MMAP_THRESHOLD_"]
     # The trainings after the cost measurements, which then run alone.
-    run_all(wanted, args, datasets, lambda row: (
+    failures += run_all(wanted, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['question']} {row['backbone']} "
             f"{row['gate']} {row.get('cutoffs', '')}: test {row['metric']} {row['test']:.3f} "
             f"({row['seconds']:.0f} s)"))  # fmt: skip
@@ -775,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines) + "\n"
     write_report(args.out, text)
-    return 0
+    return exit_status(failures)
 
 
 if __name__ == "__main__":

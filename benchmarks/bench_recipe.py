@@ -39,6 +39,7 @@ from _parallel_runs import (
     RUNS,
     add_run_options,
     command_line,
+    exit_status,
     markdown_rows,
     mean_std,
     paired_differences,
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
          (name, s, recipe, args.epochs))
         for name in datasets for s in range(args.splits) for recipe in RECIPES
     ]  # fmt: skip
-    run_all(runs, args, datasets, lambda row: (
+    failures = run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} {row['recipe']}: test rmse "
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     table = pd.DataFrame(results(runs))
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line(__file__, argv)
     text = render(table.reset_index(drop=True), command)
     write_report(args.out, text)
-    return 0
+    return exit_status(failures)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from _parallel_runs import (
     RUNS,
     add_run_options,
     command_line,
+    exit_status,
     featurized,
     markdown_rows,
     results,
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
          run_member, (name, s, i, args.epochs, args.hidden, args.ema))
         for name in datasets for s in range(args.splits) for i in range(args.members)
     ]  # fmt: skip
-    run_all(runs, args, datasets, lambda row: (
+    failures = run_all(runs, args, datasets, lambda row: (
             f"{row['dataset']} split {row['split']} member {row['member']}: test rmse "
             f"{row['test_rmse']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     members = pd.DataFrame(results(runs))
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     scored, agreement, oracle = score_splits(members, args.coverage)
     text = render(scored, agreement, args, float(members["seconds"].sum()), oracle)
     write_report(args.out, text)
-    return 0
+    return exit_status(failures)
 
 
 if __name__ == "__main__":

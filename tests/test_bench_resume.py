@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,6 +106,42 @@ def test_a_finished_run_leaves_no_checkpoints_behind(tmp_path):
     assert json.loads(path.read_text())["finished"]
     assert "stopped" not in json.loads(path.read_text())
     assert not leftover.exists()
+
+
+def test_a_run_that_raises_is_reported_and_the_others_still_finish(tmp_path, capsys):
+    """Fault injection: one run raises in its worker (``int("x")``); the run after it is
+    written, the failure is one line, its traceback lands beside its checkpoints, and the
+    script's exit status says so."""
+    failing, fine = tmp_path / "full_bace_0_a.json", tmp_path / "full_bace_0_b.json"
+    runs = [(failing, int, ("x",)), (fine, dict, ())]
+    failures = _parallel_runs.run_pending(runs, jobs=1, describe=str)
+    assert json.loads(fine.read_text())["finished"] and not failing.exists()
+    (line,) = failures
+    assert line.startswith("full_bace_0_a failed: ValueError: invalid literal for int()")
+    assert line.endswith("a rerun retries it)") and line in capsys.readouterr().out
+    trace = (_parallel_runs.in_progress_folder(failing) / _parallel_runs.FAILED).read_text()
+    assert "Traceback" in trace and "invalid literal for int()" in trace
+    assert _parallel_runs.exit_status(failures) == 1
+    assert f"1 run(s) failed:\n  {line}" in capsys.readouterr().err
+    assert _parallel_runs.exit_status([]) == 0 and not capsys.readouterr().err
+
+
+def test_a_worker_that_dies_is_reported_not_raised_and_a_rerun_retries_its_run(tmp_path):
+    """Fault injection: a worker process exits abruptly in the middle of a run (as when the
+    kernel kills it for memory); every run of the broken pool is reported, none is written,
+    and the next invocation finishes them, clearing the failure record."""
+    dying, queued = tmp_path / "full_bace_0_a.json", tmp_path / "full_bace_0_b.json"
+    failures = _parallel_runs.run_pending(
+        [(dying, os._exit, (9,)), (queued, dict, ())], jobs=1, describe=str
+    )
+    assert len(failures) == 2 and not dying.exists() and not queued.exists()
+    assert failures[0].startswith("full_bace_0_a failed: a worker process died (killed, or out")
+    record = _parallel_runs.in_progress_folder(dying) / _parallel_runs.FAILED
+    assert "BrokenProcessPool" in record.read_text()
+    assert _parallel_runs.run_pending([(queued, dict, ())], jobs=1, describe=str) == []
+    assert json.loads(queued.read_text())["finished"]
+    _parallel_runs._run_resumably(dict, (), record.parent)  # a retry starts clean
+    assert not record.exists()
 
 
 def test_a_run_resumed_after_a_stopped_invocation_says_when_it_was_stopped(tmp_path):
