@@ -315,6 +315,9 @@ MARKED_RUNS = {
     "same model, its numbers equal to rounding (`benchmarks/results/compile_cpu.md`), trained "
     "faster; their `compiled` field says so, and their seconds compare with the others' only "
     "as such",
+    "gpu": "trained on a GPU (`--device cuda`; their `gpu` field names it): the same model and "
+    "settings, its numbers different from a CPU run's only by the order of floating-point sums "
+    "(CUDA's scatter sums are not deterministic); their seconds compare only with each other",
 }
 
 
@@ -449,7 +452,17 @@ def train_on_split(
         "seconds": time.perf_counter() - start + seconds_before,
         **({"compiled": True} if options.get("compile") else {}),
         **({"resumed_after_epoch": epochs_before} if epochs_before else {}),
+        **gpu_field(options["device"]),
     }
+
+
+def gpu_field(device: str) -> dict[str, str]:
+    """``{"gpu": its name}`` for a run trained on a CUDA device; nothing on the CPU."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return {}
+    return {"gpu": torch.cuda.get_device_name(torch.device(device))}
 
 
 def _checkpoint_folder(*identity: Any) -> Path | None:

@@ -27,7 +27,8 @@ issue 15 are checked at the end, and rows without runs say why.
 
     python benchmarks/bench_accuracy.py --datasets freesolv,esol,bace,clintox \\
         --chemprop /work/chemprop-venv/bin/chemprop      # a CPU run of several sessions
-    python benchmarks/bench_accuracy.py --datasets lipo,tox21 --jobs 1   # GPU, or long
+    python benchmarks/bench_accuracy.py --datasets lipo,tox21 --device cuda --jobs 12  # GPU
+    python benchmarks/bench_accuracy.py --datasets lipo,tox21   # or many CPU sessions
     python benchmarks/bench_accuracy.py --setting smoke --datasets freesolv --splits 2 \\
         --work /tmp/a --out /tmp/a.md                     # a minute: the script runs
 
@@ -144,9 +145,13 @@ def model_config(model: str, setting: str) -> dict:
     return config
 
 
-def train_run(name: str, split_seed: int, model: str, setting: str, compiled: bool = False) -> dict:
+def train_run(
+    name: str, split_seed: int, model: str, setting: str, compiled: bool = False,
+    device: str = "cpu",
+) -> dict:  # fmt: skip
     """Train one of our models on one (dataset, split); runs in a worker process.
-    ``compiled``: with the experts' message passing compiled (``--compile``)."""
+    ``compiled``: with the experts' message passing compiled (``--compile``); ``device``:
+    where it trains (``--device``)."""
     from _parallel_runs import train_on_split
 
     metric, second = metrics_of(name)
@@ -154,7 +159,7 @@ def train_run(name: str, split_seed: int, model: str, setting: str, compiled: bo
     conformers = CONFORMERS if model == ON_CONFORMERS else 1
     result, row = train_on_split(
         name, split_seed, model_config(model, setting), metric, conformers=conformers,
-        limit=limit, recipe={}, compile=compiled, **SETTINGS[setting]["train"],
+        limit=limit, recipe={}, compile=compiled, device=device, **SETTINGS[setting]["train"],
     )  # fmt: skip
     mixture = getattr(result.model, "moe", result.model)
     return {
@@ -165,11 +170,15 @@ def train_run(name: str, split_seed: int, model: str, setting: str, compiled: bo
     }  # fmt: skip
 
 
-def ensemble_run(name: str, split_seed: int, setting: str, compiled: bool = False) -> dict:
+def ensemble_run(
+    name: str, split_seed: int, setting: str, compiled: bool = False, device: str = "cpu"
+) -> dict:
     """A deep ensemble of MI-MoE(SchNet) (members seeded split seed + 0, 1, 2: member 0 is
     the plain MI-MoE(SchNet) run of the split); the mean of the members' predictions.
-    ``compiled``: with the experts' message passing compiled (``--compile``)."""
+    ``compiled``: with the experts' message passing compiled (``--compile``); ``device``:
+    where it trains (``--device``)."""
     import torch
+    from _parallel_runs import gpu_field
 
     from mimoe_core.data import make_split
     from mimoe_core.training import TrainSettings, train_ensemble
@@ -179,7 +188,7 @@ def ensemble_run(name: str, split_seed: int, setting: str, compiled: bool = Fals
     ds = featurized(name, limit=SETTINGS[setting]["limit"])
     split = make_split("scaffold_balanced", ds.smiles, seed=split_seed)
     settings = TrainSettings(
-        seed=split_seed, progress=False, device="cpu", compile=compiled,
+        seed=split_seed, progress=False, device=device, compile=compiled,
         **SETTINGS[setting]["train"],
     )  # fmt: skip
     start = time.perf_counter()
@@ -202,6 +211,7 @@ def ensemble_run(name: str, split_seed: int, setting: str, compiled: bool = Fals
         "blocks": ENSEMBLE_SIZE * 6, "member_tests": [m["test"][metric] for m in members],
         **{f"test_{key}": scores["uncertainty"]["test"].get(key) for key in UNCERTAINTY},
         **({"compiled": True} if compiled else {}),
+        **gpu_field(device),
     }  # fmt: skip
 
 
@@ -275,15 +285,16 @@ def all_runs(args: argparse.Namespace, datasets: list[str]) -> list:
     benchmark has whole splits); chemprop when an executable is given or its runs exist."""
     runs = []
     compiled = getattr(args, "compile", False)
+    device = getattr(args, "device", "cpu")
     for name in datasets:
         for split_seed in range(args.splits):
             for model in models_for(name, with_chemprop=True):
                 path = args.work / f"{args.setting}_{name}_{split_seed}_{_slug(model)}.json"
                 if model == ENSEMBLE:
-                    arguments = (name, split_seed, args.setting, compiled)
+                    arguments = (name, split_seed, args.setting, compiled, device)
                     runs.append((path, ensemble_run, arguments))
                 elif model != CHEMPROP:
-                    arguments = (name, split_seed, model, args.setting, compiled)
+                    arguments = (name, split_seed, model, args.setting, compiled, device)
                     runs.append((path, train_run, arguments))
                 elif args.chemprop or path.exists():
                     arguments = (name, split_seed, args.setting, args.chemprop)
@@ -458,10 +469,15 @@ def render(
     ]  # fmt: skip
     for name in DATASETS:
         if name in LONG_ON_CPU:
-            why = f"many hours on this CPU, or a GPU (`--datasets {name}` continues it)"
+            why = (
+                f"a GPU (`bash tools/gpu_checks.sh --accuracy`: `--datasets {name} --device "
+                f"cuda`), or many hours on this CPU (`--datasets {name}` continues it)"
+            )
         else:
             why = f"`--datasets {name}` continues it"
         why_missing = dict.fromkeys(MODELS, why)
+        if name in LONG_ON_CPU:  # chemprop trains on the CPU in every case
+            why_missing[CHEMPROP] = f"`--datasets {name} --chemprop PATH` continues it, on the CPU"
         if not args.chemprop:
             why_missing[CHEMPROP] = "no chemprop environment given (`--chemprop PATH`)"
         count = int((runs.dataset == name).sum()) if len(runs) else 0
@@ -519,11 +535,21 @@ def main(argv: list[str] | None = None) -> int:
         help="train the remaining runs with the experts' message passing compiled (the same "
         "model to rounding, faster on long runs; the runs say so, and the report counts them)",
     )  # fmt: skip
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="where our models train (chemprop stays on the CPU); cuda: run many --jobs at "
+        "once on one GPU, as tools/gpu_checks.sh --accuracy does; the runs record the GPU",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:
         parser.error(f"--datasets: {unknown} not among {list(DATASETS)}")
+    if args.device == "cuda" and not args.report_only:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device")
     if args.chemprop and not shutil.which(args.chemprop):
         parser.error(f"--chemprop: {args.chemprop} is not an executable")
     out = args.out or ROOT / f"benchmarks/results/accuracy_{args.setting}.md"

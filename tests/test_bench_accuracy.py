@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+import _parallel_runs  # noqa: E402
 import bench_accuracy as bench  # noqa: E402
 
 
@@ -50,10 +52,36 @@ def test_runs_are_ordered_split_by_split_and_chemprop_needs_an_executable(tmp_pa
 
 def test_compile_reaches_every_training_run_and_not_chemprop(tmp_path):
     plain = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop"), ["esol"])
-    assert all(args[-1] is False for _, fn, args in plain if fn is not bench.chemprop_run)
+    assert all(args[-2] is False for _, fn, args in plain if fn is not bench.chemprop_run)
     faster = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop", compile=True), ["esol"])
     trained = [args for _, fn, args in faster if fn is not bench.chemprop_run]
-    assert len(trained) == len(faster) - 1 and all(args[-1] is True for args in trained)
+    assert len(trained) == len(faster) - 1 and all(args[-2] is True for args in trained)
+
+
+def test_the_device_reaches_every_training_run_and_not_chemprop(tmp_path):
+    runs = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop"), ["esol"])
+    assert {args[-1] for _, fn, args in runs if fn is not bench.chemprop_run} == {"cpu"}
+    on_gpu = bench.all_runs(_args(tmp_path, splits=1, chemprop="chemprop", device="cuda"), ["esol"])
+    devices = [args[-1] for _, fn, args in on_gpu if fn is not bench.chemprop_run]
+    assert len(devices) == len(on_gpu) - 1 and set(devices) == {"cuda"}
+    chemprop = [args for _, fn, args in on_gpu if fn is bench.chemprop_run]
+    assert chemprop == [("esol", 0, "full", "chemprop")]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--datasets", "freesolv", "--device", "cuda", "--work", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing featurized or trained
+
+
+def test_runs_on_a_gpu_are_counted_in_the_report():
+    rows = [{"gpu": "NVIDIA H100 80GB HBM3"}, {}]
+    (note,) = _parallel_runs.origin_notes(rows)
+    assert note.startswith("- 1 of these runs trained on a GPU (`--device cuda`")
+    assert _parallel_runs.gpu_field("cpu") == {}
 
 
 def test_paired_difference_is_signed_so_that_negative_favours_the_mixture():
@@ -114,7 +142,10 @@ def test_report_names_every_dataset_and_why_rows_are_missing(tmp_path):
         assert f"## {name} (" in text
     assert "| MI-MoE(SchNet) | 3 of 3 | 2.000 ± 0.000 |" in text
     assert "| single-scale SchNet | 0 of 3 | not run: `--datasets freesolv` continues it |" in text
-    assert "not run: many hours on this CPU, or a GPU (`--datasets tox21` continues it)" in text
+    assert (
+        "not run: a GPU (`bash tools/gpu_checks.sh --accuracy`: `--datasets tox21 --device "
+        "cuda`), or many hours on this CPU (`--datasets tox21` continues it) |" in text
+    )
     assert "| chemprop D-MPNN | 0 of 3 | not run: no chemprop environment given" in text
 
 

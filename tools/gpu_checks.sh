@@ -17,6 +17,14 @@
 #   open_questions_gpu.md, open_questions_gpu_trunk_cost.csv
 #                       Q3 on the GPU: peak memory and time, shared trunk vs independent
 #   gpu_work.tgz        every run folder and measurement, to merge here
+#
+#   bash tools/gpu_checks.sh --accuracy [DATASETS]   # there: issue 15's full-size runs instead
+#
+# trains the pending runs of bench_accuracy.py on DATASETS (default lipo) with --device cuda,
+# all of a dataset's runs of our models at once (chemprop stays on the CPU, here), for about
+# 8 minutes. Finished runs come back in accuracy_runs.tgz: unpack it in the repository root
+# and commit the run files with the re-rendered report. Unfinished runs are lost (their
+# checkpoints are too large to bring back); accuracy.log says how many epochs each reached.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +65,26 @@ step() {  # step SECONDS LOG COMMAND...: run one check, its output appended to L
     timeout "$limit" "$@" >> "$log" 2>&1
     echo "== exit $?" >> "$log"
 }
+
+if [[ "${1:-}" == "--accuracy" ]]; then
+    work=benchmarks/results/runs/accuracy_full
+    touch /tmp/gpu_work/started
+    step 500 "$OUT/accuracy.log" python3 benchmarks/bench_accuracy.py --datasets "${2:-lipo}" \
+        --device cuda --jobs 12 --out /tmp/gpu_work/accuracy_full.md
+    python3 - "$work" >> "$OUT/accuracy.log" 2>&1 <<'EOF'
+import sys
+from pathlib import Path
+sys.path.insert(0, "benchmarks")
+import _parallel_runs
+work = Path(sys.argv[1])
+started = [work / f"{d.name}.json" for d in (work / _parallel_runs.IN_PROGRESS).glob("*")]
+print(_parallel_runs.status_lines([p for p in started if not p.exists()]))
+EOF
+    find "$work" -maxdepth 1 -name "*.json" -newer /tmp/gpu_work/started > /tmp/gpu_work/new
+    tar -czf "$OUT/accuracy_runs.tgz" -T /tmp/gpu_work/new
+    echo "finished runs: $(wc -l < /tmp/gpu_work/new)" >> "$OUT/accuracy.log"
+    exit 0
+fi
 
 # Limits add up to 550 s: with the machine's start and the transfers, one call of 600 s.
 step 80 "$OUT/test_gpu.log" python3 -m pytest -m gpu -p no:cacheprovider -q tests/models/test_gpu.py
