@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -280,15 +281,20 @@ def _chemprop_best_epoch(out: Path) -> int:
     return -1
 
 
-def all_runs(args: argparse.Namespace, datasets: list[str]) -> list:
+def all_runs(
+    args: argparse.Namespace, datasets: list[str], models: Sequence[str] | None = None
+) -> list:
     """Every run of ``datasets``: the splits in order, then the models (so that a partial
-    benchmark has whole splits); chemprop when an executable is given or its runs exist."""
+    benchmark has whole splits); chemprop when an executable is given or its runs exist.
+    ``models``: only these (names of :data:`MODELS`), else all."""
     runs = []
     compiled = getattr(args, "compile", False)
     device = getattr(args, "device", "cpu")
     for name in datasets:
         for split_seed in range(args.splits):
             for model in models_for(name, with_chemprop=True):
+                if models is not None and model not in models:
+                    continue
                 path = args.work / f"{args.setting}_{name}_{split_seed}_{_slug(model)}.json"
                 if model == ENSEMBLE:
                     arguments = (name, split_seed, args.setting, compiled, device)
@@ -300,6 +306,21 @@ def all_runs(args: argparse.Namespace, datasets: list[str]) -> list:
                     arguments = (name, split_seed, args.setting, args.chemprop)
                     runs.append((path, chemprop_run, arguments))
     return runs
+
+
+def models_named(option: str) -> list[str]:
+    """The models of ``--models``: comma-separated slugs (``mi_moe_schnet``), as in the run
+    files' names.
+
+    Raises:
+        ValueError: naming the slugs that are not models, and the ones that are.
+    """
+    by_slug = {_slug(model): model for model in MODELS}
+    slugs = [slug.strip() for slug in option.split(",") if slug.strip()]
+    unknown = [slug for slug in slugs if slug not in by_slug]
+    if unknown or not slugs:
+        raise ValueError(f"--models: {unknown or option!r} not among {list(by_slug)}")
+    return [by_slug[slug] for slug in slugs]
 
 
 def _slug(model: str) -> str:
@@ -477,7 +498,10 @@ def render(
             why = f"`--datasets {name}` continues it"
         why_missing = dict.fromkeys(MODELS, why)
         if name in LONG_ON_CPU:  # chemprop trains on the CPU in every case
-            why_missing[CHEMPROP] = f"`--datasets {name} --chemprop PATH` continues it, on the CPU"
+            why_missing[CHEMPROP] = (
+                f"`--datasets {name} --models chemprop_d_mpnn --chemprop PATH` continues it, "
+                "on the CPU"
+            )
         if not args.chemprop:
             why_missing[CHEMPROP] = "no chemprop environment given (`--chemprop PATH`)"
         count = int((runs.dataset == name).sum()) if len(runs) else 0
@@ -540,8 +564,17 @@ def main(argv: list[str] | None = None) -> int:
         help="where our models train (chemprop stays on the CPU); cuda: run many --jobs at "
         "once on one GPU, as tools/gpu_checks.sh --accuracy does; the runs record the GPU",
     )  # fmt: skip
+    parser.add_argument(
+        "--models", default=None, metavar="SLUGS",
+        help="train only these models (comma-separated, as in the run files' names, e.g. "
+        "chemprop_d_mpnn); the report still shows every finished run",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
+    try:
+        chosen = models_named(args.models) if args.models else None
+    except ValueError as err:
+        parser.error(str(err))
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:
         parser.error(f"--datasets: {unknown} not among {list(DATASETS)}")
@@ -560,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             featurized(name, limit=SETTINGS[args.setting]["limit"])
             if name in ABLATION_DATASETS:
                 featurized(name, False, CONFORMERS, SETTINGS[args.setting]["limit"])
-        failures = run_pending(all_runs(args, datasets), args.jobs, lambda row: (
+        failures = run_pending(all_runs(args, datasets, chosen), args.jobs, lambda row: (
             f"{row['dataset']} split {row['split']} {row['model']}: test {row['metric']} "
             f"{row['test']:.3f} ({row['seconds']:.0f} s)"))  # fmt: skip
     finished = results(all_runs(args, list(DATASETS)))

@@ -68,6 +68,18 @@ def test_the_device_reaches_every_training_run_and_not_chemprop(tmp_path):
     assert chemprop == [("esol", 0, "full", "chemprop")]
 
 
+def test_models_restricts_the_runs_trained_and_names_the_known_ones(tmp_path):
+    only = bench.models_named("chemprop_d_mpnn, mi_moe_painn")
+    assert only == ["chemprop D-MPNN", "MI-MoE(PaiNN)"]
+    runs = bench.all_runs(_args(tmp_path, splits=2, chemprop="chemprop"), ["lipo"], only)
+    slugs = ("chemprop_d_mpnn", "mi_moe_painn")
+    expected = [f"full_lipo_{split}_{slug}" for split in (0, 1) for slug in slugs]
+    assert sorted(path.stem for path, _, _ in runs) == expected
+    for bad in ("mi_moe", ","):
+        with pytest.raises(ValueError, match="not among .*'single_scale_schnet'"):
+            bench.models_named(bad)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
 def test_device_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
