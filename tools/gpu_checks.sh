@@ -6,8 +6,8 @@
 #
 # There, python3 holds torch and torch-geometric but not RDKit or GUDHI: --prepare downloads
 # their wheels for that Python (3.12) into .whl/ and copies the feature-cache entries of
-# FreeSolv and BACE into .gpu_cache/ (tools/export_cache.py: the whole cache can outgrow the
-# 64 MiB upload), so that none of their conformers is embedded there. Each step has its own
+# FreeSolv, BACE and Lipophilicity into .gpu_cache/ (tools/export_cache.py: the whole cache
+# can outgrow the 64 MiB upload), so that none of their conformers is embedded there. Each step has its own
 # time limit, and a failed step does not stop the next. What comes back, in $OUT (at most 8 files):
 #   test_gpu.log        pytest -m gpu tests/models/test_gpu.py (bf16 forward/backward of every
 #                       backbone, sparse dispatch, a training run and checkpoint round trip)
@@ -37,8 +37,9 @@ if [[ "${1:-}" == "--prepare" ]]; then
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
         "rdkit==$rdkit" "gudhi==$gudhi" || exit 1
-    # Only what the steps there read (FreeSolv, BACE): the whole cache can outgrow the upload.
-    .venv/bin/python tools/export_cache.py .gpu_cache freesolv bace || exit 1
+    # Only what the steps there read (FreeSolv, BACE; Lipophilicity for --accuracy): the
+    # whole cache can outgrow the upload.
+    .venv/bin/python tools/export_cache.py .gpu_cache freesolv bace lipo || exit 1
     du -sh .whl .gpu_cache
     echo "then: run(command='bash tools/gpu_checks.sh', carry=['.whl', '.gpu_cache'], timeout_s=600)"
     exit 0
