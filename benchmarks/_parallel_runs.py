@@ -316,8 +316,9 @@ MARKED_RUNS = {
     "faster; their `compiled` field says so, and their seconds compare with the others' only "
     "as such",
     "gpu": "trained on a GPU (`--device cuda`; their `gpu` field names it): the same model and "
-    "settings, its numbers different from a CPU run's only by the order of floating-point sums "
-    "(CUDA's scatter sums are not deterministic); their seconds compare only with each other",
+    "settings, but not the same numbers as on the CPU (CUDA draws its own dropout and gate "
+    "noise and sums in another order), so they differ as runs of another seed would; their "
+    "seconds compare only with each other",
 }
 
 
