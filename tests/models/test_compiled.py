@@ -124,7 +124,9 @@ def test_every_expert_stays_compiled_when_each_needs_its_own_graph(caplog):
     cutoff: a graph per expert and grad mode, 10 with K = 5, more than torch's default
     limit of 8; none may fall back to eager, and all give the eager numbers."""
     caplog.set_level(logging.WARNING, logger="torch._dynamo")
-    _assert_same_as_eager("dimenet++", "aot_eager", {"variant": "dense"})
+    # The traced backward sums some gradients in another order: equal to rounding (seen:
+    # one element of 1,520 off by 4e-7 relative).
+    _assert_same_as_eager("dimenet++", "aot_eager", {"variant": "dense"}, rtol=1e-5, atol=1e-8)
     assert not [r for r in caplog.records if "recompile_limit" in r.getMessage()]
 
 
