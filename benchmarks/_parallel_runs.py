@@ -202,7 +202,7 @@ def run_pending(
         while waiting:
             done, waiting = wait(waiting, timeout=STATUS_EVERY, return_when=FIRST_COMPLETED)
             if not done:  # hours-long runs: say how far the started ones are
-                started = [futures[f] for f in waiting if in_progress_folder(futures[f]).is_dir()]
+                started = [futures[f] for f in waiting if has_started(futures[f])]
                 print(status_lines(started), flush=True)
             for future in sorted(done, key=futures.get):
                 path = futures[future]
@@ -219,6 +219,14 @@ def run_pending(
                 shutil.rmtree(in_progress_folder(path), ignore_errors=True)
                 print(describe(result), flush=True)
     return failures
+
+
+def has_started(result: Path) -> bool:
+    """Whether the run of ``result`` is under way: its worker has made its checkpoint
+    folder (:func:`_run_resumably`). A folder that still holds an earlier try's failure
+    record belongs to a run that is queued for its retry, not started."""
+    folder = in_progress_folder(result)
+    return folder.is_dir() and not (folder / FAILED).exists()
 
 
 def _record_failure(path: Path, error: BaseException) -> str:

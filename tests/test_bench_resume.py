@@ -138,10 +138,11 @@ def test_a_worker_that_dies_is_reported_not_raised_and_a_rerun_retries_its_run(t
     assert failures[0].startswith("full_bace_0_a failed: a worker process died (killed, or out")
     record = _parallel_runs.in_progress_folder(dying) / _parallel_runs.FAILED
     assert "BrokenProcessPool" in record.read_text()
+    assert not _parallel_runs.has_started(dying)  # queued for its retry, not under way
     assert _parallel_runs.run_pending([(queued, dict, ())], jobs=1, describe=str) == []
     assert json.loads(queued.read_text())["finished"]
     _parallel_runs._run_resumably(dict, (), record.parent)  # a retry starts clean
-    assert not record.exists()
+    assert not record.exists() and _parallel_runs.has_started(dying)
 
 
 def test_a_run_resumed_after_a_stopped_invocation_says_when_it_was_stopped(tmp_path):
