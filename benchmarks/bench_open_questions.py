@@ -610,6 +610,13 @@ def trunk_cost_csv(report: Path) -> Path:
     return report.with_name(f"{report.stem}_trunk_cost.csv")
 
 
+def reported_datasets(datasets: list[str], work: Path) -> list[str]:
+    """The datasets the report shows: those asked for, and every other dataset of the
+    benchmark with a finished run or measurement in ``work``, in :data:`METRIC`'s order."""
+    finished = {part for path in work.glob("q*.json") for part in path.stem.split("_")}
+    return [name for name in METRIC if name in datasets or name in finished]
+
+
 def _question_of(run) -> str:
     """ "1", "3" or "4": the question a run answers (its file name starts q1_, q3_, q4_)."""
     return run[0].name[1]
@@ -657,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     if not questions <= {"1", "2", "3", "4"}:
         parser.error(f"--questions: {args.questions!r}; the questions are 1, 2, 3, 4")
     train = training_options(args)
+    # The report shows every dataset with finished runs, so that one dataset's invocation
+    # does not drop the others' tables; only the invocation's datasets are trained.
+    trained, datasets = datasets, reported_datasets(datasets, args.work)
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, train))
@@ -680,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets for s in range(args.splits)
     ]  # fmt: skip
     wanted = [run for run in runs if _question_of(run) in questions or _is_baseline(run)]
+    wanted = [run for run in wanted if run[2][0] in trained]
     costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
     lean = [(name, bb, variant) for name in datasets for bb in LEAN_BACKBONES
             for variant in LEAN_VARIANTS]  # fmt: skip
@@ -696,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, bb, variant in lean
     ]  # fmt: skip
     if device == "cuda":
+        lean_memory = [run for run in lean_memory if run[2][0] in trained]
+        lean_time = [run for run in lean_time if run[2][0] in trained]
         return gpu_trunk_costs(args, argv, lean_memory, lean_time)
     ensemble_costs = [
         (args.work / f"q2_cost_{name}_n{args.cost_molecules}.json", q2_featurize_cost,
@@ -703,23 +716,27 @@ def main(argv: list[str] | None = None) -> int:
         for name in datasets
     ]  # fmt: skip
     failures: list[str] = []
+
+    def to_train(measurements: list) -> list:
+        return [run for run in measurements if run[2][0] in trained]
+
     if not args.report_only and "1" in questions:
         failures += run_pending(
-            costs, 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x"
+            to_train(costs), 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x"
         )
     if not args.report_only and "2" in questions:
         failures += run_pending(
-            ensemble_costs, 1, lambda row: f"{row['dataset']} Q2 featurization cost"
+            to_train(ensemble_costs), 1, lambda row: f"{row['dataset']} Q2 featurization cost"
         )
     if not args.report_only and "3" in questions:
-        failures += run_pending(lean_time, 1, _describe_time)
+        failures += run_pending(to_train(lean_time), 1, _describe_time)
         # Large allocations get their own mappings, returned to the kernel when freed, so
         # the resident set follows the memory in use (glibc otherwise keeps freed blocks).
         os.environ["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
-        failures += run_pending(lean_memory, 1, _describe_memory, fresh=True)
+        failures += run_pending(to_train(lean_memory), 1, _describe_memory, fresh=True)
         del os.environ["MALLOC_MMAP_THRESHOLD_"]
     # The trainings after the cost measurements, which then run alone.
-    failures += run_all(wanted, args, datasets, lambda row: (
+    failures += run_all(wanted, args, trained, lambda row: (
             f"{row['dataset']} split {row['split']} {row['question']} {row['backbone']} "
             f"{row['gate']} {row.get('cutoffs', '')}: test {row['metric']} {row['test']:.3f} "
             f"({row['seconds']:.0f} s)"))  # fmt: skip

@@ -96,6 +96,25 @@ def test_open_questions_report_renders_from_its_committed_runs(tmp_path):
     assert trunk.read_text() == bench_open_questions.trunk_cost_csv(committed).read_text()
 
 
+def test_one_datasets_invocation_keeps_the_other_datasets_tables(tmp_path):
+    """A run of ``--datasets bace`` renders FreeSolv's finished runs too, as the default
+    invocation does: it does not overwrite the report with BACE's tables alone."""
+    import bench_open_questions
+
+    both, bace = tmp_path / "both.md", tmp_path / "bace.md"
+    assert bench_open_questions.main(["--report-only", "--out", str(both)]) == 0
+    assert (
+        bench_open_questions.main(["--report-only", "--datasets", "bace", "--out", str(bace)]) == 0
+    )
+    assert "| freesolv | rmse | schnet |" in bace.read_text()
+    assert _body(bace.read_text()) == _body(both.read_text())
+    work = tmp_path / "empty"
+    work.mkdir()
+    assert bench_open_questions.reported_datasets(["bace"], work) == ["bace"]
+    (work / "q1_cost_freesolv.json").write_text("{}")
+    assert bench_open_questions.reported_datasets(["bace"], work) == ["freesolv", "bace"]
+
+
 def test_accuracy_report_runs_are_its_committed_runs(tmp_path):
     import bench_accuracy
 
