@@ -667,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
     # The report shows every dataset with finished runs, so that one dataset's invocation
     # does not drop the others' tables; only the invocation's datasets are trained.
     trained, datasets = datasets, reported_datasets(datasets, args.work)
+
+    def to_train(runs_or_measurements: list) -> list:
+        return [run for run in runs_or_measurements if run[2][0] in trained]
+
     runs = [
         (args.work / f"q4_{name}_{s}_{backbone}_{gate}_e{args.epochs}.json", gate_backbone_run,
          (name, s, backbone, gate, train))
@@ -689,8 +693,7 @@ def main(argv: list[str] | None = None) -> int:
          (name, s, train))
         for name in datasets for s in range(args.splits)
     ]  # fmt: skip
-    wanted = [run for run in runs if _question_of(run) in questions or _is_baseline(run)]
-    wanted = [run for run in wanted if run[2][0] in trained]
+    wanted = to_train([run for run in runs if _question_of(run) in questions or _is_baseline(run)])
     costs = [(args.work / f"q1_cost_{name}.json", q1_epoch_cost, (name,)) for name in datasets]
     lean = [(name, bb, variant) for name in datasets for bb in LEAN_BACKBONES
             for variant in LEAN_VARIANTS]  # fmt: skip
@@ -707,19 +710,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, bb, variant in lean
     ]  # fmt: skip
     if device == "cuda":
-        lean_memory = [run for run in lean_memory if run[2][0] in trained]
-        lean_time = [run for run in lean_time if run[2][0] in trained]
-        return gpu_trunk_costs(args, argv, lean_memory, lean_time)
+        return gpu_trunk_costs(args, argv, to_train(lean_memory), to_train(lean_time))
     ensemble_costs = [
         (args.work / f"q2_cost_{name}_n{args.cost_molecules}.json", q2_featurize_cost,
          (name, args.cost_molecules))
         for name in datasets
     ]  # fmt: skip
     failures: list[str] = []
-
-    def to_train(measurements: list) -> list:
-        return [run for run in measurements if run[2][0] in trained]
-
     if not args.report_only and "1" in questions:
         failures += run_pending(
             to_train(costs), 1, lambda row: f"{row['dataset']} Q1 epoch cost: {row['ratio']:.2f}x"
