@@ -39,10 +39,11 @@ Run = tuple[Path, Callable[..., dict], tuple]
 #: that takes several sessions continues on any machine, and a report can be re-rendered.
 RUNS = Path(__file__).resolve().parent / "results" / "runs"
 
-#: The CLI defaults these benchmarks' committed runs were trained with, before the moving
-#: average of the weights became one (``--ema 0.999``, 2026-12-02). Pinned so that a resumed
-#: benchmark trains its remaining runs the way it trained its finished ones.
-PRE_EMA_DEFAULTS = {"ema_decay": 0.0}
+#: The CLI defaults these benchmarks' committed runs were trained with: before the moving
+#: average of the weights became one (``--ema 0.999``, 2026-12-02) and before the fused
+#: optimizer kernel did (2026-12-06). Pinned so that a resumed benchmark trains its remaining
+#: runs the way it trained its finished ones.
+EARLIER_DEFAULTS = {"ema_decay": 0.0, "fused_optimizer": False}
 
 
 def add_run_options(parser: argparse.ArgumentParser, work: Path, out: Path) -> None:
@@ -323,6 +324,10 @@ MARKED_RUNS = {
     "same model, its numbers equal to rounding (`benchmarks/results/compile_cpu.md`), trained "
     "faster; their `compiled` field says so, and their seconds compare with the others' only "
     "as such",
+    "fused_optimizer": "stepped AdamW with torch's fused kernel (the default since "
+    "2026-12-06; the others used its per-tensor loop): the same update, its rounding "
+    "differs, so they differ as runs of another seed would; their `fused_optimizer` field "
+    "says so",
     "gpu": "trained on a GPU (`--device cuda`; their `gpu` field names it): the same model and "
     "settings, but not the same numbers as on the CPU (CUDA draws its own dropout and gate "
     "noise and sums in another order), so they differ as runs of another seed would; their "
@@ -422,13 +427,13 @@ def train_on_split(
     metric: str = "rmse",
     conformers: int = 1,
     limit: int | None = None,
-    recipe: dict = PRE_EMA_DEFAULTS,
+    recipe: dict = EARLIER_DEFAULTS,
     **settings: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``config`` on one ``scaffold_balanced`` split (split seed = run seed), 1 thread.
 
     ``settings`` are :class:`~mimoe_core.training.TrainSettings` fields over ``recipe``
-    over the CLI defaults (``recipe``: :data:`PRE_EMA_DEFAULTS` unless given, ``{}`` for
+    over the CLI defaults (``recipe``: :data:`EARLIER_DEFAULTS` unless given, ``{}`` for
     today's defaults); a config with ``atom_attributes`` gets data featurized with them,
     ``conformers`` M > 1 data with M conformers per molecule, and ``limit`` a random subset
     (:func:`featurized`).
@@ -460,6 +465,7 @@ def train_on_split(
         "epochs_run": int(result.metrics["epochs_run"]),
         "seconds": time.perf_counter() - start + seconds_before,
         **({"compiled": True} if options.get("compile") else {}),
+        **({"fused_optimizer": True} if options.get("fused_optimizer", True) else {}),
         **({"resumed_after_epoch": epochs_before} if epochs_before else {}),
         **gpu_field(options["device"]),
     }

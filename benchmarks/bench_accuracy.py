@@ -212,6 +212,7 @@ def ensemble_run(
         "blocks": ENSEMBLE_SIZE * 6, "member_tests": [m["test"][metric] for m in members],
         **{f"test_{key}": scores["uncertainty"]["test"].get(key) for key in UNCERTAINTY},
         **({"compiled": True} if compiled else {}),
+        **({"fused_optimizer": True} if settings.fused_optimizer else {}),
         **gpu_field(device),
     }  # fmt: skip
 

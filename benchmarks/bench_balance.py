@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _parallel_runs import PRE_EMA_DEFAULTS
+from _parallel_runs import EARLIER_DEFAULTS
 
 from mimoe_core.data import load_dataset, make_split
 from mimoe_core.featurization import featurize
@@ -83,7 +83,7 @@ def main() -> None:
             }
             settings = TrainSettings(
                 epochs=args.epochs, patience=args.epochs, seed=seed, progress=False,
-                **PRE_EMA_DEFAULTS,
+                **EARLIER_DEFAULTS,
             )  # fmt: skip
             result = train(ds, split, config, settings)
             loads = _loads(result.history, top_k)

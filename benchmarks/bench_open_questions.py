@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from _memory import PeakMemory
 from _parallel_runs import (
-    PRE_EMA_DEFAULTS,
+    EARLIER_DEFAULTS,
     RUNS,
     add_run_options,
     command_line,
@@ -186,7 +186,7 @@ def q1_epoch_cost(name: str, repeats: int = 9) -> dict:
     ds = featurized(name)
     split = make_split("scaffold_balanced", ds.smiles, seed=0)
     configs = {"fixed": mixture(), "learnable": mixture(learnable_cutoffs=LEARNABLE)}
-    settings = TrainSettings(seed=0, progress=False, device="cpu", **PRE_EMA_DEFAULTS)
+    settings = TrainSettings(seed=0, progress=False, device="cpu", **EARLIER_DEFAULTS)
     trainers = {k: TrainingRun(ds, split, c, settings) for k, c in configs.items()}
     median, usage = epochs_side_by_side(trainers, repeats)[:2]
     return {"question": "learnable_cutoffs_cost", "dataset": name, "repeats": repeats,
@@ -355,7 +355,7 @@ def _lean_trainer(
     if LEAN_EXPERTS[experts] is not None:
         config["shared_trunk"] = {**TRUNK, "cutoff": LEAN_EXPERTS[experts]}
     settings = TrainSettings(
-        seed=0, progress=False, device=device, batch_size=LEAN_BATCH, **PRE_EMA_DEFAULTS
+        seed=0, progress=False, device=device, batch_size=LEAN_BATCH, **EARLIER_DEFAULTS
     )
     return TrainingRun(ds, part, config, settings), len(split.train)
 

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _parallel_runs import (
-    PRE_EMA_DEFAULTS,
+    EARLIER_DEFAULTS,
     RUNS,
     add_run_options,
     command_line,
@@ -104,7 +104,7 @@ def run_member(
     }
     settings = TrainSettings(
         epochs=epochs, batch_size=32, seed=100 * split_seed + member, progress=False,
-        **{**PRE_EMA_DEFAULTS, "ema_decay": ema},
+        **{**EARLIER_DEFAULTS, "ema_decay": ema},
     )  # fmt: skip
     result = train(ds, split, config, settings)
     trained = TrainedModel(

@@ -153,6 +153,7 @@ def _train(args: argparse.Namespace, context) -> int:
         warmup_epochs=args.warmup_epochs,
         cutoff_lr_scale=args.cutoff_lr_scale,
         compile=args.compile,
+        fused_optimizer=not args.no_fused_optimizer,
     )
     if args.compile and not args.quiet:  # a long first epoch is expected, not a hang
         print(
@@ -331,6 +332,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compile the experts' message passing with torch.compile: faster steps after "
         "a first epoch that pays the compilation (needs a C++ compiler on the CPU)",
+    )
+    group.add_argument(
+        "--no-fused-optimizer",
+        action="store_true",
+        help="step AdamW with torch's loop over the parameters instead of its fused kernel "
+        "(the same update, slower; the fused one is the default)",
     )
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     group.add_argument(

@@ -35,6 +35,7 @@ def test_every_question_trains_a_run_with_the_options_it_is_given():
         "gate_backbone", "learnable_cutoffs", "shared_trunk", "conformers"
     ]  # fmt: skip
     assert all(row["epochs_run"] == 1 and "compiled" not in row for row in rows)
+    assert all("fused_optimizer" not in row for row in rows)  # pinned: EARLIER_DEFAULTS
     faster = {"epochs": 1, "compile": True}
     compiled = bench.gate_backbone_run("freesolv", 0, "schnet", "mlp", faster)
     assert compiled["compiled"] is True and compiled["epochs_run"] == 1

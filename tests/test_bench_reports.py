@@ -76,6 +76,15 @@ def test_origin_notes_count_the_runs_trained_with_compiled_message_passing():
     assert _parallel_runs.origin_notes(rows[:1]) == []
 
 
+def test_runs_record_the_fused_optimizer_unless_pinned_to_the_earlier_defaults():
+    tiny = {"expert": {"hidden_channels": 8, "num_layers": 1, "num_filters": 8, "num_rbf": 10}}
+    _, today = _parallel_runs.train_on_split("freesolv", 0, tiny, limit=40, recipe={}, epochs=1)
+    _, earlier = _parallel_runs.train_on_split("freesolv", 0, tiny, limit=40, epochs=1)
+    assert today["fused_optimizer"] is True and "fused_optimizer" not in earlier
+    (line,) = _parallel_runs.origin_notes([today, earlier])
+    assert line.startswith("- 1 of these runs stepped AdamW with torch's fused kernel")
+
+
 def test_a_finished_run_is_stamped_and_its_stamp_is_tabled_last(tmp_path):
     path = tmp_path / "run.json"
     _parallel_runs.run_pending([(path, dict, ())], jobs=1, describe=str)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime
+import inspect
 import os
 import signal
 import sys
@@ -66,6 +67,12 @@ __all__ = [
 DEFAULT_TIMEOUT = 600.0
 #: Seconds the other ranks wait for rank 0's featurization (it may take hours).
 FEATURIZE_TIMEOUT = 7 * 24 * 3600.0
+#: Whether DDP broadcasts rank 0's buffers before every forward pass (its default). The
+#: models' buffers are constants (radial-basis offsets, the target scaling, the gate's
+#: radius grid), equal on every rank from the start and checked by :func:`weights_in_sync`;
+#: a broadcast per step only adds a collective at which the ranks wait for each other
+#: (``benchmarks/bench_ddp_step.py`` measures it).
+FORWARD_SYNC_BUFFERS = False
 
 _T = TypeVar("_T")
 #: prctl(2) option: the signal this process gets when its parent dies.
@@ -418,6 +425,9 @@ def data_parallel(model: torch.nn.Module, context: DistributedContext, device: t
     :func:`forget_unused_gradients` turns the exactly-zero gradients of parameters that no rank
     used back into ``None``, as one process would have left them (so the optimizer skips
     them, and its moments and step counts match the one-process run).
+
+    Buffers are broadcast from rank 0 once, when DDP wraps the model, not before every
+    forward pass (:data:`FORWARD_SYNC_BUFFERS`).
     """
     if not context.distributed:
         return model.forward_batch
@@ -427,7 +437,20 @@ def data_parallel(model: torch.nn.Module, context: DistributedContext, device: t
         _BatchForward(model),
         device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=False,
+        **_buffer_sync_option(DistributedDataParallel, FORWARD_SYNC_BUFFERS),
     )
+
+
+def _buffer_sync_option(ddp_class: type, every_forward: bool) -> dict[str, bool]:
+    """DDP's argument for broadcasting buffers before every forward, in this torch's name.
+
+    ``forward_sync_buffers`` where torch has it (buffers are then still synced once, at
+    construction), the older ``broadcast_buffers`` otherwise (a GPU machine's torch may
+    predate the new name).
+    """
+    if "forward_sync_buffers" in inspect.signature(ddp_class.__init__).parameters:
+        return {"forward_sync_buffers": every_forward}
+    return {"broadcast_buffers": every_forward}
 
 
 def forget_unused_gradients(model: torch.nn.Module) -> None:

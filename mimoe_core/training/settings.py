@@ -60,6 +60,11 @@ class TrainSettings:
             (:mod:`mimoe_core.models.compiled`) for the run, default False. The same model
             and weights, its numbers equal up to rounding; the first epoch pays the
             compilation (``benchmarks/results/compile_cpu.md``: the time it costs and saves).
+        fused_optimizer: step Adam/AdamW with torch's fused kernel (``fused=True``: one
+            kernel over all parameters instead of a loop of small ones per tensor) where
+            every parameter is a floating tensor on the CPU or a CUDA device, default True.
+            The same update, its rounding differs; False uses the per-tensor loop
+            (``benchmarks/results/ddp_step_cpu.md``: what it saves per step).
     """
 
     epochs: int = 100
@@ -85,6 +90,7 @@ class TrainSettings:
     warmup_epochs: int = 0
     cutoff_lr_scale: float = 1.0
     compile: bool = False
+    fused_optimizer: bool = True
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):

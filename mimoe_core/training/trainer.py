@@ -222,7 +222,12 @@ class TrainingRun:
         self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
         groups = parameter_groups(self.model, settings)
-        self.optimizer = opt_cls(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.optimizer = opt_cls(
+            groups,
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
+            **fused_option(groups, settings.fused_optimizer),
+        )
         self.scheduler = make_scheduler(self.optimizer, settings, minimize=not self.maximize)
         self.state = TrainState()
         #: The uncertainty calibration, fitted by :meth:`calibrate` after training.
@@ -655,6 +660,21 @@ class TrainingRun:
             coverage=self.settings.coverage,
         )
         write_run_files(self.out, dataset, split, metrics, history, explained)
+
+
+def fused_option(groups: list[dict[str, Any]], fused: bool) -> dict[str, bool]:
+    """``{"fused": True}`` for Adam(W) where asked and torch has the kernel, else ``{}``.
+
+    Torch has it where every parameter of ``groups`` is a floating tensor on the CPU or a
+    CUDA device.
+
+    Example:
+        >>> fused_option([{"params": [torch.zeros(3, requires_grad=True)]}], fused=True)
+        {'fused': True}
+    """
+    params = [p for group in groups for p in group["params"]]
+    supported = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return {"fused": True} if fused and supported and params else {}
 
 
 def parameter_groups(model, settings: TrainSettings) -> list[dict[str, Any]]:

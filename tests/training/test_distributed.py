@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -275,6 +276,67 @@ def test_weights_in_sync_sees_a_difference_of_one_weight(tmp_path, perturb):
             p.join(timeout=120)
         assert [p.exitcode for p in procs] == [0, 0]
         assert dict(found) == {0: not perturb, 1: not perturb}
+
+
+class _Prediction(NamedTuple):
+    y: torch.Tensor
+
+
+class _Buffered(torch.nn.Module):
+    """A model with one weight and one buffer, which its rank sets to its own number."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.register_buffer("offset", torch.full((1,), float(rank)))
+
+    def forward_batch(self, x: torch.Tensor) -> _Prediction:
+        return _Prediction(x * self.weight + self.offset)
+
+
+def _buffers_rank(rank: int, init_file: str, found: dict) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    model = _Buffered(rank)
+    forward = distributed.data_parallel(model, distributed.current(), torch.device("cpu"))
+    at_start = float(model.offset)
+    if rank == 0:
+        model.offset.fill_(5.0)  # a later change on rank 0 is not broadcast per step
+    forward(torch.ones(1)).y.sum().backward()
+    found[rank] = (at_start, float(model.offset), float(model.weight.grad))
+    torch.distributed.destroy_process_group()
+
+
+def test_buffers_are_synced_once_when_ddp_wraps_the_model_not_every_step(tmp_path):
+    import multiprocessing
+
+    assert distributed.FORWARD_SYNC_BUFFERS is False
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        found = manager.dict()
+        procs = [
+            ctx.Process(target=_buffers_rank, args=(r, str(tmp_path / "init"), found))
+            for r in range(2)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0, 0]
+        # Rank 1's buffer took rank 0's value when DDP wrapped the model, and kept it.
+        assert dict(found) == {0: (0.0, 5.0, 1.0), 1: (0.0, 0.0, 1.0)}
+
+
+def test_the_buffer_option_has_the_name_this_torch_knows():
+    class Current:
+        def __init__(self, module, forward_sync_buffers=None, broadcast_buffers=None): ...
+
+    class Older:
+        def __init__(self, module, broadcast_buffers=True): ...
+
+    assert distributed._buffer_sync_option(Current, False) == {"forward_sync_buffers": False}
+    assert distributed._buffer_sync_option(Older, False) == {"broadcast_buffers": False}
 
 
 def test_rank_slices_split_a_global_batch_without_overlap():
