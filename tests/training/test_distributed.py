@@ -259,23 +259,30 @@ def _perturbed_rank(rank: int, init_file: str, perturb: bool, found: dict) -> No
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("perturb", [False, True])
-def test_weights_in_sync_sees_a_difference_of_one_weight(tmp_path, perturb):
+def _two_spawned_ranks(target, init_file: Path, *args) -> dict:
+    """Run ``target(rank, init_file, *args, found)`` in 2 spawned processes (a gloo group
+    initialized from ``init_file``); what each rank put into ``found``."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         found = manager.dict()
         procs = [
-            ctx.Process(target=_perturbed_rank, args=(r, str(tmp_path / "init"), perturb, found))
-            for r in range(2)
+            ctx.Process(target=target, args=(rank, str(init_file), *args, found))
+            for rank in range(2)
         ]
         for p in procs:
             p.start()
         for p in procs:
             p.join(timeout=120)
         assert [p.exitcode for p in procs] == [0, 0]
-        assert dict(found) == {0: not perturb, 1: not perturb}
+        return dict(found)
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_weights_in_sync_sees_a_difference_of_one_weight(tmp_path, perturb):
+    found = _two_spawned_ranks(_perturbed_rank, tmp_path / "init", perturb)
+    assert found == {0: not perturb, 1: not perturb}
 
 
 class _Prediction(NamedTuple):
@@ -309,23 +316,10 @@ def _buffers_rank(rank: int, init_file: str, found: dict) -> None:
 
 
 def test_buffers_are_synced_once_when_ddp_wraps_the_model_not_every_step(tmp_path):
-    import multiprocessing
-
     assert distributed.FORWARD_SYNC_BUFFERS is False
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        found = manager.dict()
-        procs = [
-            ctx.Process(target=_buffers_rank, args=(r, str(tmp_path / "init"), found))
-            for r in range(2)
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=120)
-        assert [p.exitcode for p in procs] == [0, 0]
-        # Rank 1's buffer took rank 0's value when DDP wrapped the model, and kept it.
-        assert dict(found) == {0: (0.0, 5.0, 1.0), 1: (0.0, 0.0, 1.0)}
+    found = _two_spawned_ranks(_buffers_rank, tmp_path / "init")
+    # Rank 1's buffer took rank 0's value when DDP wrapped the model, and kept it.
+    assert found == {0: (0.0, 5.0, 1.0), 1: (0.0, 0.0, 1.0)}
 
 
 def test_the_buffer_option_has_the_name_this_torch_knows():
