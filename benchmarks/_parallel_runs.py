@@ -325,9 +325,9 @@ MARKED_RUNS = {
     "faster; their `compiled` field says so, and their seconds compare with the others' only "
     "as such",
     "fused_optimizer": "stepped AdamW with torch's fused kernel (the default since "
-    "2026-12-06; the others used its per-tensor loop): the same update, its rounding "
-    "differs, so they differ as runs of another seed would; their `fused_optimizer` field "
-    "says so",
+    "2026-12-06; the others used its per-tensor loop, as did the earlier epochs of a run "
+    "resumed across that change): the same update, its rounding differs, so they differ as "
+    "runs of another seed would; their `fused_optimizer` field says so",
     "gpu": "trained on a GPU (`--device cuda`; their `gpu` field names it): the same model and "
     "settings, but not the same numbers as on the CPU (CUDA draws its own dropout and gate "
     "noise and sums in another order), so they differ as runs of another seed would; their "
