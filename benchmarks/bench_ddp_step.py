@@ -19,13 +19,16 @@ then one timed epoch; one thread per process. The cases, at each global batch of
   it bounds what the communication costs).
 
 Cases alternate in ``--rounds`` rounds, so that a slow spell of the machine hits all of them;
-each row is the median of its rounds, and ratios are against the 1-process rows of the same
-batch. Run with nothing else on the cores:
+each row is the median of its rounds, ratios are against the 1-process rows of the same
+batch, and a second table gives the main ratios paired within each round. Last, one AdamW
+step alone, loop against fused kernel. Run with nothing else on the cores (25 minutes here
+with the defaults below and 5 rounds):
 
-    python benchmarks/bench_ddp_step.py --out benchmarks/results/ddp_step_cpu.md
+    python benchmarks/bench_ddp_step.py --batches 32,64 --rounds 5
 
-It featurizes Tox21 first (from the feature cache when warm; about 13 minutes on one core when
-cold), then starts every case as its own process (``torchrun`` for the ranks).
+It featurizes the Tox21 rows it needs first (from the feature cache when warm; about a
+minute on 2 cores when cold), then starts every case as its own process (``torchrun`` for
+the ranks).
 """
 
 from __future__ import annotations
