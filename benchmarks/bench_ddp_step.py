@@ -21,7 +21,7 @@ then one timed epoch; one thread per process. The cases, at each global batch of
 Cases alternate in ``--rounds`` rounds, so that a slow spell of the machine hits all of them;
 each row is the median of its rounds, ratios are against the 1-process rows of the same
 batch, and a second table gives the main ratios paired within each round. Last, one AdamW
-step alone, loop against fused kernel. Run with nothing else on the cores (25 minutes here
+step alone, loop against fused kernel. Run with nothing else on the cores (17 minutes here
 with the defaults below and 5 rounds):
 
     python benchmarks/bench_ddp_step.py --batches 32,64 --rounds 5
