@@ -465,7 +465,7 @@ def train_on_split(
         "epochs_run": int(result.metrics["epochs_run"]),
         "seconds": time.perf_counter() - start + seconds_before,
         **({"compiled": True} if options.get("compile") else {}),
-        **({"fused_optimizer": True} if options.get("fused_optimizer", True) else {}),
+        **({"fused_optimizer": True} if result.metrics["settings"]["fused_optimizer"] else {}),
         **({"resumed_after_epoch": epochs_before} if epochs_before else {}),
         **gpu_field(options["device"]),
     }

@@ -49,24 +49,21 @@ from _parallel_runs import command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "tox21"
-#: case name: (processes, fused optimizer, buffers broadcast every forward, gradient sync)
-CASES = {
-    "1 process, per-tensor loop": (1, False, True, True),
-    "1 process, fused (default)": (1, True, True, True),
-    "2 independent processes at once, fused (no communication: the ceiling)": (
-        -2,
-        True,
-        True,
-        True,
-    ),
-    "2 gloo ranks, per-tensor loop, buffers every forward (before)": (2, False, True, True),
-    "2 gloo ranks, fused, buffers once (default)": (2, True, False, True),
-    "2 gloo ranks, default without the gradient all-reduce (bound)": (2, True, False, False),
-}
 LOOP, FUSED = "1 process, per-tensor loop", "1 process, fused (default)"
 CEILING = "2 independent processes at once, fused (no communication: the ceiling)"
 BEFORE = "2 gloo ranks, per-tensor loop, buffers every forward (before)"
 NOW = "2 gloo ranks, fused, buffers once (default)"
+BOUND = "2 gloo ranks, default without the gradient all-reduce (bound)"
+#: case name: (processes, fused optimizer, buffers broadcast every forward, gradient sync);
+#: -2 processes: two independent 1-process trainings at once.
+CASES = {
+    LOOP: (1, False, True, True),
+    FUSED: (1, True, True, True),
+    CEILING: (-2, True, True, True),
+    BEFORE: (2, False, True, True),
+    NOW: (2, True, False, True),
+    BOUND: (2, True, False, False),
+}
 #: Ratios taken within each round (the cases of a round ran minutes apart, not hours).
 PAIRED = {
     "1 process: fused / loop": (FUSED, LOOP),
