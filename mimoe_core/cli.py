@@ -371,7 +371,11 @@ def _warnings_as_lines(command: str) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; errors in the input end with a one-line message and exit code 2."""
+    """Run the command line; errors in the input end with a one-line message and exit code 2.
+
+    A rank of a distributed run that stops because another one failed prints one line and
+    ends with exit code 1 at once (:func:`~mimoe_core.training.distributed.exit_failed_rank`).
+    """
     args = build_parser().parse_args(argv)
     import sqlite3
 
@@ -388,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not _is_rank_failure(err):
             raise
         print(f"mimoe {args.command}: stopped: {err}", file=sys.stderr)
+        from mimoe_core.training.distributed import exit_failed_rank  # loaded: it raised err
+
+        exit_failed_rank(1)
         return 1
 
 

@@ -85,9 +85,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     context = distributed.init_from_env(args.device, args.dist_timeout)
     try:
-        return _train(args, context)
-    finally:
+        code = _train(args, context)
+    except distributed.RankFailure:
+        raise  # the group stays joined: main reports this, then distributed.exit_failed_rank
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown()
+    return code
 
 
 def _train(args: argparse.Namespace, context) -> int:

@@ -51,6 +51,7 @@ __all__ = [
     "checkpoint_in_step",
     "current",
     "data_parallel",
+    "exit_failed_rank",
     "forget_unused_gradients",
     "gather_rows",
     "init_from_env",
@@ -80,7 +81,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 class RankFailure(RuntimeError):
-    """Another rank of the run stopped (killed, failed, or timed out in a collective)."""
+    """Another rank of the run stopped (killed, failed, or timed out in a collective).
+
+    A rank that catches one should end with :func:`exit_failed_rank`, not by returning:
+    tearing its process group down can hang.
+    """
 
 
 @dataclass(frozen=True)
@@ -194,9 +199,16 @@ def _sigterm_when_launcher_dies() -> None:
 
 
 def _stop_on_sigterm(context: DistributedContext) -> Callable[..., None]:
-    """A SIGTERM handler: ``torchrun`` stops the other ranks this way when one fails."""
+    """A SIGTERM handler: ``torchrun`` stops the other ranks this way when one fails.
+
+    It acts once and ignores later SIGTERMs: the rank is already stopping, and a launcher's
+    death can deliver the parent-death signal twice (seen 20 ms apart, as Linux hands the
+    rank from one dying launcher thread to the next), which would otherwise raise a second
+    error in the middle of reporting the first.
+    """
 
     def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise RankFailure(
             f"rank {context.rank} of {context.world_size} was stopped (SIGTERM), which "
             "torchrun does when another rank fails: see that rank's error above. The last "
@@ -267,6 +279,24 @@ def shutdown() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_failed_rank(code: int) -> None:
+    """End this process now if it is a rank of a process group (after a :class:`RankFailure`).
+
+    Python's own exit frees the DDP model, whose process group's destructor joins gloo's
+    worker threads while holding the GIL; a worker that is still releasing the collective
+    that failed needs the GIL too, and the rank hangs for good (seen in 4 of 30 runs whose
+    launcher was killed). A failed rank has nothing left to save (:func:`checkpoint_in_step`
+    has put ``last.pt`` on disk), so it flushes its output and leaves without that teardown.
+    Outside a process group this returns and the caller exits as usual.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream must not keep us here
+            stream.flush()
+    os._exit(code)
 
 
 def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:

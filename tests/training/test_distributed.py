@@ -218,8 +218,10 @@ def test_ranks_stop_when_the_launcher_is_killed(shared_cache, tmp_path):
                "--out", str(tmp_path / "orphans"), "--dist-timeout", "120"]  # fmt: skip
     environment = {**os.environ, "MIMOE_CACHE_DIR": str(shared_cache), "OMP_NUM_THREADS": "1",
                    "MIMOE_FAULT": "stall:1:1"}  # fmt: skip
-    launcher = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as sink:  # the ranks inherit it and outlive the launcher
+        launcher = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                                    stderr=sink)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         ranks: list[int] = []
@@ -242,6 +244,57 @@ def test_ranks_stop_when_the_launcher_is_killed(shared_cache, tmp_path):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, "ranks outlived their SIGKILLed launcher by 30 s"
+    reported = errors.read_text()
+    assert reported.count("mimoe train: stopped: rank") == 2, reported[-3000:]
+    assert "Traceback" not in reported  # e.g. from a second SIGTERM while stopping
+
+
+_HANGS_WHEN_FREED = """
+import sys, time
+import torch.distributed as dist
+from mimoe_core import cli, cli_train
+from mimoe_core.training.distributed import RankFailure
+
+class HangsWhenFreed:
+    def __del__(self):
+        time.sleep(600)
+
+def fails(args, context):
+    held = HangsWhenFreed()  # freed with this frame, when Python's exit clears the error
+    raise RankFailure("rank 0 of 2: a collective operation failed")
+
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+cli_train._train = fails
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_failed_rank_ends_even_if_its_teardown_would_hang(tmp_path):
+    """A failed rank leaves without Python's teardown, which can deadlock in gloo's
+    destructor (a finalizer that sleeps stands in for it here)."""
+    script = tmp_path / "hangs.py"
+    script.write_text(_HANGS_WHEN_FREED)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "init"), *ARGS, "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "mimoe train: stopped: rank 0 of 2: a collective" in done.stderr
+    assert time.monotonic() - started < 100  # not the finalizer's 600 s
+
+
+def test_the_sigterm_handler_acts_once_and_ignores_a_repeat():
+    previous = signal.signal(signal.SIGTERM, distributed._stop_on_sigterm(DistributedContext()))
+    try:
+        with pytest.raises(distributed.RankFailure, match="was stopped"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # the launcher's death, delivered again
+        time.sleep(0.05)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _perturbed_rank(rank: int, init_file: str, perturb: bool, found: dict) -> None:
