@@ -21,6 +21,8 @@ Measured in ``benchmarks/bench_compile.py`` (``benchmarks/results/compile_cpu.md
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -64,11 +66,26 @@ def compile_experts(model: nn.Module, backend: str = "inductor") -> int:
         if is_compiled(expert):
             continue
         expert.propagate = torch.compile(
-            expert.propagate, dynamic=True, backend=backend, recompile_limit=limit
+            expert.propagate, dynamic=True, backend=backend, **_recompile_limit_option(limit)
         )
         setattr(expert, _MARK, backend)
         count += 1
     return count
+
+
+def _recompile_limit_option(limit: int) -> dict[str, int]:
+    """``torch.compile``'s ``recompile_limit=limit`` where this torch takes it (2.13 does).
+
+    An older torch (the GPU machine's 2.11 may be one) has only dynamo's process-wide limit
+    per code object, which is raised to ``limit`` instead (never lowered): the same budget,
+    since an expert class's compiled graphs share one code object either way.
+    """
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        return {"recompile_limit": limit}
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), limit))
+    return {}
 
 
 def release_compiled(model: nn.Module) -> int:

@@ -15,7 +15,12 @@ import torch
 from molecule_factory import Molecules
 
 from mimoe_core.models import EXPERTS, create_model
-from mimoe_core.models.compiled import compile_experts, is_compiled, release_compiled
+from mimoe_core.models.compiled import (
+    _recompile_limit_option,
+    compile_experts,
+    is_compiled,
+    release_compiled,
+)
 from mimoe_core.models.gate import MLPGate
 
 TRACED = {"et": "aot_eager", "painn": "aot_eager", "schnet": "aot_eager",
@@ -116,6 +121,27 @@ def test_unknown_backends_and_models_without_experts_are_refused():
         compile_experts(_model("schnet"), backend="tensorrt")
     with pytest.raises(ValueError, match="holds no experts"):
         compile_experts(MLPGate(num_radii=41, num_experts=3))
+
+
+def test_this_torch_takes_the_limit_per_compiled_region():
+    assert _recompile_limit_option(12) == {"recompile_limit": 12}
+
+
+def test_an_older_torch_without_the_option_gets_the_process_wide_limit(monkeypatch):
+    """A torch.compile without ``recompile_limit=`` (the GPU machine's torch may have
+    none): the same budget through dynamo's process-wide limit, raised, never lowered."""
+    real = torch.compile
+
+    def older_compile(model, *, dynamic=None, backend="inductor"):
+        return real(model, dynamic=dynamic, backend=backend)
+
+    monkeypatch.setattr(torch, "compile", older_compile)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    _assert_same_as_eager("schnet", "aot_eager")
+    assert torch._dynamo.config.recompile_limit == 2 * 5 + 2  # K = 5
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 64)
+    compile_experts(_model("schnet"), backend="aot_eager")
+    assert torch._dynamo.config.recompile_limit == 64
 
 
 @pytest.mark.slow
