@@ -60,13 +60,13 @@ def compile_experts(model: nn.Module, backend: str = "inductor") -> int:
         raise ValueError(f"{type(model).__name__} holds no experts to compile")
     # The experts of a class share one code object, hence one cache of compiled graphs,
     # which may hold a graph per expert and grad mode (see the module docstring).
-    limit = max(8, 2 * len(experts) + 2)
+    limit_option = _recompile_limit_option(max(8, 2 * len(experts) + 2))
     count = 0
     for expert in experts:
         if is_compiled(expert):
             continue
         expert.propagate = torch.compile(
-            expert.propagate, dynamic=True, backend=backend, **_recompile_limit_option(limit)
+            expert.propagate, dynamic=True, backend=backend, **limit_option
         )
         setattr(expert, _MARK, backend)
         count += 1
