@@ -286,7 +286,7 @@ def exit_failed_rank(code: int) -> None:
 
     Python's own exit frees the DDP model, whose process group's destructor joins gloo's
     worker threads while holding the GIL; a worker that is still releasing the collective
-    that failed needs the GIL too, and the rank hangs for good (seen in 4 of 30 runs whose
+    that failed needs the GIL too, and the rank hangs for good (seen now and then after the
     launcher was killed). A failed rank has nothing left to save (:func:`checkpoint_in_step`
     has put ``last.pt`` on disk), so it flushes its output and leaves without that teardown.
     Outside a process group this returns and the caller exits as usual.
