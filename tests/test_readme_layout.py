@@ -10,15 +10,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def layout_section() -> str:
+def layout_of(package: str) -> str:
+    """The lines of the README's Layout about ``package``: from the line that starts with
+    ``package/`` to the next line that starts at the margin."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index("## Layout\n")
-    return text[start : text.index("\n## ", start + 1)]
+    lines = text[start : text.index("\n## ", start + 1)].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(f"{package}/"))
+    end = next(
+        (i for i in range(first + 1, len(lines)) if lines[i][:1] not in (" ", "")), len(lines)
+    )
+    return "\n".join(lines[first:end])
 
 
 def modules_to_name(package: str) -> list[Path]:
-    """The package's public modules, and the private ones at its top level and in
-    ``mimoe_viz`` (topology's private files are described together, as the filtration)."""
+    """The package's modules, private ones included, except the private files of
+    ``topology``, ``analysis`` and ``inference``, which the Layout describes by what the
+    folder does."""
     found = []
     for path in sorted((ROOT / package).rglob("*.py")):
         if path.name in ("__init__.py", "__main__.py") or "bundled" in path.parts:
@@ -37,7 +45,7 @@ def named(stem: str, text: str) -> bool:
 
 @pytest.mark.parametrize("package", ["mimoe_core", "mimoe_viz", "benchmarks", "tools"])
 def test_every_module_is_named_in_the_layout(package):
-    layout = layout_section()
+    layout = layout_of(package)
     files = [*modules_to_name(package), *(ROOT / package).glob("*.sh")]
     assert files, f"no modules found in {package}"
     unnamed = [
