@@ -258,6 +258,7 @@ def chemprop_run(name: str, split_seed: int, setting: str, executable: str) -> d
         "split": split_seed, "test": float(scores[metric]), "val": float("nan"),
         "best_epoch": best_epoch, "epochs_run": 3 if setting == "smoke" else 50,
         "seconds": seconds, f"test_{second}": float(scores[second]), "blocks": 3,
+        "chemprop_version": _chemprop_version(executable),
     }  # fmt: skip
 
 
@@ -467,7 +468,7 @@ def render(
     """The markdown report; ``notes``: more header lines."""
     import torch
 
-    chemprop_version = _chemprop_version(args.chemprop)
+    chemprop_version = chemprop_line(args.chemprop, runs)
     lines = [
         "# Accuracy at full size: MI-MoE, its single-scale backbones, chemprop",
         "",
@@ -524,6 +525,25 @@ def render(
         *(markdown_rows(runs[RUN_COLUMNS]) if len(runs) else ["none yet"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def chemprop_line(executable: str | None, runs: pd.DataFrame) -> str:
+    """The report's chemprop version: the one installed at ``executable`` when given (it
+    trains the missing runs), else the versions chemprop's finished runs recorded."""
+    if executable:
+        return _chemprop_version(executable)
+    if not len(runs) or "chemprop_version" not in runs:
+        recorded, unrecorded = [], int((runs.model == CHEMPROP).sum()) if len(runs) else 0
+    else:
+        mine = runs[runs.model == CHEMPROP].chemprop_version
+        recorded = sorted(mine.dropna().unique())
+        unrecorded = int(mine.isna().sum())
+    if not recorded and not unrecorded:
+        return "not run (no `--chemprop PATH`)"
+    parts = [f"{', '.join(recorded)}, as its runs record"] if recorded else []
+    if unrecorded:
+        parts.append(f"{unrecorded} of its runs do not record the version")
+    return "; ".join(parts) + " (none trained now: no `--chemprop PATH`)"
 
 
 def _chemprop_version(executable: str | None) -> str:

@@ -161,6 +161,18 @@ def test_report_names_every_dataset_and_why_rows_are_missing(tmp_path):
     assert "| chemprop D-MPNN | 0 of 3 | not run: no chemprop environment given" in text
 
 
+def test_without_an_executable_the_report_names_the_version_chemprops_runs_recorded():
+    runs = _runs([("esol", bench.CHEMPROP, s, 0.8) for s in range(3)])
+    assert bench.chemprop_line(None, runs.iloc[:0]) == "not run (no `--chemprop PATH`)"
+    assert bench.chemprop_line(None, runs).startswith("3 of its runs do not record the version")
+    runs["chemprop_version"] = ["2.3.1", "2.3.1", None]
+    line = bench.chemprop_line(None, runs)
+    assert line.startswith("2.3.1, as its runs record; 1 of its runs do not record the version")
+    assert line.endswith("(none trained now: no `--chemprop PATH`)")
+    runs["chemprop_version"] = ["2.3.1", "2.4.0", "2.3.1"]
+    assert bench.chemprop_line(None, runs).startswith("2.3.1, 2.4.0, as its runs record (")
+
+
 @pytest.mark.slow
 def test_smoke_setting_runs_end_to_end(tmp_path):
     out = tmp_path / "report.md"
