@@ -42,6 +42,7 @@ the runs beside it as CSV (what notebook 05 draws).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -532,12 +533,9 @@ def chemprop_line(executable: str | None, runs: pd.DataFrame) -> str:
     trains the missing runs), else the versions chemprop's finished runs recorded."""
     if executable:
         return _chemprop_version(executable)
-    if not len(runs) or "chemprop_version" not in runs:
-        recorded, unrecorded = [], int((runs.model == CHEMPROP).sum()) if len(runs) else 0
-    else:
-        mine = runs[runs.model == CHEMPROP].chemprop_version
-        recorded = sorted(mine.dropna().unique())
-        unrecorded = int(mine.isna().sum())
+    frame = runs.reindex(columns=["model", "chemprop_version"])  # absent columns: NaN
+    versions = frame.chemprop_version[frame.model == CHEMPROP]
+    recorded, unrecorded = sorted(versions.dropna().unique()), int(versions.isna().sum())
     if not recorded and not unrecorded:
         return "not run (no `--chemprop PATH`)"
     parts = [f"{', '.join(recorded)}, as its runs record"] if recorded else []
@@ -546,9 +544,8 @@ def chemprop_line(executable: str | None, runs: pd.DataFrame) -> str:
     return "; ".join(parts) + " (none trained now: no `--chemprop PATH`)"
 
 
-def _chemprop_version(executable: str | None) -> str:
-    if not executable:
-        return "not run (no `--chemprop PATH`)"
+@functools.cache  # one interpreter start per process, not one per chemprop run
+def _chemprop_version(executable: str) -> str:
     python = Path(executable).with_name("python")
     done = subprocess.run(
         [str(python), "-c", "import chemprop; print(chemprop.__version__)"],
