@@ -316,10 +316,10 @@ MARKED_RUNS = {
     "had the machine alone: their seconds overstate their compute, and their `stopped` field "
     "says when (the run's own record of the windows its process did not run in; for pauses "
     "before that record existed, up to 2026-12-06, a note by hand)",
-    "resumed_after_epoch": "were interrupted (a session ended) and resumed from the checkpoint "
-    "of their last finished epoch, which continues the same training; their seconds add "
-    "the epochs before the interruption to the session that finished them, and their "
-    "`resumed_after_epoch` field says where they resumed",
+    "resumed_after_epoch": "were interrupted (a session ended, or the benchmark was stopped "
+    "and started again) and resumed from the checkpoint of their last finished epoch, which "
+    "continues the same training; their seconds add the epochs before the interruption to "
+    "those after it, and their `resumed_after_epoch` field says where they resumed",
     "compiled": "compiled their experts' message passing (`--compile`, torch.compile): the "
     "same model, its numbers equal to rounding (`benchmarks/results/compile_cpu.md`), trained "
     "faster; their `compiled` field says so, and their seconds compare with the others' only "

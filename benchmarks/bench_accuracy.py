@@ -477,7 +477,11 @@ def render(
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}; "
-        f"{args.jobs} trainings at once, 1 thread each",
+        + (
+            "this command trained nothing: it rendered the finished runs"
+            if args.report_only
+            else f"{args.jobs} trainings at once, 1 thread each"
+        ),
         f"- setting `{args.setting}`: "
         + ("full datasets, the CLI defaults" if args.setting == "full" else
            f"{SETTINGS[args.setting]}, width {SMOKE_WIDTH}: checks the script, means nothing")

@@ -31,7 +31,8 @@ def _runs(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
 
 
 def _args(tmp_path: Path, **overrides) -> argparse.Namespace:
-    values = {"splits": 3, "setting": "full", "work": tmp_path, "chemprop": None, "jobs": 2}
+    values = {"splits": 3, "setting": "full", "work": tmp_path, "chemprop": None, "jobs": 2,
+              "report_only": False}  # fmt: skip
     return argparse.Namespace(**{**values, **overrides})
 
 
@@ -159,6 +160,15 @@ def test_report_names_every_dataset_and_why_rows_are_missing(tmp_path):
         "cuda`), or many hours on this CPU (`--datasets tox21` continues it) |" in text
     )
     assert "| chemprop D-MPNN | 0 of 3 | not run: no chemprop environment given" in text
+
+
+def test_the_header_says_how_many_trainings_ran_at_once_or_that_none_did(tmp_path):
+    runs = _runs([("esol", "MI-MoE(SchNet)", s, 0.9) for s in range(3)])
+    trained = bench.render(runs, _args(tmp_path, jobs=3), "python benchmarks/bench_accuracy.py")
+    assert "; 3 trainings at once, 1 thread each\n" in trained
+    rendered = bench.render(runs, _args(tmp_path, report_only=True), "... --report-only")
+    assert "; this command trained nothing: it rendered the finished runs\n" in rendered
+    assert "trainings at once" not in rendered
 
 
 def test_without_an_executable_the_report_names_the_version_chemprops_runs_recorded():
