@@ -136,12 +136,16 @@ def test_an_older_torch_without_the_option_gets_the_process_wide_limit(monkeypat
         return real(model, dynamic=dynamic, backend=backend)
 
     monkeypatch.setattr(torch, "compile", older_compile)
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
-    _assert_same_as_eager("schnet", "aot_eager")
-    assert torch._dynamo.config.recompile_limit == 2 * 5 + 2  # K = 5
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 64)
-    compile_experts(_model("schnet"), backend="aot_eager")
-    assert torch._dynamo.config.recompile_limit == 64
+    before = torch._dynamo.config.recompile_limit
+    # config.patch, not monkeypatch: monkeypatch's undo hides the setting of torch's config
+    # module for the rest of the process (later compiles then fail on the missing limit).
+    with torch._dynamo.config.patch(recompile_limit=8):
+        _assert_same_as_eager("schnet", "aot_eager")
+        assert torch._dynamo.config.recompile_limit == 2 * 5 + 2  # K = 5
+    with torch._dynamo.config.patch(recompile_limit=64):
+        compile_experts(_model("schnet"), backend="aot_eager")
+        assert torch._dynamo.config.recompile_limit == 64
+    assert torch._dynamo.config.recompile_limit == before  # restored for the later tests
 
 
 @pytest.mark.slow
