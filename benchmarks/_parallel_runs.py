@@ -288,6 +288,14 @@ def run_all(
     return run_pending(runs, args.jobs, describe)
 
 
+def trainings_at_once(args: argparse.Namespace) -> str:
+    """What a report's header says of this invocation's trainings: how many ran at once, or,
+    with ``--report-only``, that it trained none (its ``--jobs`` is only the default)."""
+    if args.report_only:
+        return "this command trained nothing: it rendered the finished runs"
+    return f"{args.jobs} trainings at once, 1 thread each"
+
+
 def command_line(script: str, argv: Sequence[str] | None) -> str:
     """How a benchmark was invoked, for its report: ``python benchmarks/<script> <args>``
     (``argv`` as given to ``main``, else the process's own arguments), quoted for a shell

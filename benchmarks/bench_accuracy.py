@@ -68,6 +68,7 @@ from _parallel_runs import (
     origin_notes,
     results,
     run_pending,
+    trainings_at_once,
     write_report,
 )
 
@@ -477,11 +478,7 @@ def render(
         f"- date: {date.today().isoformat()}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}; "
-        + (
-            "this command trained nothing: it rendered the finished runs"
-            if args.report_only
-            else f"{args.jobs} trainings at once, 1 thread each"
-        ),
+        f"{trainings_at_once(args)}",
         f"- setting `{args.setting}`: "
         + ("full datasets, the CLI defaults" if args.setting == "full" else
            f"{SETTINGS[args.setting]}, width {SMOKE_WIDTH}: checks the script, means nothing")

@@ -62,6 +62,7 @@ from _parallel_runs import (
     markdown_rows,
     results,
     run_all,
+    trainings_at_once,
     write_report,
 )
 from scipy.stats import spearmanr
@@ -244,8 +245,8 @@ def render(
         "",
         f"- command: `{command_line(__file__, args.argv)}`",
         f"- date: {date.today().isoformat()}",
-        f"- machine: {platform.platform()}, {args.jobs} trainings at once with 1 torch "
-        f"thread each, {'CUDA' if torch.cuda.is_available() else 'CPU only'}",
+        f"- machine: {platform.platform()}, {trainings_at_once(args)}, "
+        f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}",
         f"- setting: {args.splits} scaffold_balanced splits x {args.members} members, "
         f"{args.epochs} epochs, SchNet experts width {args.hidden}, "
         f"{'EMA ' + str(args.ema) if args.ema else 'no EMA'}, sparse k=2 of 5 with a "

@@ -44,3 +44,4 @@ def test_full_size_report_renders_from_its_committed_runs(tmp_path):
         return text[text.index("\n| dataset |") :]
 
     assert tables(out.read_text()) == tables((results / "uncertainty_full.md").read_text())
+    assert ", this command trained nothing: it rendered the finished runs, " in out.read_text()
