@@ -252,6 +252,13 @@ RESTART_JS = """async () => {
   await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
 }"""
 
+# Save the open notebook with its outputs (autosave is off); whether it is still dirty.
+SAVE_JS = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  await panel.context.save();
+  return panel.context.model.dirty;
+}"""
+
 # What the rendered outputs show: error and stderr nodes, widget views, plotly figures and
 # the 3D viewers of mimoe_viz.mol3d (and any plain py3Dmol viewer).
 DOM_JS = """(failures) => {
@@ -418,6 +425,13 @@ def run_all(
             break
         time.sleep(1.0)
     return LabRun(page.evaluate(STATE_JS), dom, seconds, attempts, note)
+
+
+def save(page: Any, server: LabServer, path: str) -> Path:
+    """Save the open notebook ``path`` with its outputs; the file on disk."""
+    if page.evaluate(SAVE_JS):
+        raise RuntimeError(f"{path}: still unsaved after JupyterLab's save")
+    return server.root / path
 
 
 # ---------------------------------------------------------------------------- pixels

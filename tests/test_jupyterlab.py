@@ -3,7 +3,9 @@
 One JupyterLab server for the module (a scratch copy of notebooks/, smoke mode, throwaway
 Jupyter folders), one test per notebook: open it, Run All Cells, then check that every code
 cell ran without an error, that widgets, plotly figures and the 3D viewers rendered, and in
-notebook 01 that the filtration explorer's slider updates its text and its 3D view. A
+notebook 01 that the filtration explorer's slider updates its text and its 3D view. Then the
+notebook is saved with its outputs and exported to HTML without running it again, and the page
+must render in headless Chromium without a network (tests/exported_page.py). A
 failure message names a screenshot of the page, the page's console errors and the server log.
 Chromium is Debian's (no ``playwright install``); without it, or without playwright, the
 tests skip, except under CI, where they fail.
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from exported_page import export_html, offline_render_problems
 from jupyterlab_driver import (
     REPO,
     LabRun,
@@ -28,6 +31,7 @@ from jupyterlab_driver import (
     drawn,
     lab_workspace,
     run_all,
+    save,
 )
 from viz.chromium import FLAGS, chromium_or_skip
 
@@ -230,6 +234,18 @@ def check_explorer(p: Page, run: LabRun) -> None:
     print(f"explorer: {before_text!r} -> {after_text!r}, {changed:.2%} of the view changed")
 
 
+def check_export(p: Page, lab: LabServer, name: str) -> None:
+    """The notebook as JupyterLab ran it, saved and exported to HTML, renders offline."""
+    saved = save(p.page, lab, f"notebooks/{name}")
+    proc = export_html(saved, p.tmp_path)
+    p.check(proc.returncode == 0, f"nbconvert --to html failed:\n{proc.stderr[-3000:]}")
+    stem = name.removesuffix(".ipynb")
+    html = p.tmp_path / f"{stem}.html"
+    source = (REPO / "notebooks" / name).read_text()
+    problems = offline_render_problems(html, source, p.tmp_path / f"{stem}.png")
+    p.check(not problems, f"the HTML export of the run notebook ({html}): {problems}")
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS, ids=[n.split(".")[0] for n in NOTEBOOKS])
 def test_runs_in_jupyterlab(page: Page, lab: LabServer, name: str) -> None:
     try:
@@ -239,5 +255,6 @@ def test_runs_in_jupyterlab(page: Page, lab: LabServer, name: str) -> None:
     (page.tmp_path / "run.json").write_text(json.dumps(vars(run), indent=1, default=str))
     print(f"{name}: ran in {run.seconds:.0f} s, {run.attempts} attempt(s) {run.note}")
     check_outputs(page, run)
+    check_export(page, lab, name)
     if name.startswith("01_"):
         check_explorer(page, run)

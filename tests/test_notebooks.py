@@ -1,20 +1,20 @@
 """The tutorial notebooks: committed without outputs, one template, and they render offline.
 
-nbval executes them cell by cell in ``make test`` (``--nbval-lax``); here each one is also
+nbval executes them cell by cell in ``make test`` (``--nbval-lax``), and tests/test_jupyterlab.py
+runs them in JupyterLab and opens their HTML export offline. Here (slow) each one is also
 executed by ``jupyter nbconvert --to html --execute`` in smoke mode and the page opened in
 headless Chromium: no cell error, and the 3D viewers and plots draw without a network.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from exported_page import export_html, offline_render_problems
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 SECTIONS = ("Aim", "Theory", "Practical", "Discussion")
@@ -23,19 +23,16 @@ MAX_CELL_LINES = 15
 
 # nbclient can miss the kernel's reply to a cell that opens ipywidgets comms and then wait for
 # the whole cell timeout with the kernel idle (jupyter/nbclient#312, jupyter/nbconvert#2029;
-# seen here once in notebook 01's explore() cell). Smoke-mode cells take seconds, so a cell
-# that runs past CELL_TIMEOUT_S is that hang, and the notebook is executed once more. A cell
+# seen here in notebook 01's explore() cell). Smoke-mode cells take seconds, so a cell that
+# runs past CELL_TIMEOUT_S is that hang, and the notebook is executed once more. A cell
 # error fails at once, and a second timeout fails the test.
 CELL_TIMEOUT_S = 180
 
 
-def _export_html(path: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
-    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-           f"--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}", "--output-dir", str(out),
-           str(path)]  # fmt: skip
+def _export_and_run(path: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {"SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
     for attempt in (1, 2):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
+        proc = export_html(path, out, execute=True, env=env, cell_timeout_s=CELL_TIMEOUT_S)
         if proc.returncode == 0 or "CellTimeoutError" not in proc.stderr:
             return proc
         if attempt == 1:
@@ -85,24 +82,15 @@ def test_follows_the_template(path):
         assert not re.search(r"^\s*(def|class) ", source, re.M), "no definitions in notebooks"
 
 
+# Slow: the default suite checks the export of the notebook JupyterLab ran
+# (tests/test_jupyterlab.py), so each tutorial runs once in a browser there; this is the
+# headless path, a third execution of every tutorial.
+@pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.browser
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_exported_html_renders_offline(path, tmp_path):
-    from viz.chromium import dump_dom, non_blank_fraction, screenshot
-
-    proc = _export_html(path, tmp_path)
+    proc = _export_and_run(path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = tmp_path / f"{path.stem}.html"
-    html = page.read_text()
-    assert "Traceback (most recent call last)" not in html
-    dom = dump_dom(page)
-    visible = re.sub(r"<script\b[^>]*>.*?</script>", "", dom, flags=re.S)
-    assert "failed to load" not in visible
-    expected = path.read_text()
-    if "show_molecule(" in expected:
-        assert 'data-status="ready"' in dom, "a 3D viewer did not finish drawing"
-    if re.search(r"_figure\(|routing_map\(|contribution_waterfall\(", expected):
-        assert 'class="main-svg"' in dom, "no plotly figure was drawn"
-    image = screenshot(page, tmp_path / f"{path.stem}.png", width=1100, height=3000)
-    assert non_blank_fraction(image) > 0.01
+    assert offline_render_problems(page, path.read_text(), tmp_path / f"{path.stem}.png") == []
