@@ -1,61 +1,95 @@
 """A tutorial's HTML export renders offline: one check for the two ways a page is made.
 
 ``tests/test_jupyterlab.py`` exports the notebook that JupyterLab ran and saved (what a user's
-"Save and Export Notebook As HTML" does), so the default suite runs each tutorial once in a
-browser and checks both the live notebook and its page; ``tests/test_notebooks.py`` (slow)
-exports with ``jupyter nbconvert --execute``, the headless path.
+"Save and Export Notebook As HTML" does) and opens the page in its Playwright browser, offline,
+so the default suite runs each tutorial once in a browser and checks both the live notebook
+and its page. ``tests/test_notebooks.py`` (slow) exports with ``jupyter nbconvert --execute``,
+the headless path, and opens the page with headless Chromium's command line.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from jupyterlab_driver import decode
 from viz.chromium import dump_dom, non_blank_fraction, screenshot
 
-
-def export_html(
-    notebook: Path,
-    out: Path,
-    execute: bool = False,
-    env: dict[str, str] | None = None,
-    cell_timeout_s: int = 180,
-) -> subprocess.CompletedProcess:
-    """``jupyter nbconvert --to html`` of ``notebook`` into ``out``, running it if ``execute``."""
-    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(out)]
-    if execute:
-        cmd += ["--execute", f"--ExecutePreprocessor.timeout={cell_timeout_s}"]
-    return subprocess.run(
-        [*cmd, str(notebook)],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        cwd=notebook.parent,
-    )
+PAGE_SIZE = {"width": 1100, "height": 3000}
+# What the page must show, by what the notebook calls:
+# problem -> (pattern in the source, text in the DOM, the same as a CSS selector).
+EXPECTED = {
+    "a 3D viewer did not finish drawing": (
+        r"show_molecule\(",
+        'data-status="ready"',
+        '[data-status="ready"]',
+    ),
+    "no plotly figure was drawn": (
+        r"_figure\(|routing_map\(|contribution_waterfall\(",
+        'class="main-svg"',
+        ".main-svg",
+    ),
+}
 
 
-def offline_render_problems(page: Path, source: str, png: Path) -> list[str]:
-    """What is wrong with ``page`` (the export of a notebook whose text is ``source``).
+def export_html(notebook: Path, out: Path) -> Path:
+    """The HTML export of ``notebook`` as saved, outputs included (nothing is run)."""
+    from nbconvert import HTMLExporter
 
-    In headless Chromium without a network: no traceback or load failure on the page, the 3D
-    viewers finished drawing, plotly drew its figures, and the screenshot is not blank.
-    """
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    page = out / f"{notebook.stem}.html"
+    page.write_text(body, encoding="utf-8")
+    return page
+
+
+def _expected(source: str) -> dict[str, tuple[str, str, str]]:
+    """The entries of :data:`EXPECTED` that apply to a notebook whose text is ``source``."""
+    return {problem: entry for problem, entry in EXPECTED.items() if re.search(entry[0], source)}
+
+
+def render_problems(html: str, dom: str, image: np.ndarray, source: str) -> list[str]:
+    """What is wrong with an exported page, from its HTML, its DOM after the scripts ran and
+    a screenshot (float RGB in [0, 1]), for a notebook whose text is ``source``."""
     problems = []
-    if "Traceback (most recent call last)" in page.read_text():
+    if "Traceback (most recent call last)" in html:
         problems.append("the page shows a traceback")
-    dom = dump_dom(page)
     visible = re.sub(r"<script\b[^>]*>.*?</script>", "", dom, flags=re.S)
     if "failed to load" in visible:
         problems.append("the page says something failed to load")
-    if "show_molecule(" in source and 'data-status="ready"' not in dom:
-        problems.append("a 3D viewer did not finish drawing")
-    if re.search(r"_figure\(|routing_map\(|contribution_waterfall\(", source):
-        if 'class="main-svg"' not in dom:
-            problems.append("no plotly figure was drawn")
-    drawn = non_blank_fraction(screenshot(page, png, width=1100, height=3000))
+    problems += [problem for problem, (_, text, _) in _expected(source).items() if text not in dom]
+    drawn = non_blank_fraction(image)
     if drawn <= 0.01:
-        problems.append(f"the screenshot {png} is blank ({drawn:.2%} of pixels drawn)")
+        problems.append(f"the screenshot is blank ({drawn:.2%} of pixels drawn)")
     return problems
+
+
+def chromium_render_problems(page: Path, source: str, png: Path) -> list[str]:
+    """:func:`render_problems` of ``page`` opened by headless Chromium's command line."""
+    image = screenshot(page, png, **PAGE_SIZE)
+    return render_problems(page.read_text(), dump_dom(page), image, source)
+
+
+def browser_render_problems(browser: Any, page: Path, source: str, png: Path) -> list[str]:
+    """:func:`render_problems` of ``page`` opened offline in a Playwright ``browser``.
+
+    Waits (at most 30 s each) for what the page should show, then reads the DOM and
+    takes a screenshot, written to ``png``.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    context = browser.new_context(offline=True, viewport=PAGE_SIZE)
+    try:
+        tab = context.new_page()
+        tab.goto(page.resolve().as_uri(), wait_until="load", timeout=60_000)
+        for _, _, selector in _expected(source).values():
+            try:
+                tab.wait_for_selector(selector, state="attached", timeout=30_000)
+            except PlaywrightError:
+                pass  # render_problems names what is missing
+        png.write_bytes(tab.screenshot(timeout=30_000))
+        image = decode(png.read_bytes()) / 255.0
+        return render_problems(page.read_text(), tab.content(), image, source)
+    finally:
+        context.close()

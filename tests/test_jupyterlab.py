@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exported_page import export_html, offline_render_problems
+from exported_page import browser_render_problems, export_html
 from jupyterlab_driver import (
     REPO,
     LabRun,
@@ -234,20 +234,17 @@ def check_explorer(p: Page, run: LabRun) -> None:
     print(f"explorer: {before_text!r} -> {after_text!r}, {changed:.2%} of the view changed")
 
 
-def check_export(p: Page, lab: LabServer, name: str) -> None:
+def check_export(p: Page, browser: Any, lab: LabServer, name: str) -> None:
     """The notebook as JupyterLab ran it, saved and exported to HTML, renders offline."""
     saved = save(p.page, lab, f"notebooks/{name}")
-    proc = export_html(saved, p.tmp_path)
-    p.check(proc.returncode == 0, f"nbconvert --to html failed:\n{proc.stderr[-3000:]}")
-    stem = name.removesuffix(".ipynb")
-    html = p.tmp_path / f"{stem}.html"
+    html = export_html(saved, p.tmp_path)
     source = (REPO / "notebooks" / name).read_text()
-    problems = offline_render_problems(html, source, p.tmp_path / f"{stem}.png")
+    problems = browser_render_problems(browser, html, source, html.with_suffix(".png"))
     p.check(not problems, f"the HTML export of the run notebook ({html}): {problems}")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS, ids=[n.split(".")[0] for n in NOTEBOOKS])
-def test_runs_in_jupyterlab(page: Page, lab: LabServer, name: str) -> None:
+def test_runs_in_jupyterlab(page: Page, browser: Any, lab: LabServer, name: str) -> None:
     try:
         run = run_all(page.page, lab, f"notebooks/{name}", timeout=NOTEBOOK_TIMEOUT_S)
     except Exception as err:  # noqa: BLE001 - timeouts and dialogs, with a screenshot
@@ -255,6 +252,6 @@ def test_runs_in_jupyterlab(page: Page, lab: LabServer, name: str) -> None:
     (page.tmp_path / "run.json").write_text(json.dumps(vars(run), indent=1, default=str))
     print(f"{name}: ran in {run.seconds:.0f} s, {run.attempts} attempt(s) {run.note}")
     check_outputs(page, run)
-    check_export(page, lab, name)
+    check_export(page, browser, lab, name)
     if name.startswith("01_"):
         check_explorer(page, run)

@@ -8,13 +8,15 @@ headless Chromium: no cell error, and the 3D viewers and plots draw without a ne
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from exported_page import export_html, offline_render_problems
+from exported_page import chromium_render_problems
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 SECTIONS = ("Aim", "Theory", "Practical", "Discussion")
@@ -29,10 +31,19 @@ MAX_CELL_LINES = 15
 CELL_TIMEOUT_S = 180
 
 
+def _run_nbconvert(path: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+           f"--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}", "--output-dir", str(out),
+           str(path)]  # fmt: skip
+    return subprocess.run(
+        cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=path.parent
+    )
+
+
 def _export_and_run(path: Path, out: Path) -> subprocess.CompletedProcess:
     env = {"SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
     for attempt in (1, 2):
-        proc = export_html(path, out, execute=True, env=env, cell_timeout_s=CELL_TIMEOUT_S)
+        proc = _run_nbconvert(path, out, env)
         if proc.returncode == 0 or "CellTimeoutError" not in proc.stderr:
             return proc
         if attempt == 1:
@@ -93,4 +104,4 @@ def test_exported_html_renders_offline(path, tmp_path):
     proc = _export_and_run(path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = tmp_path / f"{path.stem}.html"
-    assert offline_render_problems(page, path.read_text(), tmp_path / f"{path.stem}.png") == []
+    assert chromium_render_problems(page, path.read_text(), tmp_path / f"{path.stem}.png") == []
