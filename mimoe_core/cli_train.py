@@ -16,6 +16,7 @@ from mimoe_core._cli_inputs import (
     _csv_list,
     _featurize_input,
 )
+from mimoe_core.constants import BACKBONES, GATES, VARIANTS
 from mimoe_core.data.splits import SPLIT_METHODS
 
 
@@ -224,11 +225,9 @@ def _uncertainty_choice(args: argparse.Namespace) -> str:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from mimoe_core.models import EXPERTS, GATES, VARIANTS
-
     group = parser.add_argument_group("model")
     group.add_argument("--config", default=None, help="model YAML, or a bundled config name")
-    group.add_argument("--backbone", choices=sorted(EXPERTS), default=None, help="default schnet")
+    group.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default schnet")
     group.add_argument(
         "--variant", choices=VARIANTS, default=None, help="the model: default sparse (MI-MoE)"
     )

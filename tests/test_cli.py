@@ -194,6 +194,24 @@ def test_python_dash_m_help():
     assert "usage: mimoe featurize" in result.stdout and "--target-cols" in result.stdout
 
 
+def test_the_parser_and_help_need_no_torch():
+    # `mimoe --help`, `mimoe train --help` and a usage error answer in about a second: the
+    # parser takes the model names from mimoe_core.constants, not from the models package.
+    code = (
+        "import sys\n"
+        "from mimoe_core.cli import build_parser\n"
+        "build_parser().parse_args(['train', '--dataset', 'esol', '--backbone', 'painn',\n"
+        "                           '--gate', 'transformer', '--variant', 'dense', '--out', 'x'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}\n"
+        "             & {'torch', 'torch_geometric', 'rdkit', 'scipy', 'sklearn', 'gudhi'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_featurize_an_sdf(tmp_path, capsys):
     from rdkit import Chem
     from rdkit.Chem import AllChem

@@ -30,14 +30,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from mimoe_core.constants import VARIANTS as VARIANTS
 from mimoe_core.models._common import AtomState, Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
 from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph
 
-#: What a model is: a mixture with Top-k (``sparse``) or softmax (``dense``) routing, or one
-#: expert with weight 1 (``one_expert``, a shallow expert; ``plain``, the full-depth backbone).
-VARIANTS = ("sparse", "dense", "one_expert", "plain")
 #: The variants with a gate, which route among K experts.
 ROUTED_VARIANTS = ("sparse", "dense")
 

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from mimoe_core.atom_attributes import NUM_ATOM_ATTRIBUTES
-from mimoe_core.constants import DEFAULT_CUTOFFS
+from mimoe_core.constants import DEFAULT_CUTOFFS, GATES
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, check_learnable_cutoffs
@@ -29,7 +29,8 @@ from mimoe_core.models.mimoe import (
     check_trunk_target,
 )
 
-#: Backbone name -> "module:class", imported on first use (DimeNet++ pulls in sympy).
+#: Backbone name (``constants.BACKBONES``, in that order) -> "module:class", imported on first
+#: use (DimeNet++ pulls in sympy).
 EXPERTS: dict[str, str] = {
     "schnet": "mimoe_core.models.schnet:SchNetExpert",
     "painn": "mimoe_core.models.painn:PaiNNExpert",
@@ -37,9 +38,6 @@ EXPERTS: dict[str, str] = {
     "dimenet++": "mimoe_core.models.dimenet:DimeNetPPExpert",
     "et": "mimoe_core.models.et:EquivariantTransformerExpert",
 }
-
-#: "size" (reads only the atom count) and "random" (a fixed hash) are ablations.
-GATES = ("mlp", "transformer", "size", "random")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 

@@ -266,6 +266,14 @@ def test_bundled_configs_cover_every_backbone():
     assert sorted(load_config(n)["backbone"] for n in bundled_configs()) == BACKBONES
 
 
+def test_the_torch_free_backbone_names_are_the_registry_s():
+    from mimoe_core import constants
+
+    assert tuple(EXPERTS) == constants.BACKBONES  # the command line offers constants' names
+    for name in constants.BACKBONES:
+        assert issubclass(expert_class(name), torch.nn.Module)
+
+
 def test_repr_shows_key_settings():
     text = str(small_model(top_k=3, cutoffs=[2.0, 3.0, 4.0]))
     assert "variant='sparse'" in text and "top_k=3" in text
