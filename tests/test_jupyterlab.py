@@ -5,7 +5,7 @@ Jupyter folders), one test per notebook: open it, Run All Cells, then check that
 cell ran without an error, that widgets, plotly figures and the 3D viewers rendered, and in
 notebook 01 that the filtration explorer's slider updates its text and its 3D view. Then the
 notebook is saved with its outputs and exported to HTML without running it again, and the page
-must render in headless Chromium without a network (tests/exported_page.py). A
+must render in the same browser with the network off (tests/exported_page.py). A
 failure message names a screenshot of the page, the page's console errors and the server log.
 Chromium is Debian's (no ``playwright install``); without it, or without playwright, the
 tests skip, except under CI, where they fail.

@@ -31,19 +31,13 @@ MAX_CELL_LINES = 15
 CELL_TIMEOUT_S = 180
 
 
-def _run_nbconvert(path: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _export_html(path: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
            f"--ExecutePreprocessor.timeout={CELL_TIMEOUT_S}", "--output-dir", str(out),
            str(path)]  # fmt: skip
-    return subprocess.run(
-        cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=path.parent
-    )
-
-
-def _export_and_run(path: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {"SMOKE_TEST": "1", "MIMOE_RUNS_DIR": str(out / "runs")}
     for attempt in (1, 2):
-        proc = _run_nbconvert(path, out, env)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=path.parent)
         if proc.returncode == 0 or "CellTimeoutError" not in proc.stderr:
             return proc
         if attempt == 1:
@@ -101,7 +95,7 @@ def test_follows_the_template(path):
 @pytest.mark.browser
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_exported_html_renders_offline(path, tmp_path):
-    proc = _export_and_run(path, tmp_path)
+    proc = _export_html(path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = tmp_path / f"{path.stem}.html"
     assert chromium_render_problems(page, path.read_text(), tmp_path / f"{path.stem}.png") == []
