@@ -88,8 +88,7 @@ def browser_render_problems(browser: Any, page: Path, source: str, png: Path) ->
                 tab.wait_for_selector(selector, state="attached", timeout=30_000)
             except PlaywrightError:
                 pass  # render_problems names what is missing
-        png.write_bytes(tab.screenshot(timeout=30_000))
-        image = decode(png.read_bytes()) / 255.0
+        image = decode(tab.screenshot(path=png, timeout=30_000)) / 255.0
         return render_problems(page.read_text(), tab.content(), image, source)
     finally:
         context.close()

@@ -1,5 +1,6 @@
 """Graph builders, experts, gate and the mixture-of-experts container."""
 
+from mimoe_core.constants import GATES, VARIANTS
 from mimoe_core.models._common import Expert, cosine_cutoff
 from mimoe_core.models.gate import (
     MLPGate,
@@ -10,7 +11,7 @@ from mimoe_core.models.gate import (
     load_balancing_loss,
     top_k_routing,
 )
-from mimoe_core.models.mimoe import VARIANTS, MIMoE, MoEOutput
+from mimoe_core.models.mimoe import MIMoE, MoEOutput
 from mimoe_core.models.radius_graph import (
     ExpertGraph,
     radius_graph,
@@ -19,7 +20,6 @@ from mimoe_core.models.radius_graph import (
 from mimoe_core.models.registry import (
     DEFAULT_CONFIG,
     EXPERTS,
-    GATES,
     bundled_configs,
     config_radii,
     create_model,

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from mimoe_core.constants import VARIANTS as VARIANTS
+from mimoe_core.constants import VARIANTS
 from mimoe_core.models._common import AtomState, Expert, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp

@@ -17,13 +17,12 @@ import numpy as np
 import yaml
 
 from mimoe_core.atom_attributes import NUM_ATOM_ATTRIBUTES
-from mimoe_core.constants import DEFAULT_CUTOFFS, GATES
+from mimoe_core.constants import DEFAULT_CUTOFFS, GATES, VARIANTS
 from mimoe_core.models._common import Expert
 from mimoe_core.models.gate import Gate, MLPGate, RandomGate, SizeGate, TransformerGate
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, check_learnable_cutoffs
 from mimoe_core.models.mimoe import (
     ROUTED_VARIANTS,
-    VARIANTS,
     MIMoE,
     check_learnable_target,
     check_trunk_target,
