@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from viz.chromium import non_blank_fraction
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -445,9 +446,9 @@ def decode(png: bytes) -> np.ndarray:
 
 
 def drawn(image: np.ndarray) -> tuple[int, float]:
-    """(distinct colours, share of pixels that are not near white) of an RGB image."""
+    """(distinct colours, share of pixels that are not near white) of an 8-bit RGB image."""
     colours = np.unique(image.reshape(-1, 3), axis=0).shape[0]
-    return colours, float((image.min(axis=-1) < 235).mean())
+    return colours, non_blank_fraction(image / 255.0)
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:
