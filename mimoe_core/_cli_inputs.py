@@ -87,6 +87,25 @@ def add_retry_timeouts_option(parser: argparse.ArgumentParser | argparse._Argume
     )
 
 
+def options_shards_ignore(args: argparse.Namespace) -> list[str]:
+    """The input and conformer options given in ``args`` that ``--shards`` makes moot.
+
+    Shards hold molecules featurized once, with the settings of ``mimoe featurize``: an
+    option that would change what is read or how it is embedded (``--limit``,
+    ``--conformers``, ...) cannot apply to them.
+    """
+    defaults = argparse.ArgumentParser(add_help=False)
+    _add_input_options(defaults)
+    _add_conformer_options(defaults)
+    given = []
+    for action in defaults._actions:
+        if action.dest in ("dataset", "data", "quiet") or not action.option_strings:
+            continue
+        if getattr(args, action.dest, action.default) != action.default:
+            given.append(action.option_strings[0])
+    return given
+
+
 def load_table(args: argparse.Namespace):
     """The :class:`MoleculeTable` named by ``--dataset`` or ``--data`` and their options."""
     from mimoe_core.data import load_dataset, read_csv, read_sdf
@@ -130,8 +149,12 @@ def _conformer_settings(args: argparse.Namespace):
     )
 
 
-def _featurize_input(args: argparse.Namespace, radii=None):
-    """Featurize the table named by the input options with the conformer options."""
+def _featurize_input(args: argparse.Namespace, radii=None, retry_timeouts: bool | None = None):
+    """Featurize the table named by the input options with the conformer options.
+
+    ``retry_timeouts`` overrides ``--retry-timeouts`` (a rank that only reads its node's
+    cache does not retry what the node's first rank has just retried).
+    """
     from mimoe_core.featurization import featurize
     from mimoe_core.topology import DEFAULT_RADII
 
@@ -143,6 +166,6 @@ def _featurize_input(args: argparse.Namespace, radii=None):
         use_cache=not args.no_cache,
         n_jobs=args.jobs,
         progress=not args.quiet,
-        retry_timeouts=args.retry_timeouts,
+        retry_timeouts=args.retry_timeouts if retry_timeouts is None else retry_timeouts,
         atom_attributes=getattr(args, "atom_attributes", False),
     )

@@ -256,11 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="stream the molecules into shard files in DIR (for `train --shards`); memory "
-        "stays that of one shard, and a rerun continues where a killed one stopped",
+        help="stream the molecules into shard files in DIR (for `train --shards`): one "
+        "shard's molecules in memory at a time, and a rerun continues where a killed one "
+        "stopped",
     )
     feat.add_argument(
-        "--shard-size", type=int, default=4096, help="molecules per shard (default 4096)"
+        "--shard-size",
+        type=int,
+        default=4096,
+        help="input rows per shard, skipped rows included (default 4096)",
     )
     feat.set_defaults(func=cmd_featurize)
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from mimoe_core import run_folder
@@ -96,10 +97,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return code
 
 
+def _molecules_of_every_rank(dataset, context):
+    """``dataset`` without the molecules that another rank did not keep (under torchrun).
+
+    Every rank featurizes from its node's cache, and a conformer that timed out (or failed)
+    on one node can have been made on another: the ranks must train on the same molecules.
+    """
+    from mimoe_core.training.distributed import rows_kept_by_every_rank
+
+    _, lacking = rows_kept_by_every_rank(dataset.rows, context)
+    if not lacking:
+        return dataset
+    if context.is_main:
+        warnings.warn(
+            f"{len(lacking)} molecule(s) kept by some ranks were not kept by the others (a "
+            "conformer that timed out or failed on one node, say): every rank leaves them "
+            "out, and skipped.csv lists them",
+            stacklevel=2,
+        )
+    return dataset.without_rows(
+        {
+            row: f"kept on rank {context.rank} but not on rank(s) "
+            f"{', '.join(map(str, ranks))}, where its conformer timed out or failed: every "
+            "rank trains on the same molecules"
+            for row, ranks in lacking.items()
+        }
+    )
+
+
 def _train(args: argparse.Namespace, context) -> int:
     from mimoe_core.data import make_split
     from mimoe_core.training import TrainSettings, train, train_ensemble
-    from mimoe_core.training.distributed import check_batch_size, main_first
+    from mimoe_core.training.distributed import check_batch_size, main_first, peer_failures_reported
 
     estimator = _uncertainty_choice(args)
     if context.distributed and estimator.startswith("ensemble"):
@@ -120,11 +149,28 @@ def _train(args: argparse.Namespace, context) -> int:
             "featurized data without them; train from --dataset or --data instead"
         )
     if args.shards:
+        from mimoe_core._cli_inputs import options_shards_ignore
         from mimoe_core.shards import ShardedDataset
+
+        moot = options_shards_ignore(args)
+        if moot:
+            raise ValueError(
+                f"--shards {args.shards}: {', '.join(moot)} would change what is read or how "
+                "it is featurized, and the shards hold molecules featurized once by `mimoe "
+                "featurize --shards` with its own options; featurize again with them, or leave "
+                "them out"
+            )
 
         dataset = ShardedDataset(args.shards)
     else:  # rank 0 fills the cache; the other ranks then read it
-        dataset = main_first(lambda: _featurize_input(args), context)
+        with peer_failures_reported(context):
+            dataset = main_first(
+                lambda fills_cache: _featurize_input(
+                    args, retry_timeouts=args.retry_timeouts and fills_cache
+                ),
+                context,
+            )
+            dataset = _molecules_of_every_rank(dataset, context)
     if len(dataset) < 3:
         raise ValueError(f"{len(dataset)} molecule(s) kept; training needs at least 3")
     if args.split_file:

@@ -22,7 +22,9 @@ Choices, also in the README:
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -161,17 +163,16 @@ class Conformer:
         return len(self.z)
 
 
-def _quiet_rdkit():
+@contextlib.contextmanager
+def _quiet_rdkit() -> Iterator[None]:
+    """RDKit's log off inside (the reasons reach the user as MoleculeRejected messages)."""
     from rdkit import RDLogger
 
-    class _Quiet:
-        def __enter__(self):
-            RDLogger.DisableLog("rdApp.*")
-
-        def __exit__(self, *exc):
-            RDLogger.EnableLog("rdApp.*")
-
-    return _Quiet()
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        yield
+    finally:
+        RDLogger.EnableLog("rdApp.*")
 
 
 def parse_smiles(smiles: str):

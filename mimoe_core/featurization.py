@@ -9,13 +9,14 @@ become a molecule is reported with its row number and reason.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +156,30 @@ class FeaturizedDataset:
         return (
             f"{self.table.name}: {self.table.n_rows} rows -> {len(self)} molecules kept, "
             f"{len(self.skipped)} skipped"
+        )
+
+    def without_rows(self, reasons: Mapping[int, str]) -> FeaturizedDataset:
+        """This dataset without the kept molecules of the source rows in ``reasons``.
+
+        Each one moves to :attr:`skipped` with its reason, so rows in = kept + skipped still
+        holds. Rows that are not kept are ignored.
+        """
+        drop = np.isin(self.rows, np.fromiter(reasons, dtype=np.int64, count=len(reasons)))
+        if not drop.any():
+            return self
+        table = self.table
+        moved = [
+            SkipRecord(int(table.rows[i]), table.ids[i], table.smiles_of(i) or "", reason)
+            for i in self.kept[drop].tolist()
+            for reason in [reasons[int(table.rows[i])]]
+        ]
+        keep = np.flatnonzero(~drop)
+        return dataclasses.replace(
+            self,
+            data_list=[self.data_list[i] for i in keep],
+            kept=self.kept[keep],
+            skipped=sorted(self.skipped + moved, key=lambda s: s.row),
+            conformers=[self.conformers[i] for i in keep],
         )
 
     def write_report(self, out_dir: str | Path) -> None:

@@ -41,6 +41,12 @@ def test_featurize_to_shards_then_train_from_them(write_csv, tmp_path, capsys):
     assert sorted(sum((rows[k] for k in ("train_rows", "val_rows", "test_rows")), [])) == sorted(
         dataset.rows.tolist()
     )
+    # options that would change what the shards hold are an error, not silently ignored
+    moot = ["--limit", "5", "--conformers", "2", "--no-cache"]
+    code = main(["train", "--shards", str(shards), "--out", str(tmp_path / "r"), *moot, *TRAIN])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--shards {shards}: --limit, --conformers, --no-cache would change" in err
 
 
 def test_train_from_a_folder_that_holds_no_shards_is_a_clear_error(tmp_path, capsys):

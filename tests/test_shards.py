@@ -159,9 +159,12 @@ def test_shard_file_loads_with_weights_only(written) -> None:
     assert [s["entries"] for s in manifest["shards"]] == [[0, 16], [16, 32], [32, 40]]
 
 
+@pytest.mark.parametrize("colliding", [False, True])
 def test_rows_accounted_with_bad_smiles_and_cross_shard_duplicates(
-    tmp_path, mixed, feature_cache
+    tmp_path, mixed, feature_cache, monkeypatch, colliding
 ) -> None:
+    if colliding:  # every structure gets one digest: duplicates are still told apart exactly
+        monkeypatch.setattr("mimoe_core.shards.writer._digest", lambda embedded: 7)
     ds = write_shards(mixed, tmp_path / "out", shard_size=8, cache_dir=feature_cache, **FAST)
     reference = featurize(mixed, cache_dir=feature_cache, **FAST)
     assert ds.n_shards == 3 and mixed.n_rows == len(MIXED)

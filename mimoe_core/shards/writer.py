@@ -7,6 +7,7 @@ as one ``featurize`` call would skip them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -77,39 +78,71 @@ def _subtable(table: MoleculeTable, positions: Sequence[int]) -> MoleculeTable:
     )
 
 
+def _structure(
+    table: MoleculeTable, settings: ConformerSettings, i: int
+) -> tuple[str, str, int] | None:
+    """Entry ``i``'s (embedded structure, canonical SMILES, fragments), as ``featurize`` keys it.
+
+    None for a 3D structure (used as given) and for a SMILES that does not parse (which
+    ``featurize`` reports).
+    """
+    item = table.inputs[i]
+    if not isinstance(item, str):
+        return None
+    try:
+        canonical = canonical_smiles(item)
+    except MoleculeRejected:
+        return None
+    embedded, n_fragments = _embedded_structure(item, canonical, settings, table.polymer)
+    return embedded, canonical, n_fragments
+
+
+def _digest(embedded: str) -> int:
+    return int.from_bytes(hashlib.blake2b(embedded.encode(), digest_size=8).digest(), "little")
+
+
 def _cross_chunk_duplicates(
     table: MoleculeTable,
     settings: ConformerSettings,
     start: int,
     stop: int,
-    first_of: dict[str, tuple[int, str, int]],
+    first_of: dict[int, int | tuple[int, ...]],
 ) -> tuple[list[int], list[SkipRecord]]:
     """Split entries ``start:stop`` into those to featurize and duplicates of earlier chunks.
 
     Uses the key that ``featurize(drop_duplicates=True)`` uses (the embedded structure) and
     its wording, so a sharded run keeps and skips exactly what one ``featurize`` call on the
-    whole table would. Duplicates within the chunk are left to ``featurize``. ``first_of``
-    (embedded SMILES -> first entry) is updated with the chunk's structures.
+    whole table would. Duplicates within the chunk are left to ``featurize``.
+
+    ``first_of`` maps a 64-bit digest of each structure seen so far to its first entry (to
+    a tuple of them if different structures share a digest), and is updated with the
+    chunk's: it holds about two integers per molecule instead of the structure's strings,
+    since it lives as long as the whole run (a few million molecules). A matching digest is
+    checked against the earlier entries' structures, so a collision changes nothing.
     """
     keep: list[int] = []
     skipped: list[SkipRecord] = []
     for i in range(start, stop):
-        item = table.inputs[i]
-        if not isinstance(item, str):
-            keep.append(i)  # 3D structures are used as given, never deduplicated
+        this = _structure(table, settings, i)
+        if this is None:
+            keep.append(i)  # 3D structures are never deduplicated; featurize reports the rest
             continue
-        try:
-            canonical = canonical_smiles(item)
-        except MoleculeRejected:
-            keep.append(i)  # featurize reports why
-            continue
-        embedded, n_fragments = _embedded_structure(item, canonical, settings, table.polymer)
-        first = first_of.get(embedded)
+        embedded, canonical, n_fragments = this
+        digest = _digest(embedded)
+        seen = first_of.get(digest, ())
+        seen = (seen,) if isinstance(seen, int) else seen
+        first = None
+        for j in seen:
+            earlier_embedded, earlier_canonical, earlier_fragments = _structure(table, settings, j)
+            if earlier_embedded == embedded:
+                first = (j, earlier_canonical, earlier_fragments)
+                break
         if first is not None and first[0] < start:
             reason = _duplicate_reason(table, settings, first, (i, canonical, n_fragments))
-            skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], item, reason))
+            skipped.append(SkipRecord(int(table.rows[i]), table.ids[i], table.inputs[i], reason))
             continue
-        first_of.setdefault(embedded, (i, canonical, n_fragments))
+        if first is None:
+            first_of[digest] = (*seen, i) if seen else i
         keep.append(i)
     return keep, skipped
 
@@ -288,7 +321,7 @@ def write_shards(
         _write_json(manifest_path, {**header, "complete": len(done) == n_shards, "shards": shards})
 
     save_manifest()
-    first_of: dict[str, tuple[int, str, int]] = {}
+    first_of: dict[int, int] = {}  # structure digest -> first entry
     bar = tqdm(total=n_shards, desc=f"shards {table.name}", disable=not progress, unit="shard")
     bar.update(sum(k in done for k in range(n_shards)))
     try:

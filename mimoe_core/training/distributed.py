@@ -10,12 +10,13 @@ What ranks share, and how (the trainer uses these):
 
 - :func:`rank_slice`: the part of a global batch that this rank computes. Every rank draws the
   same per-epoch order from the run seed, cuts it into global batches of ``batch_size`` and
-  takes every ``world_size``-th molecule of each, so the global batch is what
-  ``--batch-size`` says.
+  deals each to the ranks by size, so the global batch is what ``--batch-size`` says.
 - :func:`gather_rows`: an evaluation over a whole set, each rank computing one contiguous
   block of it, gathered in order on every rank (so all ranks agree on early stopping).
 - :func:`main_first`: rank 0 featurizes first, then one rank per other node, then the rest
-  (which read the cache).
+  (which read the cache); :func:`rows_kept_by_every_rank` then finds the molecules that every
+  rank kept, and :func:`check_ranks_agree` that every rank trains on the same molecules and
+  split.
 - :func:`per_rank`: a few integers from every rank (e.g. the epoch each one resumes at), so
   that the ranks can check that they agree.
 - :func:`all_sum`: epoch sums (losses, expert usage) over ranks, for the history.
@@ -30,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime
+import functools
+import hashlib
 import inspect
 import os
 import signal
@@ -48,10 +51,12 @@ __all__ = [
     "RankFailure",
     "all_sum",
     "check_batch_size",
+    "check_ranks_agree",
     "checkpoint_in_step",
     "current",
     "data_parallel",
     "exit_failed_rank",
+    "fingerprint",
     "forget_unused_gradients",
     "gather_rows",
     "init_from_env",
@@ -60,6 +65,7 @@ __all__ = [
     "peer_failures_reported",
     "per_rank",
     "rank_slice",
+    "rows_kept_by_every_rank",
     "shutdown",
     "weights_in_sync",
 ]
@@ -76,6 +82,12 @@ FEATURIZE_TIMEOUT = 7 * 24 * 3600.0
 FORWARD_SYNC_BUFFERS = False
 
 _T = TypeVar("_T")
+#: How a stopped run goes on: before its first epoch ends (during featurization, say) there
+#: is no last.pt yet, and --resume starts from scratch.
+_RESUME_HINT = (
+    "If an epoch had finished, the run folder's last.pt holds the last one: add --resume to "
+    "continue (without last.pt, --resume starts from scratch)"
+)
 #: prctl(2) option: the signal this process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -211,8 +223,8 @@ def _stop_on_sigterm(context: DistributedContext) -> Callable[..., None]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise RankFailure(
             f"rank {context.rank} of {context.world_size} was stopped (SIGTERM), which "
-            "torchrun does when another rank fails: see that rank's error above. The last "
-            "finished epoch is in the run folder's last.pt; add --resume to continue"
+            "torchrun does when another rank fails: see that rank's error above. "
+            f"{_RESUME_HINT}"
         )
 
     return stop
@@ -262,8 +274,7 @@ def peer_failures_reported(context: DistributedContext) -> Iterator[None]:
         raise RankFailure(
             f"rank {context.rank} of {context.world_size}: a collective operation failed, so "
             "another rank stopped or did not answer within --dist-timeout "
-            f"({first[:300]}). The last finished epoch is in the run folder's last.pt; "
-            "add --resume to continue"
+            f"({first[:300]}). {_RESUME_HINT}"
         ) from err
 
 
@@ -299,26 +310,32 @@ def exit_failed_rank(code: int) -> None:
     os._exit(code)
 
 
-def main_first(work: Callable[[], _T], context: DistributedContext) -> _T:
+def main_first(work: Callable[[bool], _T], context: DistributedContext) -> _T:
     """Run ``work`` on rank 0, then on one rank per other node, then on the other ranks.
 
-    ``work`` fills a cache that the later ranks read. Each node has a cache of its own (an
-    SQLite file in WAL mode wants its readers and writers on one host), which its local rank
-    0 fills once before the node's other ranks read it, instead of every rank featurizing
-    the same molecules at once. On one node this is rank 0, then the others.
+    ``work(fills_cache)`` fills a cache that the later ranks read: ``fills_cache`` is true on
+    rank 0 and on the first rank of each other node, false on the ranks that only read (so
+    that they, say, do not retry the timeouts their node's first rank has just retried).
+    Each node has a cache of its own (an SQLite file in WAL mode wants its readers and
+    writers on one host), which its local rank 0 fills once before the node's other ranks
+    read it, instead of every rank featurizing the same molecules at once. On one node this
+    is rank 0, then the others.
 
-    The waits use their own group with a long timeout: featurizing a large dataset takes
-    longer than any collective should.
+    The waits use their own group with a long timeout (:data:`FEATURIZE_TIMEOUT`, not
+    ``--dist-timeout``): featurizing a large dataset takes longer than any collective
+    should. A rank that fails or dies meanwhile ends the wait at once (gloo sees the closed
+    connection); wrap the call in :func:`peer_failures_reported` to report that as a
+    :class:`RankFailure`.
     """
     if not context.distributed:
-        return work()
+        return work(True)
     waiting = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=FEATURIZE_TIMEOUT))
     node_leader = context.local_rank == 0 and not context.is_main
     phases = (context.is_main, node_leader, not (context.is_main or node_leader))
     result = None
-    for my_turn in phases:
+    for my_turn, fills_cache in zip(phases, (True, True, False), strict=True):
         if my_turn:
-            result = work()
+            result = work(fills_cache)
         # After the last phase too: every rank leaves together, since the next collective
         # (DDP's first broadcast) has only --dist-timeout, and reading the cache on a loaded
         # machine can take longer than that.
@@ -423,6 +440,68 @@ def per_rank(values: Sequence[int], context: DistributedContext) -> np.ndarray:
     found = [torch.empty_like(mine) for _ in range(context.world_size)]
     dist.all_gather(found, mine)
     return torch.cat(found).cpu().numpy()
+
+
+def fingerprint(*arrays: np.ndarray) -> int:
+    """A 63-bit digest of arrays' shapes, types and contents, to compare across ranks."""
+    digest = hashlib.blake2b(digest_size=8)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
+def check_ranks_agree(values: dict[str, int], context: DistributedContext, hint: str) -> None:
+    """Raise unless every rank passes the same ``values`` (names -> integers, e.g. digests).
+
+    Raises:
+        ValueError: naming each value that differs and the ranks that differ from rank 0,
+            followed by ``hint`` (what the user can do about it).
+    """
+    if not context.distributed:
+        return
+    found = per_rank(list(values.values()), context)
+    differing = [
+        f"{name} (rank(s) {', '.join(map(str, np.flatnonzero(found[:, k] != found[0, k])))} "
+        "differ from rank 0)"
+        for k, name in enumerate(values)
+        if (found[:, k] != found[0, k]).any()
+    ]
+    if differing:
+        raise ValueError(f"the ranks hold different {'; '.join(differing)}: {hint}")
+
+
+def rows_kept_by_every_rank(
+    rows: np.ndarray, context: DistributedContext
+) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """The rows in ``rows`` that every rank kept, and for the others the ranks that lack them.
+
+    Each rank featurizes the table itself (from its node's cache), and a conformer that times
+    out on one rank can be made on another: the ranks must train on the same molecules, so
+    each keeps only those that all of them have. The rows are compared by digest first;
+    only ranks that differ exchange them.
+
+    Returns:
+        (``rows`` without the rows some rank lacks, in their order; ``{row: [ranks that lack
+        it]}`` for the rows left out).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not context.distributed:
+        return rows, {}
+    found = per_rank([len(rows), fingerprint(rows)], context)
+    if (found == found[0]).all():
+        return rows, {}
+    everyone: list[np.ndarray | None] = [None] * context.world_size
+    dist.all_gather_object(everyone, rows)
+    common = functools.reduce(np.intersect1d, everyone)
+    held = [set(theirs.tolist()) for theirs in everyone]
+    in_common = np.isin(rows, common)
+    lacking = {
+        row: [r for r, theirs in enumerate(held) if row not in theirs]
+        for row in rows[~in_common].tolist()
+    }
+    return rows[in_common], lacking
 
 
 def weights_in_sync(module: torch.nn.Module, context: DistributedContext) -> bool:

@@ -165,6 +165,17 @@ class TrainingRun:
         if not self.targets:
             raise ValueError("the dataset has no target columns to train on")
         check_split(dataset, split)
+        with distributed.peer_failures_reported(context):
+            distributed.check_ranks_agree(
+                {
+                    "molecules": distributed.fingerprint(dataset.rows),
+                    "splits": distributed.fingerprint(split.train, split.val, split.test),
+                },
+                context,
+                "every rank must train on the same molecules with the same split (mimoe train "
+                "makes the ranks agree on the molecules; from Python, featurize and split the "
+                "same way on every rank)",
+            )
         if len(split.test) == 0:
             # stacklevel: warn at the caller of train(), which builds this run.
             warnings.warn(
@@ -503,7 +514,13 @@ class TrainingRun:
             if len(chosen) < context.world_size:
                 break
             steps += 1
+            labels = None  # one process: the mean over the batch's present labels
             if context.distributed:
+                # The mean over the global batch's labels, as one process takes it: DDP
+                # averages the ranks' gradients, so each rank divides its sum by the global
+                # count over the number of ranks (ranks can hold different numbers of labels:
+                # missing labels, slices one molecule apart).
+                labels = sum(int(d[keys.Y_MASK].sum()) for d in chosen) / context.world_size
                 sizes = [data.num_nodes for data in chosen]
                 chosen = distributed.rank_slice(chosen, context, sizes)
             batch = prepare_batch(chosen, self.device, dtype)
@@ -517,11 +534,11 @@ class TrainingRun:
             )
             if out.log_var is not None and epoch >= settings.mve_warmup:
                 task_loss = masked_gaussian_nll(
-                    out.y.float(), out.log_var.float(), target.float(), batch[keys.Y_MASK]
+                    out.y.float(), out.log_var.float(), target.float(), batch[keys.Y_MASK], labels
                 )
             else:  # MSE first: the mean settles before the variance is fitted to it
                 task_loss = masked_loss(
-                    out.y.float(), target.float(), batch[keys.Y_MASK], self.task
+                    out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
                 )
             loss = task_loss + model.balance_weight * out.aux_loss.float()
             self.optimizer.zero_grad(set_to_none=True)

@@ -5,7 +5,9 @@ takes 3 s longer over each checkpoint (so a rank that does not wait for the writ
 ``MIMOE_FAULT=stall:RANK:EPOCH`` makes it sleep for a minute there instead, so the other ranks
 wait on a collective until ``--dist-timeout``; ``MIMOE_FAULT=late:RANK:SECONDS`` makes that rank
 start so many seconds late, before it joins the process group; ``MIMOE_FAULT=nan:RANK:STEP``
-makes that rank's training loss NaN at its training step STEP (0-based, over the run). Run as
+makes that rank's training loss NaN at its training step STEP (0-based, over the run);
+``MIMOE_FAULT=timeout:RANK:SMILES`` makes that rank's conformer of SMILES time out (with
+``--jobs 1``, where conformers are made in the rank's own process). Run as
 ``torchrun ... ddp_fault.py train ...``.
 """
 
@@ -18,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from mimoe_core import featurization
 from mimoe_core.cli import main
 from mimoe_core.training import trainer
 
@@ -27,6 +30,10 @@ def _inject() -> None:
     if kind == "late":
         if int(os.environ["RANK"]) == int(rank):
             time.sleep(float(epoch))
+        return
+    if kind == "timeout":
+        if int(os.environ["RANK"]) == int(rank):
+            featurization._embed_job = timing_out(epoch, featurization._embed_job)
         return
     if kind == "nan":
         if int(os.environ["RANK"]) == int(rank):
@@ -62,6 +69,19 @@ def nan_losses_at(steps: set[int], masked_loss: Callable) -> Callable:
         return loss * math.nan if next(calls) in steps else loss
 
     return nan_at_steps
+
+
+def timing_out(smiles: str, embed_job: Callable) -> Callable:
+    """``featurization._embed_job`` whose conformer of ``smiles`` times out."""
+    canonical = featurization.canonical_smiles(smiles)  # what the jobs carry
+
+    def embed_or_time_out(job):
+        index, given, *_ = job
+        if given == canonical:
+            return index, featurization._TimedOut(f"conformer embedding timed out for {smiles}")
+        return embed_job(job)
+
+    return embed_or_time_out
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """``distributed.main_first`` under torchrun: each rank's work notes which ranks had finished
-theirs when it started. An entry point for tests: ``torchrun ... ddp_main_first.py FOLDER``
-writes FOLDER/RANK, one line of ranks, when every rank is done.
+theirs when it started, and whether it was told to fill the cache. An entry point for tests:
+``torchrun ... ddp_main_first.py FOLDER`` writes FOLDER/RANK, one line of ranks, and
+FOLDER/RANK.fills, 1 or 0, when every rank is done.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ def main(folder: Path) -> int:
     done = folder / "done"
     done.mkdir(parents=True, exist_ok=True)
 
-    def work() -> list[int]:
+    def work(fills_cache: bool) -> tuple[list[int], bool]:
         before = sorted(int(p.name) for p in done.iterdir())
         (done / str(context.rank)).touch()
-        return before
+        return before, fills_cache
 
-    before = distributed.main_first(work, context)
+    before, fills_cache = distributed.main_first(work, context)
     (folder / str(context.rank)).write_text(" ".join(map(str, before)))
+    (folder / f"{context.rank}.fills").write_text(str(int(fills_cache)))
     distributed.shutdown()
     return 0
 

@@ -166,6 +166,29 @@ def test_a_nan_loss_on_one_rank_is_skipped_by_both(shared_cache, tmp_path):
     assert done.stderr.count("epoch 0: 1 of 3 training steps skipped") == 1  # rank 0 warns
 
 
+def test_a_molecule_made_on_one_rank_only_is_left_out_by_both(shared_cache, tmp_path):
+    """Without a shared cache each rank makes its own conformers, and one can time out on one
+    rank only: both ranks train without that molecule, and rank 0's skipped.csv says why."""
+    from mimoe_core.data import load_dataset
+
+    lost = load_dataset("freesolv", limit=60).smiles_of(5)
+    out = tmp_path / "lost"
+    done = _torchrun(
+        [*ARGS, "--epochs", "1", "--no-cache", "--jobs", "1", "--out", str(out)], shared_cache,
+        entry=[str(FAULT_ENTRY)], MIMOE_FAULT=f"timeout:1:{lost}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("1 molecule(s) kept by some ranks were not kept by the others") == 1
+    metrics = _metrics(out)
+    assert metrics["distributed"]["ranks_in_sync"] is True
+    skipped = pd.read_csv(out / "skipped.csv")
+    reason = skipped.loc[skipped["input"] == lost, "reason"].tolist()
+    assert reason == ["kept on rank 0 but not on rank(s) 1, where its conformer timed out or "
+                      "failed: every rank trains on the same molecules"]  # fmt: skip
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 59
+    assert metrics["n_skipped"] == len(skipped)
+
+
 @pytest.mark.parametrize(
     ("fault", "timeout", "message"),
     [
@@ -336,6 +359,83 @@ def _two_spawned_ranks(target, init_file: Path, *args) -> dict:
 def test_weights_in_sync_sees_a_difference_of_one_weight(tmp_path, perturb):
     found = _two_spawned_ranks(_perturbed_rank, tmp_path / "init", perturb)
     assert found == {0: not perturb, 1: not perturb}
+
+
+def _agreeing_rank(rank: int, init_file: str, found: dict) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    context = distributed.current()
+    same = np.array([4, 7, 9])
+    own = np.array([4, 5, 7, 9]) if rank == 0 else np.array([4, 7, 8, 9])
+    found[rank] = {
+        "same": distributed.rows_kept_by_every_rank(same, context),
+        "own": distributed.rows_kept_by_every_rank(own, context),
+    }
+    for name, values in (("agree", {"a": 1, "b": 2}), ("differ", {"a": 1, "b": 2 + rank})):
+        try:
+            distributed.check_ranks_agree(values, context, "hint")
+            found[rank] = {**found[rank], name: None}
+        except ValueError as err:
+            found[rank] = {**found[rank], name: str(err)}
+    torch.distributed.destroy_process_group()
+
+
+def test_the_ranks_keep_the_molecules_they_all_have_and_check_that_they_agree(tmp_path):
+    found = _two_spawned_ranks(_agreeing_rank, tmp_path / "init")
+    for rank, lacking in ((0, {5: [1]}), (1, {8: [0]})):
+        kept, left_out = found[rank]["own"]
+        np.testing.assert_array_equal(kept, [4, 7, 9])
+        assert left_out == lacking
+        kept, left_out = found[rank]["same"]
+        np.testing.assert_array_equal(kept, [4, 7, 9])
+        assert left_out == {}
+        assert found[rank]["agree"] is None
+        message = "the ranks hold different b (rank(s) 1 differ from rank 0): hint"
+        assert found[rank]["differ"] == message
+
+
+def test_a_fingerprint_sees_contents_order_shape_and_type():
+    rows = np.arange(6, dtype=np.int64)
+    same = distributed.fingerprint(rows.copy())
+    assert distributed.fingerprint(rows) == same and 0 <= same < 2**63
+    for other in (rows[::-1], rows.reshape(2, 3), rows.astype(np.int32), rows[:5]):
+        assert distributed.fingerprint(other) != same
+    split_later = distributed.fingerprint(rows[:3], rows[3:])
+    assert split_later != distributed.fingerprint(rows[:2], rows[2:])
+
+
+def test_the_ranks_losses_average_to_the_one_process_loss_of_the_global_batch():
+    """Each rank divides its summed loss by its share of the global batch's present labels,
+    so DDP's mean of the ranks' gradients is the one-process gradient, also when the ranks
+    hold different numbers of labels (missing labels, slices one molecule apart)."""
+    from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
+
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.randn(9, 3, generator=gen, requires_grad=True)
+    log_var = torch.randn(9, 3, generator=gen, requires_grad=True)
+    target = torch.randn(9, 3, generator=gen)
+    mask = torch.rand(9, 3, generator=gen) > 0.4
+    losses = {
+        "mse": lambda p, lv, t, m, n=None: masked_loss(p, t, m, "regression", n),
+        "bce": lambda p, lv, t, m, n=None: masked_loss(p, (t > 0).float(), m, "classification", n),
+        "nll": lambda p, lv, t, m, n=None: masked_gaussian_nll(p, lv, t, m, n),
+    }
+    parts = [list(range(0, 9, 2)), list(range(1, 9, 2))]  # 5 and 4 molecules
+    assert mask[parts[0]].sum() != mask[parts[1]].sum()  # the ranks hold different counts
+    for name, loss in losses.items():
+        inputs = (pred, log_var) if name == "nll" else (pred,)
+        whole = torch.autograd.grad(loss(pred, log_var, target, mask), inputs)
+        share = float(mask.sum()) / 2
+        per_rank = [loss(pred[i], log_var[i], target[i], mask[i], share) for i in parts]
+        averaged = torch.autograd.grad(sum(per_rank) / 2, inputs)
+        naive = torch.autograd.grad(
+            sum(loss(pred[i], log_var[i], target[i], mask[i]) for i in parts) / 2, (pred,)
+        )
+        for mine, one in zip(averaged, whole, strict=True):
+            torch.testing.assert_close(mine, one, rtol=1e-6, atol=1e-7, msg=name)
+        # each rank's own mean would weigh the ranks' labels unequally
+        assert not torch.allclose(naive[0], whole[0], rtol=1e-3), name
 
 
 class _Prediction(NamedTuple):

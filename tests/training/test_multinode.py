@@ -65,6 +65,9 @@ def test_each_node_featurizes_once_after_rank_0_then_its_other_ranks_read_it(tmp
     assert seen[2] == "0"  # node 1's local rank 0
     for rank in (1, 3):  # in the same phase: each may or may not see the other
         assert {"0", "2"} <= set(seen[rank].split()), seen
+    # the first rank of each node fills its cache; the others only read it
+    fills = {rank: (tmp_path / "order" / f"{rank}.fills").read_text() for rank in range(4)}
+    assert fills == {0: "1", 1: "0", 2: "1", 3: "0"}
 
 
 def test_two_nodes_train_in_sync_and_resume_needs_the_same_checkpoint_everywhere(tmp_path):
