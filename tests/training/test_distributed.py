@@ -189,6 +189,23 @@ def test_a_molecule_made_on_one_rank_only_is_left_out_by_both(shared_cache, tmp_
     assert metrics["n_skipped"] == len(skipped)
 
 
+def test_a_rank_that_fails_while_featurizing_stops_the_others_with_one_line(shared_cache, tmp_path):
+    """Rank 0 rejects the input while the others wait for its featurization: they stop with
+    the one-line message, not gloo's traceback, and promise no last.pt."""
+    data = tmp_path / "few.csv"
+    pd.DataFrame({"smiles": ["CCO", "CCC", "CCN", "CCCl"], "y": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        data, index=False
+    )
+    options = ["train", "--data", str(data), "--target-cols", "nosuch", "--device", "cpu",
+               "--batch-size", "2", "--quiet", "--out", str(tmp_path / "run")]  # fmt: skip
+    done = _torchrun(options, shared_cache)
+    assert done.returncode != 0
+    assert "mimoe train: error: column(s) ['nosuch'] not found" in done.stderr
+    assert "mimoe train: stopped: rank 1 of 2: a collective operation failed" in done.stderr
+    # no rank's traceback (torchrun's own report of the failed child follows the lines)
+    assert "RuntimeError" not in done.stderr, done.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     ("fault", "timeout", "message"),
     [
