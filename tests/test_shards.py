@@ -293,6 +293,21 @@ def test_bad_manifest_names_the_file(copy, freesolv) -> None:
         ShardedDataset(copy)
 
 
+def test_sizes_come_from_the_index_without_decoding_a_molecule(written) -> None:
+    """Data-parallel training deals each global batch by these before reading molecules."""
+    from mimoe_core.training.parts import molecule_sizes
+
+    out, reference = written
+    ds = ShardedDataset(out)
+    view = ds.subset([3, 17, 18, 39])
+    atoms, labels = molecule_sizes(view)
+    assert ds.cached_shards == []  # nothing decoded
+    in_memory = molecule_sizes([reference[i] for i in (3, 17, 18, 39)])
+    np.testing.assert_array_equal(atoms, in_memory[0])
+    np.testing.assert_array_equal(labels, in_memory[1])
+    assert atoms.dtype == labels.dtype == np.int64 and (atoms > 0).all()
+
+
 def test_shard_cache_is_bounded(written) -> None:
     out, reference = written
     ds = ShardedDataset(out, max_cached_shards=2)

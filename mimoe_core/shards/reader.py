@@ -79,6 +79,14 @@ class ShardSequence(Sequence):
         """``[len(self), num_targets]`` float64 labels of the view (reads only labels)."""
         return self._dataset._labels[self.indices]
 
+    def sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``([len(self)], [len(self)])`` int64 atoms and present labels of each molecule.
+
+        Read from the shards' offsets and label masks, without decoding any molecule.
+        """
+        dataset = self._dataset
+        return dataset._atom_counts[self.indices], dataset._label_counts[self.indices]
+
     def shuffled_positions(self, generator: torch.Generator | None = None) -> list[int]:
         """A random order of the view's positions ``0..len-1`` that reads each shard once."""
         order = np.asarray(self._dataset.grouped_order(self.indices, generator), dtype=np.int64)
@@ -239,6 +247,17 @@ class ShardedDataset:
     def _labels(self) -> np.ndarray:
         empty = np.zeros((0, len(self.table.target_names)))
         return self._cat(lambda s: s["y"].numpy().astype(np.float64), empty)
+
+    @cached_property
+    def _atom_counts(self) -> np.ndarray:
+        return self._cat(lambda s: np.diff(s["atom_ptr"].numpy()), np.zeros(0, dtype=np.int64))
+
+    @cached_property
+    def _label_counts(self) -> np.ndarray:
+        return self._cat(
+            lambda s: s["y_mask"].numpy().sum(axis=1).astype(np.int64),
+            np.zeros(0, dtype=np.int64),
+        )
 
     def write_report(self, out_dir: str | Path) -> None:
         """Write ``summary.json`` and ``skipped.csv`` into ``out_dir`` (as featurize does)."""

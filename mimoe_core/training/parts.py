@@ -18,7 +18,7 @@ from mimoe_core.data.splits import Split
 from mimoe_core.featurization import FeaturizedDataset
 from mimoe_core.shards import ShardedDataset, ShardSequence
 
-__all__ = ["check_split", "labels_of", "shuffled_order", "subset"]
+__all__ = ["check_split", "labels_of", "molecule_sizes", "shuffled_order", "subset"]
 
 
 def subset(dataset: FeaturizedDataset | ShardedDataset, idx) -> Sequence[Data]:
@@ -44,6 +44,18 @@ def check_split(dataset: FeaturizedDataset | ShardedDataset, split: Split) -> No
             raise ValueError(f"split.{name} indexes molecules outside 0..{n - 1}")
     if len(split.train) == 0 or len(split.val) == 0:
         raise ValueError("the split needs at least one training and one validation molecule")
+
+
+def molecule_sizes(part: Sequence[Data]) -> tuple[np.ndarray, np.ndarray]:
+    """``(atoms, present labels)`` of each molecule of ``part``, int64 arrays.
+
+    A sharded part's come from the shards' index, without decoding a molecule.
+    """
+    if isinstance(part, ShardSequence):
+        return part.sizes()
+    atoms = np.array([d.num_nodes for d in part], dtype=np.int64)
+    labels = np.array([int(d[keys.Y_MASK].sum()) for d in part], dtype=np.int64)
+    return atoms, labels
 
 
 def labels_of(data_list: Sequence[Data]) -> np.ndarray:

@@ -62,7 +62,13 @@ from mimoe_core.training.losses import masked_gaussian_nll, masked_loss
 from mimoe_core.training.metrics import (
     compute_metrics,
 )
-from mimoe_core.training.parts import check_split, labels_of, shuffled_order, subset
+from mimoe_core.training.parts import (
+    check_split,
+    labels_of,
+    molecule_sizes,
+    shuffled_order,
+    subset,
+)
 from mimoe_core.training.records import check_same_inputs, write_run_files
 from mimoe_core.training.schedule import make_scheduler, step_scheduler, warmup_lr
 from mimoe_core.training.selection import is_better, selection_metric, selection_score
@@ -207,6 +213,8 @@ class TrainingRun:
                 "without them: featurize with atom_attributes=True"
             )
         self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
+        if context.distributed:  # to deal each global batch before any molecule is read
+            self.train_atoms, self.train_labels = molecule_sizes(self.train_list)
         #: M conformers per molecule: each epoch shows every molecule one, drawn by seed.
         self.num_conformers = conformers_per_molecule(self.train_list)
         if settings.uncertainty == "conformers" and self.num_conformers < 2:
@@ -507,11 +515,8 @@ class TrainingRun:
             if lr is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
-            chosen = [
-                conformer_view(train_list[i], int(shown[i]))
-                for i in order[start : start + settings.batch_size]
-            ]
-            if len(chosen) < context.world_size:
+            positions = order[start : start + settings.batch_size]
+            if len(positions) < context.world_size:
                 break
             steps += 1
             labels = None  # one process: the mean over the batch's present labels
@@ -520,9 +525,10 @@ class TrainingRun:
                 # averages the ranks' gradients, so each rank divides its sum by the global
                 # count over the number of ranks (ranks can hold different numbers of labels:
                 # missing labels, slices one molecule apart).
-                labels = sum(int(d[keys.Y_MASK].sum()) for d in chosen) / context.world_size
-                sizes = [data.num_nodes for data in chosen]
-                chosen = distributed.rank_slice(chosen, context, sizes)
+                labels = float(self.train_labels[positions].sum()) / context.world_size
+                # Dealt from the sizes alone: a rank reads (from shards, decodes) only its own.
+                positions = distributed.rank_slice(positions, context, self.train_atoms[positions])
+            chosen = [conformer_view(train_list[i], int(shown[i])) for i in positions]
             batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                 out = self.step_forward(batch)
