@@ -11,7 +11,8 @@ ratio new / old paired within each round:
         --out benchmarks/results/NAME.md -- --shards DIR --epochs 1 --split random
 
 The arguments after ``--`` are those of ``mimoe train`` (``--out``, ``--device cpu`` and
-``--quiet`` are added).
+``--quiet`` are added); give paths in them as absolute paths, since each run starts in its
+checkout (the working directory comes first on the module path).
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def _git_commit(tree: Path) -> str:
     return done.stdout.strip()[:100] or "not a git checkout"
 
 
+def _check_imported_from(tree: Path) -> None:
+    """Raise unless a run started as :func:`_rate` starts one imports ``tree``'s package."""
+    environment = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    done = subprocess.run(
+        [sys.executable, "-c", "import mimoe_core; print(mimoe_core.__file__)"],
+        capture_output=True, text=True, env=environment, cwd=tree, check=False,
+    )  # fmt: skip
+    if not done.stdout.strip().startswith(str(tree.resolve())):
+        raise RuntimeError(f"{tree}: mimoe_core is imported from {done.stdout.strip()!r}")
+
+
 def _rate(tree: Path, ranks: int, train_args: list[str], out: Path) -> float:
     """Training molecules/s of one run of ``mimoe train`` with ``tree``'s package."""
     launch = (
@@ -50,7 +62,10 @@ def _rate(tree: Path, ranks: int, train_args: list[str], out: Path) -> float:
     command = [sys.executable, *launch, "-m", "mimoe_core", "train", *train_args,
                "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(tree.resolve()), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    # From inside the tree: the working directory comes first on the path of `python -m`.
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=environment, cwd=tree, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{tree}: mimoe train failed: {done.stderr[-2000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -69,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[:split])
     train_args = argv[split + 1 :]
     trees = {"old": args.old, "new": args.new}
+    for tree in trees.values():
+        _check_imported_from(tree)
     rates: dict[str, list[float]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):

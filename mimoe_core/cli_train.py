@@ -164,6 +164,12 @@ def _train(args: argparse.Namespace, context) -> int:
         dataset = ShardedDataset(args.shards)
     else:  # rank 0 fills the cache; the other ranks then read it
         with peer_failures_reported(context):
+            if not args.no_cache:
+                from mimoe_core.cache import default_cache_dir
+                from mimoe_core.training.distributed import check_one_host_per_folder
+
+                cache = Path(args.cache_dir or default_cache_dir())
+                check_one_host_per_folder(cache, context, "cache folder")
             dataset = main_first(
                 lambda fills_cache: _featurize_input(
                     args, retry_timeouts=args.retry_timeouts and fills_cache

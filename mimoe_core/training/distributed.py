@@ -14,7 +14,8 @@ What ranks share, and how (the trainer uses these):
 - :func:`gather_rows`: an evaluation over a whole set, each rank computing one contiguous
   block of it, gathered in order on every rank (so all ranks agree on early stopping).
 - :func:`main_first`: rank 0 featurizes first, then one rank per other node, then the rest
-  (which read the cache); :func:`rows_kept_by_every_rank` then finds the molecules that every
+  (which read the cache), after :func:`check_one_host_per_folder` has checked that no two
+  nodes share that cache folder; :func:`rows_kept_by_every_rank` then finds the molecules that every
   rank kept, and :func:`check_ranks_agree` that every rank trains on the same molecules and
   split.
 - :func:`per_rank`: a few integers from every rank (e.g. the epoch each one resumes at), so
@@ -35,11 +36,14 @@ import functools
 import hashlib
 import inspect
 import os
+import secrets
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -51,6 +55,7 @@ __all__ = [
     "RankFailure",
     "all_sum",
     "check_batch_size",
+    "check_one_host_per_folder",
     "check_ranks_agree",
     "checkpoint_in_step",
     "current",
@@ -342,6 +347,44 @@ def main_first(work: Callable[[bool], _T], context: DistributedContext) -> _T:
         dist.barrier(group=waiting)
     dist.destroy_process_group(waiting)
     return result
+
+
+def check_one_host_per_folder(folder: Path, context: DistributedContext, what: str) -> None:
+    """Raise on every rank if nodes on different hosts see the same ``folder``.
+
+    The first rank of each node writes a probe file named by a token of this run, holding
+    its host name; after a barrier each reads the others' probes. A node that sees a probe
+    of another host shares the folder with it (a network filesystem). Nodes of one host
+    (simulated on one machine) may share a folder. One node does nothing.
+
+    Raises:
+        ValueError: naming ``what`` (the folder's role), the folder and the hosts.
+    """
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", context.world_size))
+    if not context.distributed or local_world == context.world_size:
+        return
+    token = [secrets.token_hex(8) if context.is_main else None]
+    dist.broadcast_object_list(token, src=0)
+    probe = folder / f".host-probe-{token[0]}-{context.rank}"
+    writes_probe = context.local_rank == 0
+    if writes_probe:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text(socket.gethostname())
+    dist.barrier()
+    hosts: set[str] = set()
+    if writes_probe:
+        hosts = {path.read_text() for path in folder.glob(f".host-probe-{token[0]}-*")}
+    shared = per_rank([len(hosts) > 1], context)[:, 0]
+    dist.barrier()  # every node has read every probe
+    if writes_probe:
+        probe.unlink(missing_ok=True)
+    if shared.any():
+        others = f" ({', '.join(sorted(hosts))})" if len(hosts) > 1 else ""
+        raise ValueError(
+            f"the {what} {folder} is shared by nodes on different hosts{others}: its SQLite "
+            "database needs its readers and writers on one host. Give each node a folder on "
+            "its local disk (MIMOE_CACHE_DIR or --cache-dir)"
+        )
 
 
 def check_batch_size(

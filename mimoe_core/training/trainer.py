@@ -411,6 +411,12 @@ class TrainingRun:
             metrics = {"rank": self.context.rank, "world_size": self.context.world_size}
             return TrainResult(self.model, metrics, history, self.scaler)
         self.calibrate()
+        if self.writes and self.settings.uncertainty == "none":
+            # Again, from the weights the metrics describe: a run stopped between writing
+            # model.pt and last.pt reruns that epoch on --resume, which need not repeat it.
+            save_checkpoint(
+                self.out / run_folder.MODEL, self.model, **self.common, epoch=self.state.best_epoch
+            )
         metrics = self.final_metrics()
         if self.context.distributed:
             metrics["distributed"]["ranks_in_sync"] = in_sync

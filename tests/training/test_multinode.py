@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 MAIN_FIRST_ENTRY = Path(__file__).with_name("ddp_main_first.py")
+HOST_ENTRY = Path(__file__).with_name("ddp_host.py")
 ARGS = ["train", "--dataset", "freesolv", "--limit", "40", "--hidden", "16", "--batch-size",
         "8", "--device", "cpu", "--split", "random", "--quiet"]  # fmt: skip
 
@@ -26,10 +27,14 @@ def _free_port() -> int:
 
 
 def _nodes(
-    per_node: list[list[str]], caches: list[Path], ranks_per_node: int = 1
+    per_node: list[list[str]],
+    caches: list[Path],
+    ranks_per_node: int = 1,
+    hosts: list[str] | None = None,
 ) -> list[subprocess.CompletedProcess]:
     """One torchrun launcher per node, node n running ``per_node[n]`` (its entry and
-    arguments) with ``caches[n]`` as its cache folder; the launchers' results in node order."""
+    arguments) with ``caches[n]`` as its cache folder (and ``hosts[n]`` as
+    ``MIMOE_TEST_HOSTNAME``); the launchers' results in node order."""
     port = _free_port()
     launchers = []
     for node, (arguments, cache) in enumerate(zip(per_node, caches, strict=True)):
@@ -38,6 +43,8 @@ def _nodes(
                    "--nproc-per-node", str(ranks_per_node), "--master-addr", "127.0.0.1",
                    "--master-port", str(port), *arguments]  # fmt: skip
         environment = {**os.environ, "MIMOE_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+        if hosts is not None:
+            environment["MIMOE_TEST_HOSTNAME"] = hosts[node]
         launchers.append(subprocess.Popen(
             command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         ))  # fmt: skip
@@ -93,3 +100,19 @@ def test_two_nodes_train_in_sync_and_resume_needs_the_same_checkpoint_everywhere
         assert finished.returncode != 0
         assert message.format(outs[node]) in finished.stderr, finished.stderr[-2000:]
     assert torch.load(outs[0] / "last.pt", weights_only=True)["train_state"]["epoch"] == 2
+
+
+def test_a_cache_folder_shared_by_nodes_of_two_hosts_is_a_clear_error(tmp_path):
+    """Both nodes see one cache folder (a network home directory, say) from different hosts:
+    every rank stops before featurizing, with the same message."""
+    shared = tmp_path / "cache"
+    outs = [tmp_path / "run0", tmp_path / "run1"]
+    per_node = [[str(HOST_ENTRY), *ARGS, "--epochs", "1", "--out", str(out)] for out in outs]
+    done = _nodes(per_node, [shared, shared], hosts=["alpha", "beta"])
+    for finished in done:
+        assert finished.returncode != 0, finished.stderr[-2000:]
+        assert "(exitcode: 2)" in finished.stderr  # the rank's: an input error, not a crash
+        assert "mimoe train: error: the cache folder " in finished.stderr
+        assert "is shared by nodes on different hosts (alpha, beta)" in finished.stderr
+    assert not any(shared.glob(".host-probe-*"))  # the probes are cleaned up
+    assert not (shared / "featurize.sqlite").exists()  # nothing was featurized

@@ -126,3 +126,29 @@ def test_a_damaged_checkpoint_is_one_line_and_exit_2(finished_run, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert name in err and "not a readable mimoe checkpoint" in err
+
+
+def test_resume_rewrites_model_pt_from_the_best_weights_it_records(finished_run, tmp_path):
+    """A run stopped between writing model.pt and last.pt reruns that epoch on --resume, and
+    a rerun need not repeat it (GPU kernels are not deterministic): model.pt must end as the
+    weights that last.pt and metrics.json describe, not those of the stopped attempt."""
+    import torch
+
+    data, run = finished_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for f in run.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    stale = torch.load(copy / "model.pt", weights_only=True)
+    stale["state_dict"] = {k: v + 1 if v.is_floating_point() else v
+                           for k, v in stale["state_dict"].items()}  # fmt: skip
+    torch.save(stale, copy / "model.pt")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MIMOE_CACHE_DIR", str(run.parent / "cache"))
+        assert main(_train_args(data, copy, 2, ("--resume",))) == 0
+    best = torch.load(copy / "last.pt", weights_only=True)["best_state_dict"]
+    written = torch.load(copy / "model.pt", weights_only=True)["state_dict"]
+    assert written.keys() == best.keys()
+    for key, value in best.items():
+        torch.testing.assert_close(written[key], value, rtol=0, atol=0, msg=key)
