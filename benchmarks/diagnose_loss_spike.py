@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     steps: list[tuple[int, float, float, int]] = []  # step, loss, max |output|, molecules
     masked_loss = trainer.masked_loss
 
-    def recorded(out, target, mask, task):
-        loss = masked_loss(out, target, mask, task)
+    def recorded(out, target, mask, task, *rest):
+        loss = masked_loss(out, target, mask, task, *rest)
         steps.append((len(steps), float(loss), float(out.detach().abs().max()), len(out)))
         return loss
 

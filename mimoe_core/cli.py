@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-size",
         type=int,
         default=4096,
-        help="input rows per shard, skipped rows included (default 4096)",
+        help="table entries per shard: rows read, those skipped later included (default 4096)",
     )
     feat.set_defaults(func=cmd_featurize)
 

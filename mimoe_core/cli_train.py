@@ -105,16 +105,16 @@ def _molecules_of_every_rank(dataset, context):
     """
     from mimoe_core.training.distributed import rows_kept_by_every_rank
 
-    _, lacking = rows_kept_by_every_rank(dataset.rows, context)
-    if not lacking:
-        return dataset
-    if context.is_main:
+    _, lacking, left_out = rows_kept_by_every_rank(dataset.rows, context)
+    if left_out and context.is_main:
         warnings.warn(
-            f"{len(lacking)} molecule(s) kept by some ranks were not kept by the others (a "
+            f"{left_out} molecule(s) kept by some ranks were not kept by the others (a "
             "conformer that timed out or failed on one node, say): every rank leaves them "
             "out, and skipped.csv lists them",
             stacklevel=2,
         )
+    if not lacking:
+        return dataset
     return dataset.without_rows(
         {
             row: f"kept on rank {context.rank} but not on rank(s) "

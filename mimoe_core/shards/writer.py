@@ -321,7 +321,7 @@ def write_shards(
         _write_json(manifest_path, {**header, "complete": len(done) == n_shards, "shards": shards})
 
     save_manifest()
-    first_of: dict[int, int] = {}  # structure digest -> first entry
+    first_of: dict[int, int | tuple[int, ...]] = {}  # structure digest -> first entry
     bar = tqdm(total=n_shards, desc=f"shards {table.name}", disable=not progress, unit="shard")
     bar.update(sum(k in done for k in range(n_shards)))
     try:

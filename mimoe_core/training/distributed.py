@@ -352,10 +352,11 @@ def main_first(work: Callable[[bool], _T], context: DistributedContext) -> _T:
 def check_one_host_per_folder(folder: Path, context: DistributedContext, what: str) -> None:
     """Raise on every rank if nodes on different hosts see the same ``folder``.
 
-    The first rank of each node writes a probe file named by a token of this run, holding
-    its host name; after a barrier each reads the others' probes. A node that sees a probe
-    of another host shares the folder with it (a network filesystem). Nodes of one host
-    (simulated on one machine) may share a folder. One node does nothing.
+    The first rank of each node writes a probe file named by a token of this run and its
+    rank, holding its host name; after a barrier each opens the other nodes' probes by name
+    (on NFS, opening a file revalidates it, where a directory listing can be stale). A node
+    that finds a probe of another host shares the folder with it (a network filesystem).
+    Nodes of one host (simulated on one machine) may share a folder. One node does nothing.
 
     Raises:
         ValueError: naming ``what`` (the folder's role), the folder and the hosts.
@@ -365,18 +366,22 @@ def check_one_host_per_folder(folder: Path, context: DistributedContext, what: s
         return
     token = [secrets.token_hex(8) if context.is_main else None]
     dist.broadcast_object_list(token, src=0)
-    probe = folder / f".host-probe-{token[0]}-{context.rank}"
     writes_probe = context.local_rank == 0
-    if writes_probe:
+    leaders = [int(r) for r in per_rank([writes_probe], context)[:, 0].nonzero()[0]]
+    probes = {rank: folder / f".host-probe-{token[0]}-{rank}" for rank in leaders}
+    probe = probes.get(context.rank)
+    if probe is not None:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_text(socket.gethostname())
     dist.barrier()
     hosts: set[str] = set()
-    if writes_probe:
-        hosts = {path.read_text() for path in folder.glob(f".host-probe-{token[0]}-*")}
+    if probe is not None:
+        for path in probes.values():
+            with contextlib.suppress(FileNotFoundError):  # another node's own folder
+                hosts.add(path.read_text())
     shared = per_rank([len(hosts) > 1], context)[:, 0]
     dist.barrier()  # every node has read every probe
-    if writes_probe:
+    if probe is not None:
         probe.unlink(missing_ok=True)
     if shared.any():
         others = f" ({', '.join(sorted(hosts))})" if len(hosts) > 1 else ""
@@ -517,34 +522,36 @@ def check_ranks_agree(values: dict[str, int], context: DistributedContext, hint:
 
 def rows_kept_by_every_rank(
     rows: np.ndarray, context: DistributedContext
-) -> tuple[np.ndarray, dict[int, list[int]]]:
+) -> tuple[np.ndarray, dict[int, list[int]], int]:
     """The rows in ``rows`` that every rank kept, and for the others the ranks that lack them.
 
     Each rank featurizes the table itself (from its node's cache), and a conformer that times
     out on one rank can be made on another: the ranks must train on the same molecules, so
-    each keeps only those that all of them have. The rows are compared by digest first;
-    only ranks that differ exchange them.
+    each keeps only those that all of them have. The ranks compare digests of their rows
+    first, and exchange the rows themselves only if the digests differ.
 
     Returns:
         (``rows`` without the rows some rank lacks, in their order; ``{row: [ranks that lack
-        it]}`` for the rows left out).
+        it]}`` for this rank's rows left out; how many rows some rank kept and another did
+        not, the same on every rank).
     """
     rows = np.asarray(rows, dtype=np.int64)
     if not context.distributed:
-        return rows, {}
+        return rows, {}, 0
     found = per_rank([len(rows), fingerprint(rows)], context)
     if (found == found[0]).all():
-        return rows, {}
+        return rows, {}, 0
     everyone: list[np.ndarray | None] = [None] * context.world_size
     dist.all_gather_object(everyone, rows)
     common = functools.reduce(np.intersect1d, everyone)
+    anywhere = functools.reduce(np.union1d, everyone)
     held = [set(theirs.tolist()) for theirs in everyone]
     in_common = np.isin(rows, common)
     lacking = {
         row: [r for r, theirs in enumerate(held) if row not in theirs]
         for row in rows[~in_common].tolist()
     }
-    return rows[in_common], lacking
+    return rows[in_common], lacking, len(anywhere) - len(common)
 
 
 def weights_in_sync(module: torch.nn.Module, context: DistributedContext) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -171,17 +172,6 @@ class TrainingRun:
         if not self.targets:
             raise ValueError("the dataset has no target columns to train on")
         check_split(dataset, split)
-        with distributed.peer_failures_reported(context):
-            distributed.check_ranks_agree(
-                {
-                    "molecules": distributed.fingerprint(dataset.rows),
-                    "splits": distributed.fingerprint(split.train, split.val, split.test),
-                },
-                context,
-                "every rank must train on the same molecules with the same split (mimoe train "
-                "makes the ranks agree on the molecules; from Python, featurize and split the "
-                "same way on every rank)",
-            )
         if len(split.test) == 0:
             # stacklevel: warn at the caller of train(), which builds this run.
             warnings.warn(
@@ -213,7 +203,9 @@ class TrainingRun:
                 "without them: featurize with atom_attributes=True"
             )
         self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
-        if context.distributed:  # to deal each global batch before any molecule is read
+        if context.distributed:
+            self._check_ranks_train_alike()
+            # to deal each global batch before any molecule is read
             self.train_atoms, self.train_labels = molecule_sizes(self.train_list)
         #: M conformers per molecule: each epoch shows every molecule one, drawn by seed.
         self.num_conformers = conformers_per_molecule(self.train_list)
@@ -356,6 +348,35 @@ class TrainingRun:
             self.state = TrainState.from_dict(payload["train_state"])
         self._check_ranks_resume_alike(self.state.epoch if resumed else -1)
         return resumed
+
+    def _check_ranks_train_alike(self) -> None:
+        """Raise unless every rank holds the same molecules, split, labels and features.
+
+        Each rank featurizes and splits for itself; ranks that differ would score one
+        rank's predictions against another's labels (compared by digest).
+        """
+        dataset, split = self.dataset, self.split
+        features = json.dumps(
+            [dataset.settings.to_dict(), dataset.feature_settings(), dataset.radii.tolist()],
+            sort_keys=True,
+        )
+        with distributed.peer_failures_reported(self.context):
+            distributed.check_ranks_agree(
+                {
+                    "molecules": distributed.fingerprint(dataset.rows),
+                    "splits": distributed.fingerprint(split.train, split.val, split.test),
+                    "labels": distributed.fingerprint(
+                        labels_of(self.train_list), labels_of(self.val_list)
+                    ),
+                    "featurization settings": distributed.fingerprint(
+                        np.frombuffer(features.encode(), dtype=np.uint8)
+                    ),
+                },
+                self.context,
+                "every rank must train on the same molecules, labels and split, featurized the "
+                "same way (mimoe train makes the ranks agree on the molecules; from Python, "
+                "featurize and split the same way on every rank)",
+            )
 
     def _check_ranks_resume_alike(self, epochs_done: int) -> None:
         """Raise unless every rank resumes after the same epoch (or none resumes).
@@ -525,6 +546,9 @@ class TrainingRun:
             if len(positions) < context.world_size:
                 break
             steps += 1
+            # The history's epoch means weigh each batch by its molecules; a rank's loss is
+            # its share of the global batch's mean, so it counts for its share of molecules.
+            weight = len(positions) / context.world_size
             labels = None  # one process: the mean over the batch's present labels
             if context.distributed:
                 # The mean over the global batch's labels, as one process takes it: DDP
@@ -565,8 +589,7 @@ class TrainingRun:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(model)
-            n = batch.num_graphs
-            sums += torch.tensor([loss.item(), task_loss.item(), out.aux_loss.item(), 1.0]) * n
+            sums += torch.tensor([loss.item(), task_loss.item(), out.aux_loss.item(), 1.0]) * weight
             usage += out.selected.double().sum(0).cpu()
         sums, usage = (distributed.all_sum(t, context) for t in (sums, usage))
         total = max(float(sums[3]), 1.0)
