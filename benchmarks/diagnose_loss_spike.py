@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def recorded(out, target, mask, task, *rest):
         loss = masked_loss(out, target, mask, task, *rest)
-        steps.append((len(steps), float(loss), float(out.detach().abs().max()), len(out)))
+        steps.append((len(steps), float(loss.detach()), float(out.detach().abs().max()), len(out)))
         return loss
 
     trainer.masked_loss = recorded

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -45,17 +45,21 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ddp_cache")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_cache) -> dict[str, Path]:
-    """The same training on 1 process and on 2 gloo processes (same global batch)."""
-    root = tmp_path_factory.mktemp("ddp_runs")
+def _one_and_two(args: list[str], cache: Path, root: Path) -> dict[str, Any]:
+    """``args`` trained in 1 process (``root/one``) and on 2 gloo ranks (``root/two``)."""
     one, two = root / "one", root / "two"
-    done = _torchrun([*ARGS, "--out", str(two)], shared_cache)
+    done = _torchrun([*args, "--out", str(two)], cache)
     assert done.returncode == 0, done.stderr[-3000:]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MIMOE_CACHE_DIR", str(shared_cache))
-        assert main([*ARGS, "--out", str(one)]) == 0
+        patch.setenv("MIMOE_CACHE_DIR", str(cache))
+        assert main([*args, "--out", str(one)]) == 0
     return {"one": one, "two": two, "stdout_two": done.stdout}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_cache) -> dict[str, Any]:
+    """The same training on 1 process and on 2 gloo processes (same global batch)."""
+    return _one_and_two(ARGS, shared_cache, tmp_path_factory.mktemp("ddp_runs"))
 
 
 def _metrics(run: Path) -> dict:
@@ -139,15 +143,10 @@ def test_slices_of_different_sizes_take_the_one_process_step(shared_cache, tmp_p
     matches the one-process run to round-off; each rank's own mean missed by 4e-4."""
     uneven = [*ARGS[: ARGS.index("--batch-size")], "--batch-size", "15", "--device", "cpu",
               "--split", "random", "--quiet", "--epochs", "1", "--balance-weight", "0"]  # fmt: skip
-    one, two = tmp_path / "one", tmp_path / "two"
-    done = _torchrun([*uneven, "--out", str(two)], shared_cache)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MIMOE_CACHE_DIR", str(shared_cache))
-        assert main([*uneven, "--out", str(one)]) == 0
-    first = {k: pd.read_csv(run / "history.csv").iloc[0] for k, run in (("1", one), ("2", two))}
+    ran = _one_and_two(uneven, shared_cache, tmp_path)
+    one, two = (pd.read_csv(ran[k] / "history.csv").iloc[0] for k in ("one", "two"))
     for column in ("loss", "task_loss", "val_rmse"):
-        np.testing.assert_allclose(first["2"][column], first["1"][column], rtol=1e-6)
+        np.testing.assert_allclose(two[column], one[column], rtol=1e-6)
 
 
 def test_a_killed_rank_ends_the_run_clearly_and_resume_continues_it(runs, shared_cache, tmp_path):

@@ -100,15 +100,20 @@ def finished_run(tmp_path_factory):
     return data, root / "run"
 
 
-@pytest.mark.parametrize("name", ["model.pt", "last.pt"])
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "overwritten", "empty"])
-def test_a_damaged_checkpoint_is_one_line_and_exit_2(finished_run, tmp_path, capsys, name, damage):
-    data, run = finished_run
-    copy = tmp_path / "run"
+def _copy_of(run: Path, copy: Path) -> Path:
+    """A copy of the run folder's files (a test may damage them)."""
     copy.mkdir()
     for f in run.iterdir():
         if f.is_file():
             (copy / f.name).write_bytes(f.read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("name", ["model.pt", "last.pt"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "overwritten", "empty"])
+def test_a_damaged_checkpoint_is_one_line_and_exit_2(finished_run, tmp_path, capsys, name, damage):
+    data, run = finished_run
+    copy = _copy_of(run, tmp_path / "run")
     blob = (copy / name).read_bytes()
     rng = np.random.default_rng(sum(map(ord, name + damage)))
     # Garbage: random bytes, and the real file with random bytes written over its middle.
@@ -135,11 +140,7 @@ def test_resume_rewrites_model_pt_from_the_best_weights_it_records(finished_run,
     import torch
 
     data, run = finished_run
-    copy = tmp_path / "run"
-    copy.mkdir()
-    for f in run.iterdir():
-        if f.is_file():
-            (copy / f.name).write_bytes(f.read_bytes())
+    copy = _copy_of(run, tmp_path / "run")
     stale = torch.load(copy / "model.pt", weights_only=True)
     stale["state_dict"] = {k: v + 1 if v.is_floating_point() else v
                            for k, v in stale["state_dict"].items()}  # fmt: skip
