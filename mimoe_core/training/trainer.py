@@ -203,8 +203,9 @@ class TrainingRun:
                 "without them: featurize with atom_attributes=True"
             )
         self.train_list, self.val_list = subset(dataset, split.train), subset(dataset, split.val)
+        train_labels, self.val_labels = labels_of(self.train_list), labels_of(self.val_list)
         if context.distributed:
-            self._check_ranks_train_alike()
+            self._check_ranks_train_alike(train_labels)
             # to deal each global batch before any molecule is read
             self.train_atoms, self.train_labels = molecule_sizes(self.train_list)
         #: M conformers per molecule: each epoch shows every molecule one, drawn by seed.
@@ -214,8 +215,7 @@ class TrainingRun:
                 "uncertainty 'conformers' is the spread of the prediction over a conformer "
                 "ensemble: featurize with keep_conformers (--conformers) M of at least 2"
             )
-        self.scaler = TargetScaler.fit(labels_of(self.train_list), self.task)
-        self.val_labels = labels_of(self.val_list)
+        self.scaler = TargetScaler.fit(train_labels, self.task)
         self.metric_name, self.maximize = selection_metric(self.task, self.val_labels)
 
         torch.manual_seed(settings.seed)
@@ -349,11 +349,12 @@ class TrainingRun:
         self._check_ranks_resume_alike(self.state.epoch if resumed else -1)
         return resumed
 
-    def _check_ranks_train_alike(self) -> None:
+    def _check_ranks_train_alike(self, train_labels: np.ndarray) -> None:
         """Raise unless every rank holds the same molecules, split, labels and features.
 
         Each rank featurizes and splits for itself; ranks that differ would score one
-        rank's predictions against another's labels (compared by digest).
+        rank's predictions against another's labels (compared by digest). ``train_labels``:
+        :func:`labels_of` the training part (``self.val_labels`` the validation part's).
         """
         dataset, split = self.dataset, self.split
         features = json.dumps(
@@ -365,9 +366,7 @@ class TrainingRun:
                 {
                     "molecules": distributed.fingerprint(dataset.rows),
                     "splits": distributed.fingerprint(split.train, split.val, split.test),
-                    "labels": distributed.fingerprint(
-                        labels_of(self.train_list), labels_of(self.val_list)
-                    ),
+                    "labels": distributed.fingerprint(train_labels, self.val_labels),
                     "featurization settings": distributed.fingerprint(
                         np.frombuffer(features.encode(), dtype=np.uint8)
                     ),
