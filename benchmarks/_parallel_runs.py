@@ -304,6 +304,17 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
     return shlex.join(["python", f"benchmarks/{Path(script).name}", *args])
 
 
+def report_header(title: str, script: str, argv: Sequence[str] | None) -> list[str]:
+    """A markdown report's first lines: its title, then the command, date and machine."""
+    return [
+        f"# {title}",
+        "",
+        f"- command: `{command_line(script, argv)}`",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- machine: {provenance()['machine']}",
+    ]
+
+
 #: The fields :func:`provenance` adds to every result file.
 PROVENANCE = ("finished", "machine")
 

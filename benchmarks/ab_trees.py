@@ -18,17 +18,15 @@ checkout (the working directory comes first on the module path).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _parallel_runs import command_line, write_report
+from _parallel_runs import report_header, write_report
 
 
 def _git_commit(tree: Path) -> str:
@@ -95,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 rates[name].append(_rate(trees[name], args.ranks, train_args, run))
     paired = [new / old for old, new in zip(rates["old"], rates["new"], strict=True)]
     lines = [
-        "# A/B of `mimoe train` between two checkouts",
-        "",
-        f"- command: `{command_line(__file__, argv)}`",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores",
+        *report_header("A/B of `mimoe train` between two checkouts", __file__, argv),
         f"- old: `{args.old}` at {_git_commit(args.old)}",
         f"- new: `{args.new}` at {_git_commit(args.new)}",
         f"- {args.ranks} process(es), one thread each, {args.rounds} rounds, the order "

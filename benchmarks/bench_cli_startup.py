@@ -12,16 +12,13 @@ and the ratio of the medians, both measured in the same run:
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _parallel_runs import command_line, write_report
+from _parallel_runs import report_header, write_report
 
 CASES = {
     "`mimoe train --help`": [sys.executable, "-m", "mimoe_core", "train", "--help"],
@@ -55,11 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             times[name].append(_seconds(command))
     baseline = statistics.median(times[list(CASES)[1]])
     lines = [
-        "# `mimoe train --help`: start-up without torch",
-        "",
-        f"- command: `{command_line(__file__, argv)}`",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores",
+        *report_header("`mimoe train --help`: start-up without torch", __file__, argv),
         f"- wall seconds of a fresh process, {args.rounds} interleaved rounds",
         "",
         "| what | median s | range s | / before |",

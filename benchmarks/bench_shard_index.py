@@ -14,15 +14,12 @@ here from the same molecules, their retained Python memory measured with ``trace
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from _parallel_runs import command_line, write_report
+from _parallel_runs import report_header, write_report
 
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import load_dataset
@@ -69,11 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = ConformerSettings()
     lines = [
-        "# `mimoe featurize --shards`: the memory that grows with the dataset",
-        "",
-        f"- command: `{command_line(__file__, argv)}`",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores",
+        *report_header(
+            "`mimoe featurize --shards`: the memory that grows with the dataset", __file__, argv
+        ),
         "- bytes of Python memory retained per molecule (tracemalloc), built from the same "
         f"molecules in one run; the index is built in chunks of {SHARD_SIZE} as the writer does",
         "",
