@@ -85,7 +85,9 @@ def top_k_routing(logits: Tensor, k: int, temperature: float = 1.0) -> Routing:
     return Routing(torch.softmax(masked, dim=-1), selected, probs)
 
 
-def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
+def load_balancing_loss(
+    probs: Tensor, selected: Tensor, load: Tensor | None = None, molecules: float | None = None
+) -> Tensor:
     r"""Switch-Transformer load-balancing loss (Fedus et al. 2021, arXiv 2101.03961).
 
     .. math::
@@ -110,9 +112,17 @@ def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
       its own expert, gives L = 1 - (K-1)/(4K) (0.875 for K = 2, 0.8 for K = 5). This is the
       smallest value we know; 1/(kK) is proven, not known to be attained.
 
+    Under DDP a rank holds part of the global batch; with ``load`` (the Top-k counts summed
+    over the ranks) and ``molecules`` (the global batch over the number of ranks) its value is
+    K sum_e f_e (sum of its p_e) / molecules, and the mean over ranks of these values and of
+    their gradients is L of the global batch and its gradient
+    (:func:`~mimoe_core.training.distributed.global_balancing_loss`).
+
     Args:
         probs: [B, K] full softmax of the gate logits.
         selected: [B, K] bool Top-k mask.
+        load: [K] Top-k counts per expert to take f from; default ``selected``'s own.
+        molecules: what to divide the summed p by; default B (P is then the batch mean).
 
     Returns:
         Scalar tensor (0 for an empty batch).
@@ -125,9 +135,11 @@ def load_balancing_loss(probs: Tensor, selected: Tensor) -> Tensor:
     if probs.size(0) == 0:
         return probs.sum()
     num_experts = probs.size(-1)
-    load = selected.to(probs.dtype).sum(0)
+    if load is None:
+        load = selected.sum(0)
+    load = load.to(probs.dtype)
     load = load / load.sum().clamp_min(1.0)
-    importance = probs.mean(0)
+    importance = probs.mean(0) if molecules is None else probs.sum(0) / molecules
     return num_experts * (load * importance).sum()
 
 

@@ -53,6 +53,9 @@ class MoEOutput(NamedTuple):
         aux_loss: scalar load-balancing loss (0 without a gate), unweighted.
         log_var: [B, out_channels] log of the predicted variance (mean-variance head), in the
             units of ``y`` squared; ``None`` without the head.
+        probs: [B, K] full softmax of the gate logits (every expert), which ``aux_loss`` is
+            computed from; ``None`` without a gate. The trainer recomputes the loss from it
+            over the global batch under DDP.
     """
 
     y: Tensor
@@ -62,6 +65,7 @@ class MoEOutput(NamedTuple):
     logits: Tensor | None
     aux_loss: Tensor
     log_var: Tensor | None = None
+    probs: Tensor | None = None
 
     def contributions(self) -> Tensor:
         """[B, K, out_channels] alpha_e * (W h_e + c); summed over K they give ``y``."""
@@ -293,7 +297,8 @@ class MIMoE(nn.Module):
         if self.var_head is not None:
             mixture = (alpha.to(embeddings.dtype).unsqueeze(-1) * embeddings).sum(dim=1)
             log_var = self.var_head(mixture)
-        return MoEOutput(y, alpha, expert_predictions, selected, logits, aux, log_var)
+        gate_probs = probs if self.gate is not None else None
+        return MoEOutput(y, alpha, expert_predictions, selected, logits, aux, log_var, gate_probs)
 
     def embed(
         self,

@@ -50,6 +50,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mimoe_core.models.gate import load_balancing_loss
+
 __all__ = [
     "DistributedContext",
     "RankFailure",
@@ -64,6 +66,7 @@ __all__ = [
     "fingerprint",
     "forget_unused_gradients",
     "gather_rows",
+    "global_balancing_loss",
     "init_from_env",
     "launched_by_torchrun",
     "main_first",
@@ -469,6 +472,30 @@ def all_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
     summed = values.to(device)
     dist.all_reduce(summed)
     return summed.cpu()
+
+
+def global_balancing_loss(
+    probs: torch.Tensor, selected: torch.Tensor, molecules: int, context: DistributedContext
+) -> torch.Tensor:
+    """This rank's part of the load-balancing loss of the whole global batch.
+
+    The experts' Top-k counts are summed over the ranks (one all-reduce of K numbers, on the
+    collective device, not differentiated), and the rank's summed probabilities are divided by
+    ``molecules / world_size``: DDP's mean of the ranks' gradients is then the gradient of
+    :func:`~mimoe_core.models.gate.load_balancing_loss` over the global batch, as one process
+    takes it, and the mean of the ranks' values is its value.
+
+    Args:
+        probs: [b, K] full gate softmax of this rank's molecules.
+        selected: [b, K] bool Top-k mask of this rank's molecules.
+        molecules: the global batch's molecule count (every rank passes the same).
+        context: the process group; one process gets the batch's own loss.
+    """
+    if not context.distributed:
+        return load_balancing_loss(probs, selected)
+    load = selected.detach().sum(0).float()  # counts, exact in float32 up to 2**24
+    dist.all_reduce(load)
+    return load_balancing_loss(probs, selected, load, molecules / context.world_size)
 
 
 def _collective_device(context: DistributedContext) -> torch.device:

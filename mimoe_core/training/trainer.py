@@ -547,7 +547,8 @@ class TrainingRun:
             steps += 1
             # The history's epoch means weigh each batch by its molecules; a rank's loss is
             # its share of the global batch's mean, so it counts for its share of molecules.
-            weight = len(positions) / context.world_size
+            global_size = len(positions)
+            weight = global_size / context.world_size
             labels = None  # one process: the mean over the batch's present labels
             if context.distributed:
                 # The mean over the global batch's labels, as one process takes it: DDP
@@ -575,7 +576,13 @@ class TrainingRun:
                 task_loss = masked_loss(
                     out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
                 )
-            loss = task_loss + model.balance_weight * out.aux_loss.float()
+            aux_loss = out.aux_loss
+            if context.distributed and out.probs is not None:
+                # Balanced over the global batch, as one process balances it, not per rank.
+                aux_loss = distributed.global_balancing_loss(
+                    out.probs, out.selected, global_size, context
+                )
+            loss = task_loss + model.balance_weight * aux_loss.float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if context.distributed:
@@ -588,7 +595,7 @@ class TrainingRun:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(model)
-            sums += torch.tensor([loss.item(), task_loss.item(), out.aux_loss.item(), 1.0]) * weight
+            sums += torch.tensor([loss.item(), task_loss.item(), aux_loss.item(), 1.0]) * weight
             usage += out.selected.double().sum(0).cpu()
         sums, usage = (distributed.all_sum(t, context) for t in (sums, usage))
         total = max(float(sums[3]), 1.0)
