@@ -517,12 +517,13 @@ def test_the_ranks_balancing_losses_average_to_the_one_process_loss_of_the_globa
     found = _two_spawned_ranks(_balancing_rank, tmp_path / "init")
     assert sorted(len(found[r][0]) for r in (0, 1)) == [4, 5]
     np.testing.assert_allclose((found[0][1] + found[1][1]) / 2, whole, rtol=1e-6)
+    parts = [found[r][0] for r in (0, 1)]
     averaged = torch.zeros_like(logits)
     for mine, _, grad in found.values():
         averaged[mine] = grad / 2
     torch.testing.assert_close(averaged, whole_logits.grad, rtol=1e-5, atol=1e-7)
     # Each rank balancing its own molecules (as before) would take another step.
-    own = [load_balancing_loss(torch.softmax(logits[m], -1), selected[m]) for m, *_ in found.values()]
+    own = [load_balancing_loss(torch.softmax(logits[m], -1), selected[m]) for m in parts]
     assert abs(float(sum(own)) / 2 - whole) > 1e-3
 
 
