@@ -493,9 +493,12 @@ def global_balancing_loss(
     """
     if not context.distributed:
         return load_balancing_loss(probs, selected)
-    load = selected.detach().sum(0).float()  # counts, exact in float32 up to 2**24
+    # counts, exact in float32 up to 2**24
+    load = selected.detach().sum(0).float().to(_collective_device(context))
     dist.all_reduce(load)
-    return load_balancing_loss(probs, selected, load, molecules / context.world_size)
+    return load_balancing_loss(
+        probs, selected, load.to(probs.device), molecules / context.world_size
+    )
 
 
 def _collective_device(context: DistributedContext) -> torch.device:

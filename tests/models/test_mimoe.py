@@ -165,6 +165,10 @@ def test_shapes_alpha_and_additive_contributions(backbone, molecules):
     torch.testing.assert_close(out.contributions().sum(1), out.y)
     assert out.aux_loss.ndim == 0
     assert 1 / (2 * 5) - 1e-12 <= out.aux_loss.item() <= 5 / 2 + 1e-12
+    # probs is the gate's full softmax, the one the balancing loss reads (under DDP the
+    # trainer recomputes the loss from it)
+    torch.testing.assert_close(out.probs, torch.softmax(out.logits / model.temperature, -1))
+    torch.testing.assert_close(load_balancing_loss(out.probs, out.selected), out.aux_loss)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -233,7 +237,7 @@ def test_dense_one_expert_and_plain_variants(molecules):
     assert one.num_experts == 1 and one.cutoffs == [3.5] and one.gate is None
     out = one(*args)
     assert out.alpha.shape == (molecules.num_graphs, 1) and (out.alpha == 1).all()
-    assert out.logits is None and out.aux_loss.item() == 0.0
+    assert out.logits is None and out.probs is None and out.aux_loss.item() == 0.0
     assert len(one.experts[0].interactions) == 2  # shallow expert depth
 
     plain = small_model(variant="plain")
