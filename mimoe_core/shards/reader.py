@@ -84,8 +84,8 @@ class ShardSequence(Sequence):
 
         Read from the shards' offsets and label masks, without decoding any molecule.
         """
-        dataset = self._dataset
-        return dataset._atom_counts[self.indices], dataset._label_counts[self.indices]
+        sizes = self._dataset._sizes[self.indices]
+        return sizes[:, 0], sizes[:, 1]
 
     def shuffled_positions(self, generator: torch.Generator | None = None) -> list[int]:
         """A random order of the view's positions ``0..len-1`` that reads each shard once."""
@@ -249,14 +249,13 @@ class ShardedDataset:
         return self._cat(lambda s: s["y"].numpy().astype(np.float64), empty)
 
     @cached_property
-    def _atom_counts(self) -> np.ndarray:
-        return self._cat(lambda s: np.diff(s["atom_ptr"].numpy()), np.zeros(0, dtype=np.int64))
-
-    @cached_property
-    def _label_counts(self) -> np.ndarray:
+    def _sizes(self) -> np.ndarray:
+        """``[n, 2]`` int64 atoms and present labels of every molecule, in one pass."""
         return self._cat(
-            lambda s: s["y_mask"].numpy().sum(axis=1).astype(np.int64),
-            np.zeros(0, dtype=np.int64),
+            lambda s: np.stack(
+                [np.diff(s["atom_ptr"].numpy()), s["y_mask"].numpy().sum(axis=1)], axis=1
+            ).astype(np.int64),
+            np.zeros((0, 2), dtype=np.int64),
         )
 
     def write_report(self, out_dir: str | Path) -> None:
