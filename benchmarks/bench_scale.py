@@ -53,11 +53,13 @@ from _parallel_runs import command_line
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process, pss: bool = False) -> int:
+    """The tree's resident bytes: summed RSS (pages that forked processes share counted in
+    each), or with ``pss`` the proportional set size (a shared page split among its users)."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            total += p.memory_full_info().pss if pss else p.memory_info().rss
         except psutil.Error:
             pass
     return total
@@ -68,9 +70,12 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> dict:
     return measure_together([command], env, [log])
 
 
-def measure_together(commands: list[list[str]], env: dict[str, str], logs: list[Path]) -> dict:
+def measure_together(
+    commands: list[list[str]], env: dict[str, str], logs: list[Path], pss: bool = False
+) -> dict:
     """Start every command at once and wait for all: the wall seconds until the last ends,
-    the peak RSS of all their process trees together (bytes) and the exit code (0)."""
+    the peak RSS (or PSS, see :func:`_tree_rss`) of all their process trees together (bytes)
+    and the exit code (0)."""
     start = time.perf_counter()
     outs = [log.open("w") for log in logs]
     procs = [
@@ -84,7 +89,7 @@ def measure_together(commands: list[list[str]], env: dict[str, str], logs: list[
             total = 0
             for proc in watched:
                 try:
-                    total += _tree_rss(proc)
+                    total += _tree_rss(proc, pss)
                 except psutil.Error:
                     pass
             peak[0] = max(peak[0], total)

@@ -212,6 +212,7 @@ def _train(args: argparse.Namespace, context) -> int:
         cutoff_lr_scale=args.cutoff_lr_scale,
         compile=args.compile,
         fused_optimizer=not args.no_fused_optimizer,
+        loader_workers=args.loader_workers,
     )
     if args.compile and not args.quiet:  # a long first epoch is expected, not a hang
         print(
@@ -394,6 +395,15 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="step AdamW with torch's loop over the parameters instead of its fused kernel "
         "(the same update, slower; the fused one is the default)",
+    )
+    group.add_argument(
+        "--loader-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N worker processes assemble the next training batches while a step runs "
+        "(default 0: in line; the same batches either way). On a GPU a few keep it from "
+        "waiting for the CPU; on the CPU they take cores from the training",
     )
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     group.add_argument(

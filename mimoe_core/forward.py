@@ -18,7 +18,7 @@ from mimoe_core.conformer_views import conformer_view, conformers_per_molecule
 from mimoe_core.models import MIMoE
 from mimoe_core.scaling import ScaledMIMoE
 
-__all__ = ["prepare_batch", "resolve_device", "run_embeddings", "run_model"]
+__all__ = ["assemble_batch", "prepare_batch", "resolve_device", "run_embeddings", "run_model"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -39,7 +39,16 @@ def prepare_batch(
 
     The one place batches are made, for training steps and for evaluation alike.
     """
-    batch = Batch.from_data_list(list(data_list)).to(device)
+    return assemble_batch(data_list, dtype).to(device)
+
+
+def assemble_batch(data_list: Sequence[Data], dtype: torch.dtype) -> Batch:
+    """Molecules -> one PyG ``Batch`` in host memory, coordinates in ``dtype``.
+
+    :func:`prepare_batch` without the move to the device: the part that loader worker
+    processes do ahead of the training steps (:mod:`mimoe_core.training.batches`).
+    """
+    batch = Batch.from_data_list(list(data_list))
     batch[keys.POS] = batch[keys.POS].to(dtype)
     return batch
 

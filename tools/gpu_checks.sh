@@ -13,8 +13,8 @@
 #                       backbone, sparse dispatch, a training run and checkpoint round trip)
 #   nccl.log            one NCCL rank through torchrun: the backend and world size it recorded
 #   throughput.log      training molecules/s on 4,000 Tox21 molecules (a QM9 stand-in: ~18
-#                       atoms with H), sparse k=2, bf16, three batch sizes, dense at the largest,
-#                       and sparse at the largest with --compile (torch.compile, Triton)
+#                       atoms with H), sparse k=2, bf16, batches of 256 and 1024, and at 1024:
+#                       with 4 loader workers, dense, and with --compile (torch.compile, Triton)
 #   open_questions_gpu.md, open_questions_gpu_trunk_cost.csv
 #                       Q3 on the GPU: peak memory and time, shared trunk vs independent
 #   gpu_work.tgz        every run folder and measurement, to merge here
@@ -94,10 +94,14 @@ print('world_size', m['world_size'], 'distributed', m['distributed'])" >> "$OUT/
 tox21=(--dataset tox21 --limit 4000)
 step 100 "$OUT/throughput.log" python3 -m mimoe_core featurize "${tox21[@]}" --jobs 16 \
     --quiet --out /tmp/gpu_work/tox21_features
-for batch in 64 256 1024; do
+for batch in 256 1024; do
     step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
         --device cuda --batch-size "$batch" --quiet --out "/tmp/gpu_work/tox21_b$batch"
 done
+# Batches assembled ahead by 4 worker processes instead of in line (the same batches).
+step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
+    --device cuda --batch-size 1024 --loader-workers 4 --quiet \
+    --out /tmp/gpu_work/tox21_b1024_workers4
 step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
     --device cuda --batch-size 1024 --variant dense --quiet --out /tmp/gpu_work/tox21_b1024_dense
 # Compiled: its first epoch holds the compilation, so the 3 epochs' rate understates it.

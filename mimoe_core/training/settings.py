@@ -65,6 +65,11 @@ class TrainSettings:
             every parameter is a floating tensor on the CPU or a CUDA device, default True.
             The same update, its rounding differs; False uses the per-tensor loop
             (``benchmarks/results/ddp_step_cpu.md``: what it saves per step).
+        loader_workers: worker processes that assemble the next training batches while a
+            step runs (:mod:`mimoe_core.training.batches`), default 0 (each batch is made in
+            line, when its step starts). The same batches in the same order, so the same
+            numbers; on a GPU they keep the GPU from waiting for the CPU, on the CPU they
+            take cores from the training (``benchmarks/results/loader_cpu.md``).
     """
 
     epochs: int = 100
@@ -91,6 +96,7 @@ class TrainSettings:
     cutoff_lr_scale: float = 1.0
     compile: bool = False
     fused_optimizer: bool = True
+    loader_workers: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -116,6 +122,8 @@ class TrainSettings:
             raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
         if not (math.isfinite(self.cutoff_lr_scale) and self.cutoff_lr_scale >= 0):
             raise ValueError(f"cutoff_lr_scale must be finite and >= 0, got {self.cutoff_lr_scale}")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(
                 f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs} of {self.epochs}"

@@ -6,13 +6,14 @@ continues exactly as the uninterrupted run would have (on the CPU, deterministic
 
 :func:`train` is the entry point; it builds a :class:`TrainingRun` (data, model, optimizer,
 schedule and a :class:`TrainState`), resumes it if asked, and calls :meth:`TrainingRun.fit`.
-Batches are made by :func:`mimoe_core.forward.prepare_batch`, as in evaluation and prediction.
+Batches are made by :func:`mimoe_core.forward.prepare_batch`, as in evaluation and prediction,
+in line or ahead by loader worker processes (:mod:`mimoe_core.training.batches`).
 
 Under ``torchrun`` (:mod:`mimoe_core.training.distributed`) the same loop runs on every rank
 with DistributedDataParallel: each global batch of ``batch_size`` molecules is split across the
 ranks, validation is computed in blocks and gathered, and only rank 0 writes files and shows
-progress. Sparse routing leaves some experts without molecules on a rank in a step, so DDP
-looks for unused parameters (their gradients are reduced as zeros on that rank).
+progress. Sparse routing leaves some experts without molecules on a rank in a step; their
+gradients are reduced as zeros on that rank (:func:`distributed.data_parallel`).
 """
 
 from __future__ import annotations
@@ -39,13 +40,12 @@ from mimoe_core.calibration import (
     uncertainty_metrics,
 )
 from mimoe_core.conformer_views import (
-    conformer_view,
     conformers_per_molecule,
     drawn_conformers,
 )
 from mimoe_core.data.splits import Split
 from mimoe_core.featurization import FeaturizedDataset
-from mimoe_core.forward import prepare_batch, resolve_device, run_model
+from mimoe_core.forward import resolve_device, run_model
 from mimoe_core.models import create_model, load_config
 from mimoe_core.models.compiled import compile_experts, release_compiled
 from mimoe_core.scaling import ScaledMIMoE, TargetScaler
@@ -56,6 +56,7 @@ from mimoe_core.trained import (
     save_checkpoint,
 )
 from mimoe_core.training import distributed
+from mimoe_core.training.batches import TrainingBatches
 from mimoe_core.training.distributed import DistributedContext
 from mimoe_core.training.divergence import TrainingDiverged, gradient_norm
 from mimoe_core.training.ema import WeightAverage
@@ -229,6 +230,8 @@ class TrainingRun:
         if settings.compile:  # released when fit() returns the model
             compile_experts(self.model)
         self._step_forward: Callable[..., Any] | None = None  # see step_forward
+        #: The training batches, made at the first epoch (their workers start then).
+        self._batches: TrainingBatches | None = None
         #: The weights' moving average (None unless ``settings.ema_decay`` > 0).
         self.ema = WeightAverage(self.model, settings.ema_decay) if settings.ema_decay else None
         opt_cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
@@ -404,19 +407,23 @@ class TrainingRun:
         """Train up to ``settings.epochs`` (early stopping), then evaluate and write the run."""
         settings, state = self.settings, self.state
         bar = self._epoch_bar()
-        with (
-            _deterministic(settings.deterministic and self.device.type == "cpu"),
-            distributed.peer_failures_reported(self.context),
-        ):
-            for epoch in range(state.epoch, settings.epochs):
-                if epoch > 0 and state.bad_epochs >= settings.patience:
-                    break  # resumed from a run that had already stopped early
-                stop = self.run_epoch(epoch)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(self._progress_numbers(), refresh=True)
-                if stop:
-                    break
+        try:
+            with (
+                _deterministic(settings.deterministic and self.device.type == "cpu"),
+                distributed.peer_failures_reported(self.context),
+            ):
+                for epoch in range(state.epoch, settings.epochs):
+                    if epoch > 0 and state.bad_epochs >= settings.patience:
+                        break  # resumed from a run that had already stopped early
+                    stop = self.run_epoch(epoch)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(self._progress_numbers(), refresh=True)
+                    if stop:
+                        break
+        finally:
+            if self._batches is not None:  # its loader workers, if any
+                self._batches.close()
         if bar is not None:
             bar.close()
         if settings.compile:
@@ -532,18 +539,29 @@ class TrainingRun:
         order = shuffled_order(train_list, gen)
         shown = drawn_conformers(len(train_list), self.num_conformers, settings.seed, epoch)
         dtype = next(model.parameters()).dtype
-        sums = torch.zeros(4, dtype=torch.float64)  # loss, task_loss, aux_loss, molecules
-        usage = torch.zeros(model.num_experts, dtype=torch.float64)
+        # loss, task_loss, aux_loss, molecules; summed on the device, read once per epoch
+        # (reading them every step would make the host wait for the GPU at every step)
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        usage = torch.zeros(model.num_experts, dtype=torch.float64, device=self.device)
         starts = range(0, len(order), settings.batch_size)
+        global_batches = [order[start : start + settings.batch_size] for start in starts]
+        # A last global batch with fewer molecules than ranks is left out.
+        global_batches = [p for p in global_batches if len(p) >= context.world_size]
+        # Dealt from the sizes alone: a rank reads (from shards, decodes) only its own.
+        mine = (
+            (distributed.rank_slice(p, context, self.train_atoms[p]) for p in global_batches)
+            if context.distributed
+            else global_batches
+        )
+        if self._batches is None:
+            self._batches = TrainingBatches(train_list, self.device, dtype, settings.loader_workers)
+        batches = self._batches.epoch(mine, shown)
         steps = skipped = 0
-        for step, start in enumerate(starts):
+        for step, (positions, batch) in enumerate(zip(global_batches, batches, strict=True)):
             lr = warmup_lr(settings, epoch, step, len(starts))
             if lr is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
-            positions = order[start : start + settings.batch_size]
-            if len(positions) < context.world_size:
-                break
             steps += 1
             # The history's epoch means weigh each batch by its molecules; a rank's loss is
             # its share of the global batch's mean, so it counts for its share of molecules.
@@ -556,10 +574,6 @@ class TrainingRun:
                 # count over the number of ranks (ranks can hold different numbers of labels:
                 # missing labels, slices one molecule apart).
                 labels = float(self.train_labels[positions].sum()) / context.world_size
-                # Dealt from the sizes alone: a rank reads (from shards, decodes) only its own.
-                positions = distributed.rank_slice(positions, context, self.train_atoms[positions])
-            chosen = [conformer_view(train_list[i], int(shown[i])) for i in positions]
-            batch = prepare_batch(chosen, self.device, dtype)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
                 out = self.step_forward(batch)
             # Train mode: the model's outputs are standardized, so are the regression targets.
@@ -595,9 +609,10 @@ class TrainingRun:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(model)
-            sums += torch.tensor([loss.item(), task_loss.item(), aux_loss.item(), 1.0]) * weight
-            usage += out.selected.double().sum(0).cpu()
-        sums, usage = (distributed.all_sum(t, context) for t in (sums, usage))
+            one = torch.ones((), dtype=loss.dtype, device=loss.device)
+            sums += torch.stack([loss, task_loss, aux_loss.float(), one]).detach() * weight
+            usage += out.selected.double().sum(0)
+        sums, usage = (distributed.all_sum(t.cpu(), context) for t in (sums, usage))
         total = max(float(sums[3]), 1.0)
         self.timing["molecules"] += int(sums[3])
         self.timing["seconds"] += time.perf_counter() - started

@@ -135,6 +135,20 @@ def test_two_ranks_land_where_one_process_does(runs):
     )
 
 
+def test_loader_workers_make_each_rank_the_batches_it_makes_in_line(runs, shared_cache, tmp_path):
+    """Each rank's worker assembles that rank's slices ahead: the first two epochs are the
+    2-rank run's without workers, to the bit."""
+    out = tmp_path / "workers"
+    options = ["--loader-workers", "1", "--epochs", "2", "--out", str(out)]
+    done = _torchrun([*ARGS, *options], shared_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _metrics(out)["distributed"]["ranks_in_sync"] is True
+    ahead, inline = (pd.read_csv(p / "history.csv") for p in (out, runs["two"]))
+    pd.testing.assert_frame_equal(
+        ahead.drop(columns="seconds"), inline.drop(columns="seconds").iloc[:2]
+    )
+
+
 def test_slices_of_different_sizes_take_the_one_process_step(shared_cache, tmp_path):
     """A global batch of 15 gives the ranks 8 and 7 molecules (the last one of 3: 2 and 1).
     Each rank divides its loss by half the global batch's labels and balances the experts'

@@ -1,0 +1,153 @@
+"""The training batches of an epoch, assembled in line or ahead by loader worker processes.
+
+Assembling a batch (PyG's ``Batch.from_data_list`` over the step's molecules) is CPU work of
+tens of microseconds per molecule (``benchmarks/bench_loader.py``). On the CPU it is a small
+part of a step; on a GPU, done in line, it is time the GPU waits at every step. With
+``TrainSettings.loader_workers`` > 0, the worker processes of a torch ``DataLoader`` assemble
+the next batches while the current step runs, and the trainer only moves each to the device
+(from pinned memory on CUDA, without blocking). The batches are the same molecules in the
+same order as in line, so the run's numbers do not change (tested), and the loader draws
+nothing from the global random state that dropout and gate noise use.
+
+Workers send their batches through named shared-memory files (torch's ``file_system``
+sharing strategy, set in the workers only): the default strategy passes every tensor's file
+descriptor over its own socket connection: receiving a batch of 32 took 18 ms that way
+against 5 ms (profiled by hand with cProfile on this 2-core machine).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import signal
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch_geometric.data import Batch, Data
+
+from mimoe_core.conformer_views import conformer_view
+from mimoe_core.forward import assemble_batch, prepare_batch
+
+__all__ = ["TrainingBatches"]
+
+#: Batches each worker keeps assembled ahead of the step (torch's default).
+PREFETCH_PER_WORKER = 2
+
+
+class TrainingBatches:
+    """The batch of every training step, epoch after epoch, on the run's device.
+
+    With ``workers`` > 0 the worker processes start at the first epoch and stay for the
+    run (forked on Linux, so they share the molecules in memory): a worker forked at every
+    epoch makes the trainer copy every page it writes after each fork (a first version did:
+    +280 MiB at a batch of 32 in ``benchmarks/bench_loader.py``). :meth:`close` stops them
+    (so does garbage collection).
+
+    Args:
+        molecules: the training molecules (in memory, or read lazily from shards).
+        device, dtype: where the batches go, and the coordinates' dtype (the model's).
+        workers: 0 assembles each batch in this process when its step asks for it; N > 0
+            has N worker processes assemble whole batches ahead.
+    """
+
+    def __init__(
+        self, molecules: Sequence[Data], device: torch.device, dtype: torch.dtype, workers: int = 0
+    ) -> None:
+        if workers < 0:
+            raise ValueError(f"loader workers must be >= 0, got {workers}")
+        self.molecules, self.device, self.dtype, self.workers = molecules, device, dtype, workers
+        self._keys = _Keys()
+        self._loader = self._new_loader() if workers else None
+
+    def _new_loader(self) -> DataLoader:
+        return DataLoader(
+            _ConformerViews(self.molecules),
+            batch_sampler=self._keys,
+            collate_fn=functools.partial(assemble_batch, dtype=self.dtype),
+            num_workers=self.workers,
+            prefetch_factor=PREFETCH_PER_WORKER,
+            persistent_workers=True,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_default_sigterm,
+            # Its own generator: the workers' seeds would otherwise be drawn from the global
+            # random state, and dropout and gate noise would differ from the run in line.
+            generator=torch.Generator(),
+            multiprocessing_context=_start_method(),
+        )
+
+    def epoch(self, steps: Iterable[Sequence[int]], conformers: np.ndarray) -> Iterator[Batch]:
+        """The batches of one epoch, in order.
+
+        Args:
+            steps: for each step, the positions in ``molecules`` that this process computes
+                (read one step at a time: an epoch of millions of molecules is never listed).
+            conformers: for each molecule, the conformer it shows this epoch.
+        """
+        if self._loader is None:
+            for positions in steps:
+                chosen = [conformer_view(self.molecules[i], int(conformers[i])) for i in positions]
+                yield prepare_batch(chosen, self.device, self.dtype)
+            return
+        self._keys.steps, self._keys.conformers = steps, conformers
+        non_blocking = self.device.type == "cuda"
+        for batch in self._loader:
+            yield batch.to(self.device, non_blocking=non_blocking)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later :meth:`epoch` starts new ones)."""
+        if self._loader is not None:
+            # The loader's iterator holds the workers and stops them when it is freed.
+            self._loader = self._new_loader()
+
+
+class _Keys:
+    """The batch sampler: each step's ``(position, conformer)`` keys of the current epoch.
+
+    Made as they are asked for: the loader asks a few steps ahead of the training.
+    """
+
+    def __init__(self) -> None:
+        self.steps: Iterable[Sequence[int]] = ()
+        self.conformers = np.zeros(0, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for positions in self.steps:
+            yield [(int(i), int(self.conformers[i])) for i in positions]
+
+
+class _ConformerViews(Dataset):
+    """Molecule ``i`` showing conformer ``c``, for the key ``(i, c)``."""
+
+    def __init__(self, molecules: Sequence[Data]) -> None:
+        self.molecules = molecules
+
+    def __len__(self) -> int:
+        return len(self.molecules)
+
+    def __getitem__(self, key: tuple[int, int]) -> Data:
+        i, c = key
+        return conformer_view(self.molecules[i], c)
+
+
+def _start_method() -> multiprocessing.context.BaseContext | None:
+    """Fork on Linux, the platform's default elsewhere.
+
+    Forked workers share the molecules instead of unpickling a copy each (Python 3.14 makes
+    forkserver the default on Linux).
+    """
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def _default_sigterm(worker_id: int) -> None:
+    """A worker ends on SIGTERM.
+
+    It would otherwise run the handler it inherited from a training rank (which stops a
+    distributed run); the rank stops its workers itself.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.multiprocessing.set_sharing_strategy("file_system")

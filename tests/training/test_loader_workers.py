@@ -1,0 +1,161 @@
+"""Training batches assembled ahead by loader worker processes: the batches made in line,
+the same run, the global random state untouched, errors that reach the trainer, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_training import TINY, quick
+from torch_geometric.data import Data
+
+from mimoe_core import keys
+from mimoe_core.cli import main
+from mimoe_core.shards import ShardedDataset, write_shards
+from mimoe_core.training import TrainSettings, train
+from mimoe_core.training.batches import TrainingBatches
+
+CPU = torch.device("cpu")
+#: Gate dropout and noise draw from the global random state during training: a loader that
+#: drew from it too would change the run.
+NOISY = {**TINY, "gate": {**TINY["gate"], "dropout": 0.2, "noisy": True}}
+
+
+def _molecules(n: int, conformers: int = 3) -> list[Data]:
+    """Molecules of 2..6 atoms holding ``conformers`` conformers each, every value distinct."""
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(n):
+        atoms = 2 + i % 5
+        out.append(
+            Data(
+                z=torch.randint(1, 10, (atoms,), generator=gen),
+                pos=torch.randn(atoms, 3, generator=gen),
+                y=torch.tensor([[float(i)]]),
+                y_mask=torch.ones(1, 1, dtype=torch.bool),
+                topo=torch.randn(1, 4, 5, generator=gen),
+                conf_pos=torch.randn(atoms, conformers, 3, generator=gen),
+                conf_topo=torch.randn(1, conformers, 4, 5, generator=gen),
+            )
+        )
+    return out
+
+
+def _same_batches(a, b) -> None:
+    assert len(a) == len(b)
+    for first, second in zip(a, b, strict=True):
+        assert first.keys() == second.keys()
+        for key in first.keys():
+            left, right = first[key], second[key]
+            if isinstance(left, torch.Tensor):
+                assert left.dtype == right.dtype and torch.equal(left, right), key
+            else:
+                assert left == right, key
+
+
+def test_workers_assemble_the_batches_made_in_line():
+    molecules = _molecules(23)
+    steps = [[4, 0, 17], [22, 1], [5, 6, 7, 8, 9], [3]]
+    shown = np.arange(23) % 3  # every conformer shown by some molecule
+    inline = list(TrainingBatches(molecules, CPU, torch.float64).epoch(steps, shown))
+    workers = TrainingBatches(molecules, CPU, torch.float64, workers=2)
+    ahead = list(workers.epoch(iter(steps), shown))
+    _same_batches(inline, ahead)
+    # the next epoch, other steps and conformers, from the same workers
+    again = list(workers.epoch([[1, 2], [0]], (shown + 1) % 3))
+    _same_batches(
+        list(TrainingBatches(molecules, CPU, torch.float64).epoch([[1, 2], [0]], (shown + 1) % 3)),
+        again,
+    )
+    workers.close()
+    assert [b.num_graphs for b in ahead] == [3, 2, 5, 1]
+    assert ahead[0][keys.POS].dtype == torch.float64
+    # conformer 2 of molecule 17 is the third molecule of the first batch
+    first = ahead[0]
+    third = first[keys.POS][first.batch == 2]
+    assert torch.equal(third, molecules[17]["conf_pos"][:, 2].double())
+    assert keys.CONF_POS not in first  # views, not the ensembles
+
+
+def test_the_loader_leaves_the_global_random_state_alone():
+    molecules = _molecules(12)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    batches = TrainingBatches(molecules, CPU, torch.float32, workers=2)
+    for _ in range(2):
+        list(batches.epoch([[0, 1], [2, 3]], np.zeros(12, int)))
+    batches.close()
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+class _Broken(list):
+    """Molecules whose position 7 cannot be read (a damaged shard, say)."""
+
+    def __getitem__(self, i):
+        if i == 7:
+            raise ValueError("molecule 7 cannot be read")
+        return super().__getitem__(i)
+
+
+def test_a_worker_error_reaches_the_trainer_as_itself():
+    molecules = _Broken(_molecules(10))
+    batches = TrainingBatches(molecules, CPU, torch.float32, workers=2)
+    with pytest.raises(ValueError, match="molecule 7 cannot be read"):
+        list(batches.epoch([[0, 1], [6, 7]], np.zeros(10, int)))
+    batches.close()
+
+
+def test_a_negative_number_of_workers_is_an_error():
+    with pytest.raises(ValueError, match="loader_workers must be >= 0, got -1"):
+        TrainSettings(loader_workers=-1)
+    with pytest.raises(ValueError, match="loader workers must be >= 0"):
+        TrainingBatches(_molecules(2), CPU, torch.float32, workers=-2)
+
+
+def _history(result) -> pd.DataFrame:
+    return result.history.drop(columns="seconds")
+
+
+def test_training_with_workers_is_the_run_in_line(freesolv40):
+    """Gate dropout and noise on: the same batches and the same random draws, so the same
+    run, to the bit (the CPU run is deterministic)."""
+    ds, split = freesolv40
+    inline = train(ds, split, NOISY, quick(epochs=2))
+    ahead = train(ds, split, NOISY, quick(epochs=2, loader_workers=2))
+    pd.testing.assert_frame_equal(_history(ahead), _history(inline), check_exact=True)
+    for name, weight in inline.model.state_dict().items():
+        assert torch.equal(ahead.model.state_dict()[name], weight), name
+    assert ahead.metrics["settings"]["loader_workers"] == 2
+    assert inline.metrics["settings"]["loader_workers"] == 0
+
+
+def test_workers_read_shards_as_the_run_in_line_does(tmp_path):
+    from mimoe_core.data import load_dataset
+    from mimoe_core.data.splits import make_split
+
+    shards = write_shards(
+        load_dataset("freesolv", limit=40), tmp_path / "shards", shard_size=12,
+        n_jobs=1, progress=False,
+    )  # fmt: skip
+    assert isinstance(shards, ShardedDataset) and len(shards) > 30
+    split = make_split("random", shards.smiles, seed=0)
+    inline = train(shards, split, TINY, quick(epochs=2))
+    ahead = train(
+        ShardedDataset(tmp_path / "shards"), split, TINY, quick(epochs=2, loader_workers=2)
+    )
+    pd.testing.assert_frame_equal(_history(ahead), _history(inline), check_exact=True)
+
+
+def test_the_cli_passes_the_workers_on_and_refuses_a_negative_number(tmp_path, capsys):
+    args = ["train", "--dataset", "freesolv", "--limit", "40", "--hidden", "8", "--epochs", "1",
+            "--batch-size", "16", "--quiet", "--jobs", "1", "--device", "cpu", "--split",
+            "random"]  # fmt: skip
+    assert main([*args, "--loader-workers", "2", "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["settings"]["loader_workers"] == 2
+    capsys.readouterr()
+    assert main([*args, "--loader-workers", "-1", "--out", str(tmp_path / "bad")]) != 0
+    assert "loader_workers must be >= 0, got -1" in capsys.readouterr().err
