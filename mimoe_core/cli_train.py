@@ -135,6 +135,8 @@ def _train(args: argparse.Namespace, context) -> int:
         raise ValueError("under torchrun, train one model per launch (no --ensemble-size)")
     # Checked before featurizing (which may take hours), not only when training starts.
     check_batch_size(args.batch_size, context, name="--batch-size")
+    if args.loader_workers < 0:
+        raise ValueError(f"--loader-workers must be >= 0, got {args.loader_workers}")
     if args.data and not args.target_cols:
         raise ValueError(
             f"--data {args.data.name}: name the label column(s) to train on with --target-cols "

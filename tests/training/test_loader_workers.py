@@ -157,5 +157,9 @@ def test_the_cli_passes_the_workers_on_and_refuses_a_negative_number(tmp_path, c
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["settings"]["loader_workers"] == 2
     capsys.readouterr()
-    assert main([*args, "--loader-workers", "-1", "--out", str(tmp_path / "bad")]) != 0
-    assert "loader_workers must be >= 0, got -1" in capsys.readouterr().err
+    # refused before featurizing (which may take hours): nothing cached, nothing written
+    bad, cache = tmp_path / "bad", tmp_path / "empty_cache"
+    assert main([*args, "--cache-dir", str(cache), "--loader-workers", "-1",
+                 "--out", str(bad)]) != 0  # fmt: skip
+    assert "--loader-workers must be >= 0, got -1" in capsys.readouterr().err
+    assert not bad.exists() and not (cache.exists() and any(cache.iterdir()))
