@@ -41,10 +41,11 @@ class TrainingBatches:
     """The batch of every training step, epoch after epoch, on the run's device.
 
     With ``workers`` > 0 the worker processes start at the first epoch and stay for the
-    run (forked on Linux, so they share the molecules in memory): a worker forked at every
-    epoch makes the trainer copy every page it writes after each fork (a first version did:
-    +280 MiB at a batch of 32 in ``benchmarks/bench_loader.py``). :meth:`close` stops them
-    (so does garbage collection).
+    run (forked on Linux, so they share the molecules in memory). A first version forked
+    them at every epoch, and a worker took 280 MiB more than training in line at a batch of
+    32 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 90 MiB forked once,
+    ``loader_cpu.md``), likely the copy-on-write of the pages the trainer writes after each
+    fork. :meth:`close` stops them (so does garbage collection).
 
     Args:
         molecules: the training molecules (in memory, or read lazily from shards).
