@@ -404,8 +404,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="N worker processes assemble the next training batches while a step runs "
-        "(default 0: in line; the same batches either way). On a GPU a few keep it from "
-        "waiting for the CPU; on the CPU they take cores from the training",
+        "(default 0: in line; the same batches either way). Meant for GPUs, which otherwise "
+        "wait for the CPU (not yet measured on one); on the CPU they did not pay",
     )
     group.add_argument("--resume", action="store_true", help="continue from --out/last.pt")
     group.add_argument(

@@ -30,6 +30,7 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
     assert "- command: `python benchmarks/bench_loader.py --rounds 2`" in text
 
 
+@pytest.mark.slow  # featurizes 70 rows
 def test_assembly_is_timed_at_each_batch_size():
     rates = bench.assembly_rates(16, [4, 16], repeats=1)
     assert set(rates) == {4, 16} and all(rate > 0 for rate in rates.values())

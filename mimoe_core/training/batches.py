@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,7 @@ from torch_geometric.data import Batch, Data
 
 from mimoe_core.conformer_views import conformer_view
 from mimoe_core.forward import assemble_batch, prepare_batch
+from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
 
@@ -42,10 +44,11 @@ class TrainingBatches:
 
     With ``workers`` > 0 the worker processes start at the first epoch and stay for the
     run (forked on Linux, so they share the molecules in memory). A first version forked
-    them at every epoch, and a worker took 280 MiB more than training in line at a batch of
-    32 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 90 MiB forked once,
-    ``loader_cpu.md``), likely the copy-on-write of the pages the trainer writes after each
-    fork. :meth:`close` stops them (so does garbage collection).
+    them at every epoch, and a worker took 280 and 730 MiB more than training in line at
+    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 90 and 120
+    MiB forked once, ``loader_cpu.md``), likely the copy-on-write of the pages the trainer
+    writes after each fork. The molecules are the ones given at construction. :meth:`close`
+    stops the workers (so does garbage collection).
 
     Args:
         molecules: the training molecules (in memory, or read lazily from shards).
@@ -57,8 +60,6 @@ class TrainingBatches:
     def __init__(
         self, molecules: Sequence[Data], device: torch.device, dtype: torch.dtype, workers: int = 0
     ) -> None:
-        if workers < 0:
-            raise ValueError(f"loader workers must be >= 0, got {workers}")
         self.molecules, self.device, self.dtype, self.workers = molecules, device, dtype, workers
         self._keys = _Keys()
         self._loader = self._new_loader() if workers else None
@@ -72,7 +73,7 @@ class TrainingBatches:
             prefetch_factor=PREFETCH_PER_WORKER,
             persistent_workers=True,
             pin_memory=self.device.type == "cuda",
-            worker_init_fn=_default_sigterm,
+            worker_init_fn=_init_worker,
             # Its own generator: the workers' seeds would otherwise be drawn from the global
             # random state, and dropout and gate noise would differ from the run in line.
             generator=torch.Generator(),
@@ -144,11 +145,16 @@ def _start_method() -> multiprocessing.context.BaseContext | None:
     return None
 
 
-def _default_sigterm(worker_id: int) -> None:
-    """A worker ends on SIGTERM.
+def _init_worker(worker_id: int) -> None:
+    """A worker leaves its rank's process group and signal handling, and dies with it.
 
-    It would otherwise run the handler it inherited from a training rank (which stops a
-    distributed run); the rank stops its workers itself.
+    torchrun stops a failed run's ranks with SIGTERM to each rank's process group: a worker
+    in that group would die first, and its rank would end in the loader's "worker killed"
+    error instead of its own one-line stop. Out of the group, with SIGTERM at its default,
+    the worker is stopped by its rank (or killed by Linux when its rank is gone). Batches
+    travel through named shared-memory files (see the module docstring).
     """
+    os.setpgid(0, 0)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal_when_parent_dies(signal.SIGKILL)
     torch.multiprocessing.set_sharing_strategy("file_system")

@@ -75,6 +75,7 @@ __all__ = [
     "rank_slice",
     "rows_kept_by_every_rank",
     "shutdown",
+    "signal_when_parent_dies",
     "weights_in_sync",
 ]
 
@@ -198,22 +199,23 @@ def init_from_env(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> Dis
         ) from err
     context = current()
     signal.signal(signal.SIGTERM, _stop_on_sigterm(context))
-    _sigterm_when_launcher_dies()
+    signal_when_parent_dies(signal.SIGTERM)
     return context
 
 
-def _sigterm_when_launcher_dies() -> None:
-    """Ask Linux to send this rank SIGTERM if its parent (the torchrun launcher) dies.
+def signal_when_parent_dies(signum: int) -> None:
+    """Ask Linux to send this process ``signum`` when its parent dies.
 
-    torchrun stops its ranks when it is stopped itself, but a launcher killed with SIGKILL
-    (or by the OOM killer) cannot, and a rank waiting for rank 0's featurization would wait
-    for days. Elsewhere than Linux this does nothing.
+    A rank asks for SIGTERM: torchrun stops its ranks when it is stopped itself, but a
+    launcher killed with SIGKILL (or by the OOM killer) cannot, and a rank waiting for rank
+    0's featurization would wait for days. A loader worker asks for SIGKILL when its rank
+    goes (:mod:`mimoe_core.training.batches`). Elsewhere than Linux this does nothing.
     """
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     except (OSError, AttributeError):  # no prctl in this C library
         return
 

@@ -68,8 +68,8 @@ class TrainSettings:
         loader_workers: worker processes that assemble the next training batches while a
             step runs (:mod:`mimoe_core.training.batches`), default 0 (each batch is made in
             line, when its step starts). The same batches in the same order, so the same
-            numbers; on a GPU they keep the GPU from waiting for the CPU, on the CPU they
-            take cores from the training (``benchmarks/results/loader_cpu.md``).
+            numbers; meant for GPUs, which otherwise wait for the CPU (not yet measured on
+            one); on the CPU they did not pay (``benchmarks/results/loader_cpu.md``).
     """
 
     epochs: int = 100

@@ -23,7 +23,7 @@ import copy
 import json
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -544,74 +544,84 @@ class TrainingRun:
         sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         usage = torch.zeros(model.num_experts, dtype=torch.float64, device=self.device)
         starts = range(0, len(order), settings.batch_size)
-        global_batches = [order[start : start + settings.batch_size] for start in starts]
         # A last global batch with fewer molecules than ranks is left out.
-        global_batches = [p for p in global_batches if len(p) >= context.world_size]
+        short = 0 < len(order) % settings.batch_size < context.world_size
+        kept = starts[: len(starts) - short]
+
+        def global_batches() -> Iterator[list[int]]:  # one at a time: an epoch is never listed
+            for start in kept:
+                yield order[start : start + settings.batch_size]
+
         # Dealt from the sizes alone: a rank reads (from shards, decodes) only its own.
         mine = (
-            (distributed.rank_slice(p, context, self.train_atoms[p]) for p in global_batches)
+            (distributed.rank_slice(p, context, self.train_atoms[p]) for p in global_batches())
             if context.distributed
-            else global_batches
+            else global_batches()
         )
         if self._batches is None:
             self._batches = TrainingBatches(train_list, self.device, dtype, settings.loader_workers)
-        batches = self._batches.epoch(mine, shown)
         steps = skipped = 0
-        for step, (positions, batch) in enumerate(zip(global_batches, batches, strict=True)):
-            lr = warmup_lr(settings, epoch, step, len(starts))
-            if lr is not None:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-            steps += 1
-            # The history's epoch means weigh each batch by its molecules; a rank's loss is
-            # its share of the global batch's mean, so it counts for its share of molecules.
-            global_size = len(positions)
-            weight = global_size / context.world_size
-            labels = None  # one process: the mean over the batch's present labels
-            if context.distributed:
-                # The mean over the global batch's labels, as one process takes it: DDP
-                # averages the ranks' gradients, so each rank divides its sum by the global
-                # count over the number of ranks (ranks can hold different numbers of labels:
-                # missing labels, slices one molecule apart).
-                labels = float(self.train_labels[positions].sum()) / context.world_size
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
-                out = self.step_forward(batch)
-            # Train mode: the model's outputs are standardized, so are the regression targets.
-            target = (
-                model.output_transform.transform(batch[keys.Y].to(out.y.dtype))
-                if self.task == "regression"
-                else batch[keys.Y]
-            )
-            if out.log_var is not None and epoch >= settings.mve_warmup:
-                task_loss = masked_gaussian_nll(
-                    out.y.float(), out.log_var.float(), target.float(), batch[keys.Y_MASK], labels
+        # closing: a step that raises must not leave the loader's workers held by this frame
+        with contextlib.closing(self._batches.epoch(mine, shown)) as batches:
+            for step, (positions, batch) in enumerate(zip(global_batches(), batches, strict=True)):
+                lr = warmup_lr(settings, epoch, step, len(starts))
+                if lr is not None:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+                steps += 1
+                # The history's epoch means weigh each batch by its molecules; a rank's loss is
+                # its share of the global batch's mean, so it counts for its share of molecules.
+                global_size = len(positions)
+                weight = global_size / context.world_size
+                labels = None  # one process: the mean over the batch's present labels
+                if context.distributed:
+                    # The mean over the global batch's labels, as one process takes it: DDP
+                    # averages the ranks' gradients, so each rank divides its sum by the global
+                    # count over the number of ranks (ranks can hold different numbers of labels:
+                    # missing labels, slices one molecule apart).
+                    labels = float(self.train_labels[positions].sum()) / context.world_size
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+                    out = self.step_forward(batch)
+                # Train mode: the model's outputs are standardized, so are the regression targets.
+                target = (
+                    model.output_transform.transform(batch[keys.Y].to(out.y.dtype))
+                    if self.task == "regression"
+                    else batch[keys.Y]
                 )
-            else:  # MSE first: the mean settles before the variance is fitted to it
-                task_loss = masked_loss(
-                    out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
-                )
-            aux_loss = out.aux_loss
-            if context.distributed and out.probs is not None:
-                # Balanced over the global batch, as one process balances it, not per rank.
-                aux_loss = distributed.global_balancing_loss(
-                    out.probs, out.selected, global_size, context
-                )
-            loss = task_loss + model.balance_weight * aux_loss.float()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if context.distributed:
-                distributed.forget_unused_gradients(model)
-            # All-reduced gradients: every rank sees the same norm, so all skip together.
-            if not torch.isfinite(gradient_norm(model, settings.clip_norm)):
+                if out.log_var is not None and epoch >= settings.mve_warmup:
+                    task_loss = masked_gaussian_nll(
+                        out.y.float(),
+                        out.log_var.float(),
+                        target.float(),
+                        batch[keys.Y_MASK],
+                        labels,
+                    )
+                else:  # MSE first: the mean settles before the variance is fitted to it
+                    task_loss = masked_loss(
+                        out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
+                    )
+                aux_loss = out.aux_loss
+                if context.distributed and out.probs is not None:
+                    # Balanced over the global batch, as one process balances it, not per rank.
+                    aux_loss = distributed.global_balancing_loss(
+                        out.probs, out.selected, global_size, context
+                    )
+                loss = task_loss + model.balance_weight * aux_loss.float()
                 self.optimizer.zero_grad(set_to_none=True)
-                skipped += 1
-                continue
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(model)
-            one = torch.ones((), dtype=loss.dtype, device=loss.device)
-            sums += torch.stack([loss, task_loss, aux_loss.float(), one]).detach() * weight
-            usage += out.selected.double().sum(0)
+                loss.backward()
+                if context.distributed:
+                    distributed.forget_unused_gradients(model)
+                # All-reduced gradients: every rank sees the same norm, so all skip together.
+                if not torch.isfinite(gradient_norm(model, settings.clip_norm)):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    continue
+                self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update(model)
+                one = torch.ones((), dtype=loss.dtype, device=loss.device)
+                sums += torch.stack([loss, task_loss, aux_loss.float(), one]).detach() * weight
+                usage += out.selected.double().sum(0)
         sums, usage = (distributed.all_sum(t.cpu(), context) for t in (sums, usage))
         total = max(float(sums[3]), 1.0)
         self.timing["molecules"] += int(sums[3])

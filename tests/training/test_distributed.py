@@ -185,6 +185,30 @@ def test_a_killed_rank_ends_the_run_clearly_and_resume_continues_it(runs, shared
     )
 
 
+@pytest.mark.slow
+def test_a_killed_rank_with_loader_workers_ends_the_run_as_clearly(runs, shared_cache, tmp_path):
+    """torchrun stops the other rank with SIGTERM to its process group: its loader worker,
+    in a group of its own, is not hit first, so the rank stops with its one line, not the
+    loader's "worker killed" traceback; and the resumed run is the uninterrupted one."""
+    out, workers = tmp_path / "killed_workers", ["--loader-workers", "1"]
+    done = _torchrun(
+        [*ARGS, *workers, "--out", str(out)],
+        shared_cache,
+        entry=[str(FAULT_ENTRY)],
+        MIMOE_FAULT="kill:1:2",
+    )
+    assert done.returncode != 0
+    assert "mimoe train: stopped: rank 0 of 2" in done.stderr, done.stderr[-3000:]
+    # torchrun's own report of the failed ranks is the one traceback
+    assert "DataLoader" not in done.stderr and done.stderr.count("Traceback") == 1
+    resumed = _torchrun([*ARGS, *workers, "--out", str(out), "--resume"], shared_cache)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after, uninterrupted = (pd.read_csv(p / "history.csv") for p in (out, runs["two"]))
+    pd.testing.assert_frame_equal(
+        after.drop(columns="seconds"), uninterrupted.drop(columns="seconds")
+    )
+
+
 def test_a_nan_loss_on_one_rank_is_skipped_by_both(shared_cache, tmp_path):
     """Fault injection: rank 1's loss is NaN in its second step. The all-reduced gradients
     are NaN on both ranks, both skip that step, and the weights stay identical."""

@@ -4,6 +4,7 @@ the same run, the global random state untouched, errors that reach the trainer, 
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,10 @@ from torch_geometric.data import Data
 
 from mimoe_core import keys
 from mimoe_core.cli import main
+from mimoe_core.conformers import ConformerSettings
+from mimoe_core.data import load_dataset
+from mimoe_core.data.splits import make_split
+from mimoe_core.featurization import featurize
 from mimoe_core.shards import ShardedDataset, write_shards
 from mimoe_core.training import TrainSettings, train
 from mimoe_core.training.batches import TrainingBatches
@@ -80,6 +85,22 @@ def test_workers_assemble_the_batches_made_in_line():
     assert keys.CONF_POS not in first  # views, not the ensembles
 
 
+def _children() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def test_workers_start_once_and_stop_when_closed():
+    molecules, before = _molecules(12), _children()
+    batches = TrainingBatches(molecules, CPU, torch.float32, workers=2)
+    seen = []
+    for _ in range(3):
+        list(batches.epoch([[0, 1], [2, 3], [4]], np.zeros(12, int)))
+        seen.append(_children() - before)
+    assert len(seen[0]) == 2 and seen[0] == seen[1] == seen[2]  # the same two, every epoch
+    batches.close()
+    assert not _children() - before
+
+
 def test_the_loader_leaves_the_global_random_state_alone():
     molecules = _molecules(12)
     torch.manual_seed(5)
@@ -111,18 +132,28 @@ def test_a_worker_error_reaches_the_trainer_as_itself():
 def test_a_negative_number_of_workers_is_an_error():
     with pytest.raises(ValueError, match="loader_workers must be >= 0, got -1"):
         TrainSettings(loader_workers=-1)
-    with pytest.raises(ValueError, match="loader workers must be >= 0"):
-        TrainingBatches(_molecules(2), CPU, torch.float32, workers=-2)
 
 
 def _history(result) -> pd.DataFrame:
     return result.history.drop(columns="seconds")
 
 
-def test_training_with_workers_is_the_run_in_line(freesolv40):
-    """Gate dropout and noise on: the same batches and the same random draws, so the same
-    run, to the bit (the CPU run is deterministic)."""
-    ds, split = freesolv40
+@pytest.fixture(scope="module")
+def three_conformers(tmp_path_factory):
+    """``(dataset, split)``: 24 FreeSolv molecules holding 3 conformers each."""
+    settings = ConformerSettings(keep_conformers=3)
+    cache = tmp_path_factory.mktemp("cache")
+    ds = featurize(load_dataset("freesolv", limit=24), settings, cache_dir=cache, n_jobs=1,
+                   progress=False)  # fmt: skip
+    return ds, make_split("random", ds.smiles, seed=0)
+
+
+def test_training_with_workers_is_the_run_in_line(three_conformers):
+    """Gate dropout and noise on, each molecule showing one of 3 conformers per epoch: the
+    same batches and the same random draws, so the same run, to the bit (the CPU run is
+    deterministic); and no worker is left when it ends."""
+    ds, split = three_conformers
+    before = _children()
     inline = train(ds, split, NOISY, quick(epochs=2))
     ahead = train(ds, split, NOISY, quick(epochs=2, loader_workers=2))
     pd.testing.assert_frame_equal(_history(ahead), _history(inline), check_exact=True)
@@ -130,12 +161,30 @@ def test_training_with_workers_is_the_run_in_line(freesolv40):
         assert torch.equal(ahead.model.state_dict()[name], weight), name
     assert ahead.metrics["settings"]["loader_workers"] == 2
     assert inline.metrics["settings"]["loader_workers"] == 0
+    assert not _children() - before
+
+
+def test_no_worker_is_left_when_a_step_raises(freesolv40, monkeypatch):
+    ds, split = freesolv40
+    before, steps = _children(), [0]
+
+    def failing(*args):
+        steps[0] += 1
+        if steps[0] == 3:
+            raise RuntimeError("injected in step 3")
+        return trainer_gradient_norm(*args)
+
+    from mimoe_core.training import trainer
+
+    trainer_gradient_norm = trainer.gradient_norm
+    monkeypatch.setattr(trainer, "gradient_norm", failing)
+    with pytest.raises(RuntimeError, match="injected in step 3") as raised:
+        train(ds, split, TINY, quick(epochs=2, loader_workers=2))
+    assert raised.value is not None  # the error, and its frames, still held here
+    assert not _children() - before
 
 
 def test_workers_read_shards_as_the_run_in_line_does(tmp_path):
-    from mimoe_core.data import load_dataset
-    from mimoe_core.data.splits import make_split
-
     shards = write_shards(
         load_dataset("freesolv", limit=40), tmp_path / "shards", shard_size=12,
         n_jobs=1, progress=False,
