@@ -1,4 +1,4 @@
-"""CUDA checks: bf16 autocast forward/backward, sparse dispatch, a short training run, NCCL DDP.
+"""CUDA checks: bf16 autocast forward/backward, sparse dispatch, training runs, NCCL DDP.
 
 Marked ``gpu`` (skipped by default) and skipped when torch sees no CUDA device. Select them
 with ``pytest -m gpu tests/models/test_gpu.py``. ``MIMOE_GPU_TEST_DEVICE=cpu`` runs the same
@@ -107,6 +107,27 @@ def test_short_training_run_and_checkpoint_round_trip(tmp_path):
     again = predict(ckpt, smiles, device=DEVICE, n_jobs=1)
     frame = pd.read_csv(tmp_path / "test_predictions.csv")
     np.testing.assert_allclose(again.prediction[:, 0], frame["expt_pred"], rtol=2e-2, atol=2e-2)
+
+
+def test_loader_workers_train_as_batches_made_in_line():
+    """Batches from the workers' pinned memory, copied without blocking: the first epoch is
+    the in-line one's (to rounding: CUDA sums scatters in its own order), so no step read a
+    batch before its copy had landed."""
+    from mimoe_core.data import make_split
+    from mimoe_core.featurization import featurize_dataset
+    from mimoe_core.training import TrainSettings, train
+
+    ds = featurize_dataset("freesolv", limit=64, progress=False, n_jobs=1)
+    split = make_split("random", ds.smiles)
+    config = {"expert": {"hidden_channels": 32, "num_layers": 2}}
+    first = []
+    for workers in (0, 2):
+        settings = TrainSettings(
+            epochs=1, batch_size=16, device=DEVICE, progress=False, loader_workers=workers
+        )
+        first.append(train(ds, split, config, settings).history.iloc[0])
+    for column in ("loss", "task_loss", "val_rmse"):
+        np.testing.assert_allclose(first[1][column], first[0][column], rtol=2e-2, err_msg=column)
 
 
 @pytest.mark.skipif(
