@@ -141,12 +141,12 @@ def test_prediction_averages_over_the_conformers_and_reports_their_spread(ensemb
 
 def test_training_shows_drawn_conformers_and_records_how_many(ensemble_data, monkeypatch):
     from mimoe_core.training import TrainSettings, train
-    from mimoe_core.training import trainer as trainer_module
+    from mimoe_core.training import batches as batches_module
 
     ds, _, _ = ensemble_data
     ensembles = {int(d[keys.ROW]): d[keys.CONF_POS] for d in ds.data_list}
     shown: list[int] = []
-    real = trainer_module.prepare_batch
+    real = batches_module.prepare_batch
 
     def spy(data_list, device, dtype):  # which conformer each training molecule shows
         for d in data_list:
@@ -155,7 +155,7 @@ def test_training_shows_drawn_conformers_and_records_how_many(ensemble_data, mon
                 shown.append(next(c for c in range(M) if torch.equal(conf[:, c], d[keys.POS])))
         return real(data_list, device, dtype)
 
-    monkeypatch.setattr(trainer_module, "prepare_batch", spy)
+    monkeypatch.setattr(batches_module, "prepare_batch", spy)
     settings = TrainSettings(epochs=2, batch_size=8, progress=False, device="cpu")
     result = train(ds, make_split("random", ds.smiles), TINY, settings)
     assert result.metrics["conformers_per_molecule"] == M
