@@ -569,59 +569,12 @@ class TrainingRun:
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
                 steps += 1
-                # The history's epoch means weigh each batch by its molecules; a rank's loss is
-                # its share of the global batch's mean, so it counts for its share of molecules.
-                global_size = len(positions)
-                weight = global_size / context.world_size
-                labels = None  # one process: the mean over the batch's present labels
-                if context.distributed:
-                    # The mean over the global batch's labels, as one process takes it: DDP
-                    # averages the ranks' gradients, so each rank divides its sum by the global
-                    # count over the number of ranks (ranks can hold different numbers of labels:
-                    # missing labels, slices one molecule apart).
-                    labels = float(self.train_labels[positions].sum()) / context.world_size
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
-                    out = self.step_forward(batch)
-                # Train mode: the model's outputs are standardized, so are the regression targets.
-                target = (
-                    model.output_transform.transform(batch[keys.Y].to(out.y.dtype))
-                    if self.task == "regression"
-                    else batch[keys.Y]
-                )
-                if out.log_var is not None and epoch >= settings.mve_warmup:
-                    task_loss = masked_gaussian_nll(
-                        out.y.float(),
-                        out.log_var.float(),
-                        target.float(),
-                        batch[keys.Y_MASK],
-                        labels,
-                    )
-                else:  # MSE first: the mean settles before the variance is fitted to it
-                    task_loss = masked_loss(
-                        out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
-                    )
-                aux_loss = out.aux_loss
-                if context.distributed and out.probs is not None:
-                    # Balanced over the global batch, as one process balances it, not per rank.
-                    aux_loss = distributed.global_balancing_loss(
-                        out.probs, out.selected, global_size, context
-                    )
-                loss = task_loss + model.balance_weight * aux_loss.float()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if context.distributed:
-                    distributed.forget_unused_gradients(model)
-                # All-reduced gradients: every rank sees the same norm, so all skip together.
-                if not torch.isfinite(gradient_norm(model, settings.clip_norm)):
-                    self.optimizer.zero_grad(set_to_none=True)
+                done = self._train_step(batch, positions, epoch)
+                if done is None:
                     skipped += 1
                     continue
-                self.optimizer.step()
-                if self.ema is not None:
-                    self.ema.update(model)
-                one = torch.ones((), dtype=loss.dtype, device=loss.device)
-                sums += torch.stack([loss, task_loss, aux_loss.float(), one]).detach() * weight
-                usage += out.selected.double().sum(0)
+                sums += done[0]
+                usage += done[1]
         sums, usage = (distributed.all_sum(t.cpu(), context) for t in (sums, usage))
         total = max(float(sums[3]), 1.0)
         self.timing["molecules"] += int(sums[3])
@@ -639,6 +592,65 @@ class TrainingRun:
         row.update({f"usage_{e + 1}": float(u) / total for e, u in enumerate(usage)})
         row["skipped_steps"] = skipped
         return row
+
+    def _train_step(
+        self, batch: Any, positions: list[int], epoch: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """One optimizer step on this process's part of the global batch ``positions``.
+
+        Returns the step's ``(loss, task_loss, aux_loss, molecules)`` weighted for the
+        history's epoch means, and each expert's Top-k count, both on the device; or None
+        when the gradients were not finite and the step was skipped.
+        """
+        model, settings, context = self.model, self.settings, self.context
+        # The history's epoch means weigh each batch by its molecules; a rank's loss is
+        # its share of the global batch's mean, so it counts for its share of molecules.
+        global_size = len(positions)
+        weight = global_size / context.world_size
+        labels = None  # one process: the mean over the batch's present labels
+        if context.distributed:
+            # The mean over the global batch's labels, as one process takes it: DDP
+            # averages the ranks' gradients, so each rank divides its sum by the global
+            # count over the number of ranks (ranks can hold different numbers of labels:
+            # missing labels, slices one molecule apart).
+            labels = float(self.train_labels[positions].sum()) / context.world_size
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+            out = self.step_forward(batch)
+        # Train mode: the model's outputs are standardized, so are the regression targets.
+        target = (
+            model.output_transform.transform(batch[keys.Y].to(out.y.dtype))
+            if self.task == "regression"
+            else batch[keys.Y]
+        )
+        if out.log_var is not None and epoch >= settings.mve_warmup:
+            task_loss = masked_gaussian_nll(
+                out.y.float(), out.log_var.float(), target.float(), batch[keys.Y_MASK], labels
+            )
+        else:  # MSE first: the mean settles before the variance is fitted to it
+            task_loss = masked_loss(
+                out.y.float(), target.float(), batch[keys.Y_MASK], self.task, labels
+            )
+        aux_loss = out.aux_loss
+        if context.distributed and out.probs is not None:
+            # Balanced over the global batch, as one process balances it, not per rank.
+            aux_loss = distributed.global_balancing_loss(
+                out.probs, out.selected, global_size, context
+            )
+        loss = task_loss + model.balance_weight * aux_loss.float()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if context.distributed:
+            distributed.forget_unused_gradients(model)
+        # All-reduced gradients: every rank sees the same norm, so all skip together.
+        if not torch.isfinite(gradient_norm(model, settings.clip_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(model)
+        one = torch.ones((), dtype=loss.dtype, device=loss.device)
+        terms = torch.stack([loss, task_loss, aux_loss.float(), one]).detach() * weight
+        return terms, out.selected.double().sum(0)
 
     def final_metrics(self) -> dict[str, Any]:
         """The ``metrics.json`` content: the run's facts and the model's val/test scores."""
