@@ -1,13 +1,18 @@
-"""What assembling the training batches costs, and what loader worker processes change,
-measured side by side on this machine.
+"""What assembling the training batches costs, one by one or gathered from packed molecules,
+and what loader worker processes change, measured side by side on this machine.
 
-1. Batch assembly alone (``mimoe_core.forward.assemble_batch`` over conformer views, what a
-   training step does before its forward pass) on the first ``--molecules`` training
-   molecules of Tox21, at each batch size of ``--batches``, one thread: molecules/s and
-   microseconds per molecule. A loop that assembles in line spends this at every step, and
-   on a GPU the GPU waits meanwhile: at issue 17's GPU target of 10,000 molecules/s a
-   molecule has 100 us for the whole step.
-2. Training, ``mimoe train`` on the same molecules (MI-MoE(SchNet), CLI defaults, 2
+1. Batch assembly alone, what a training step does before its forward pass, on the first
+   ``--molecules`` training molecules of Tox21, at each batch size of ``--batches`` and 1024,
+   one thread: PyG's ``Batch.from_data_list`` over the molecules one by one (how every batch
+   was made before 2026-12-07, and still how batches from shards are made) against
+   :class:`~mimoe_core.packed_molecules.PackedMolecules` (the same batch, gathered from flat
+   tensors), the two alternating; molecules/s, microseconds per molecule, and their ratio.
+   At issue 17's GPU target of 10,000 molecules/s a molecule has 100 us for the whole step.
+2. What a loader worker copies: ``--memory-molecules`` molecules in memory (the training
+   molecules repeated, each a distinct object as a featurized list holds them), one worker
+   assembling one epoch of batches of 256, one by one against packed: the worker's private
+   memory (USS) after the epoch, and what packing adds to the trainer's.
+3. Training, ``mimoe train`` on the same molecules (MI-MoE(SchNet), CLI defaults, 2
    epochs, one thread), in line against ``--loader-workers 1`` (a worker process on the
    second core assembles the batches ahead), at each batch size; the cases alternate over
    ``--rounds`` rounds, each in its own process: molecules/s (``metrics.json``), the ratio
@@ -29,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -46,29 +52,102 @@ def _rows(molecules: int) -> int:
     return math.ceil(molecules / 0.8) + 50
 
 
-def assembly_rates(molecules: int, batches: list[int], repeats: int = 3) -> dict[int, float]:
-    """Molecules/s of batch assembly alone at each batch size (best of ``repeats`` passes)."""
-    from mimoe_core.conformer_views import conformer_view
+def _training_molecules(molecules: int) -> list:
+    """The first ``molecules`` training molecules of Tox21 (random split, seed 0)."""
     from mimoe_core.data import load_dataset, make_split
     from mimoe_core.featurization import featurize
-    from mimoe_core.forward import assemble_batch
 
-    torch.set_num_threads(1)
     data = featurize(load_dataset(DATASET, limit=_rows(molecules)), progress=False, n_jobs=1)
     split = make_split("random", data.smiles, seed=0)
-    train = [data.data_list[i] for i in split.train[:molecules]]
-    rates = {}
+    return [data.data_list[i] for i in split.train[:molecules]]
+
+
+def assembly_rates(train: list, batches: list[int], repeats: int = 3) -> dict:
+    """Molecules/s of batch assembly alone, one by one and packed, at each batch size.
+
+    The best of ``repeats`` passes over ``train`` each, the two ways alternating; the time to
+    pack the molecules is reported apart (``"pack_seconds"``), as training packs them once.
+    """
+    from mimoe_core.conformer_views import conformer_view
+    from mimoe_core.forward import assemble_batch
+    from mimoe_core.packed_molecules import PackedMolecules
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    packed = PackedMolecules(train)
+    found: dict = {"pack_seconds": time.perf_counter() - start}
+
+    def one_by_one(positions: range) -> None:
+        assemble_batch([conformer_view(train[i], 0) for i in positions], torch.float32)
+
+    def gathered(positions: range) -> None:
+        packed.batch(positions, dtype=torch.float32)
+
     for batch in batches:
-        best = 0.0
+        best = {"one by one": 0.0, "packed": 0.0}
         for _ in range(repeats):
-            start, done = time.perf_counter(), 0
-            for first in range(0, len(train) - batch + 1, batch):
-                assemble_batch([conformer_view(d, 0) for d in train[first : first + batch]],
-                               torch.float32)  # fmt: skip
-                done += batch
-            best = max(best, done / (time.perf_counter() - start))
-        rates[batch] = best
-    return rates
+            for way, assemble in (("one by one", one_by_one), ("packed", gathered)):
+                start, done = time.perf_counter(), 0
+                for first in range(0, len(train) - batch + 1, batch):
+                    assemble(range(first, first + batch))
+                    done += batch
+                best[way] = max(best[way], done / (time.perf_counter() - start))
+        found[batch] = best
+    return found
+
+
+def worker_memory(train: list, molecules: int, batch: int = 256) -> dict:
+    """A loader worker's private memory after one epoch, molecules one by one and packed.
+
+    ``molecules`` molecules in memory: ``train`` repeated, each tensor cloned so that every
+    molecule is its own objects, as in a featurized list. Returns, per way, the worker's USS
+    and how much the trainer's USS grew when the batches were set up (the packing), bytes.
+    """
+    import multiprocessing
+
+    import psutil
+    from torch_geometric.data import Data
+
+    from mimoe_core.training.batches import TrainingBatches
+
+    many = [
+        Data(
+            **{k: v.clone() if torch.is_tensor(v) else v for k, v in train[i % len(train)].items()}
+        )
+        for i in range(molecules)
+    ]
+    ways = {"one by one": _OneByOne(many), "packed": many}
+    found = {}
+    me = psutil.Process()
+    for way, held in ways.items():
+        before = me.memory_full_info().uss
+        batches = TrainingBatches(held, torch.device("cpu"), torch.float32, workers=1)
+        setup = me.memory_full_info().uss - before
+        steps = [
+            range(first, min(first + batch, molecules)) for first in range(0, molecules, batch)
+        ]
+        for _ in batches.epoch(steps, torch.zeros(molecules, dtype=torch.long)):
+            pass
+        (worker,) = multiprocessing.active_children()
+        found[way] = {"worker_uss": psutil.Process(worker.pid).memory_full_info().uss,
+                      "trainer_setup": setup}  # fmt: skip
+        batches.close()
+        del batches
+        print(way, {k: round(v / 2**20, 1) for k, v in found[way].items()}, "MiB", flush=True)
+    return found
+
+
+class _OneByOne(Sequence):
+    """Molecules in memory, read one at a time: how a worker assembled them before packing."""
+
+    def __init__(self, molecules: list) -> None:
+        self.molecules = molecules
+
+    def __len__(self) -> int:
+        return len(self.molecules)
+
+    def __getitem__(self, i: int):
+        return self.molecules[i]
 
 
 def train_case(workers: int, batch: int, args: argparse.Namespace, work: Path) -> dict:
@@ -84,25 +163,48 @@ def train_case(workers: int, batch: int, args: argparse.Namespace, work: Path) -
     return {"per_second": timing["train_molecules_per_second"], "pss": found["peak_rss"]}
 
 
-def render(assembly: dict[int, float], found: dict, args: argparse.Namespace, argv) -> str:
-    """The report: command, machine, date, the assembly rates and the training table."""
+def render(assembly: dict, memory: dict, found: dict, args: argparse.Namespace, argv) -> str:
+    """The report: command, machine, date, assembly rates, worker memory, the training table."""
     lines = report_header(
-        "Assembling the training batches: in line against a loader worker", "bench_loader.py",
-        argv,
+        "Assembling the training batches: one by one or packed, in line or in a loader worker",
+        "bench_loader.py", argv,
     )  # fmt: skip
     lines += [
         f"- Tox21's first {_rows(args.molecules)} rows, random split (seed 0): assembly reads "
         f"the first {args.molecules} training molecules, training the whole training part "
         "(about as many); one thread per process",
         "",
-        "Batch assembly alone (conformer views and `assemble_batch`, best of 3 passes):",
+        "Batch assembly alone (best of 3 passes each, the two ways alternating): one by one is "
+        "PyG's `Batch.from_data_list` over the conformer views, packed is "
+        "`PackedMolecules.batch` (the same batch, gathered from flat tensors; packing the "
+        f"{args.molecules} molecules once took {assembly['pack_seconds'] * 1e3:.0f} ms):",
         "",
-        "| batch | molecules/s | us per molecule | share of a molecule's 100 us at 10,000/s |",
+        "| batch | one by one: molecules/s | us per molecule | packed: molecules/s "
+        "| us per molecule | packed / one by one | packed: share of 100 us |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for batch in sorted(b for b in assembly if b != "pack_seconds"):
+        slow, fast = assembly[batch]["one by one"], assembly[batch]["packed"]
+        lines.append(
+            f"| {batch} | {slow:,.0f} | {1e6 / slow:.1f} | {fast:,.0f} | {1e6 / fast:.1f} "
+            f"| {fast / slow:.1f}x | {1e4 / fast:.1%} |"
+        )
+    lines += [
+        "",
+        f"A loader worker's private memory (USS) after assembling one epoch of "
+        f"{args.memory_molecules:,} molecules in memory (the training molecules repeated, each "
+        "its own objects) in batches of 256, and what setting up the batches added to the "
+        "trainer's (packing):",
+        "",
+        "| molecules read | worker USS (MiB) | per molecule (bytes) | trainer's set-up (MiB) |",
         "|---|---|---|---|",
     ]
-    for batch, rate in assembly.items():
-        us = 1e6 / rate
-        lines.append(f"| {batch} | {rate:,.0f} | {us:.1f} | {us / 100:.0%} |")
+    for way, sizes in memory.items():
+        lines.append(
+            f"| {way} | {sizes['worker_uss'] / 2**20:.0f} "
+            f"| {sizes['worker_uss'] / args.memory_molecules:,.0f} "
+            f"| {sizes['trainer_setup'] / 2**20:.0f} |"
+        )
     lines += [
         "",
         f"Training, `mimoe train`, 2 epochs (MI-MoE(SchNet), CLI defaults), median of "
@@ -136,11 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="32,256", help="batch sizes, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/loader_cpu.md")
+    parser.add_argument("--memory-molecules", type=int, default=100_000)
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     sizes = sorted(b for b in {*args.batches, 1024} if b <= args.molecules)
-    assembly = assembly_rates(args.molecules, sizes)
-    print({b: round(r) for b, r in assembly.items()}, flush=True)
+    train = _training_molecules(args.molecules)
+    assembly = assembly_rates(train, sizes)
+    print(assembly, flush=True)
+    memory = worker_memory(train, args.memory_molecules)
+    del train
     found: dict = {(batch, case): [] for batch in args.batches for case in CASES}
     with tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
@@ -150,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = train_case(CASES[case], batch, args, Path(scratch))
                     found[(batch, case)].append(run)
                     print(round_, batch, case, run, flush=True)
-    write_report(args.out, render(assembly, found, args, argv))
+    write_report(args.out, render(assembly, memory, found, args, argv))
     return 0
 
 

@@ -21,9 +21,18 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
         (32, INLINE): [{"per_second": 100.0, "pss": 2**29}, {"per_second": 200.0, "pss": 2**29}],
         (32, AHEAD): [{"per_second": 120.0, "pss": 2**30}, {"per_second": 180.0, "pss": 2**30}],
     }
-    args = argparse.Namespace(molecules=64, batches=[32], rounds=2)
-    text = bench.render({32: 25_000.0}, found, args, ["--rounds", "2"])
-    assert "| 32 | 25,000 | 40.0 | 40% |" in text  # 40 us of a molecule's 100 us
+    args = argparse.Namespace(molecules=64, batches=[32], rounds=2, memory_molecules=1000)
+    assembly = {"pack_seconds": 0.012, 32: {"one by one": 25_000.0, "packed": 100_000.0}}
+    memory = {
+        "one by one": {"worker_uss": 3 * 2**20, "trainer_setup": 0},
+        "packed": {"worker_uss": 2**20, "trainer_setup": 2**21},
+    }
+    text = bench.render(assembly, memory, found, args, ["--rounds", "2"])
+    # 40 us one by one, 10 us packed: a tenth of a molecule's 100 us
+    assert "| 32 | 25,000 | 40.0 | 100,000 | 10.0 | 4.0x | 10.0% |" in text
+    assert "packing the 64 molecules once took 12 ms" in text
+    assert "| one by one | 3 | 3,146 | 0 |" in text  # 3 MiB over 1,000 molecules
+    assert "| packed | 1 | 1,049 | 2 |" in text
     assert "| 32 | in line (default) | 150.0 | 100, 200 | 512 |" in text
     assert "| 32 | 1 loader worker | 150.0 | 120, 180 | 1024 |" in text
     assert "| 32 | 1.05x | 1.20, 0.90 |" in text
@@ -31,18 +40,22 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
 
 
 @pytest.mark.slow  # featurizes 70 rows
-def test_assembly_is_timed_at_each_batch_size():
-    rates = bench.assembly_rates(16, [4, 16], repeats=1)
-    assert set(rates) == {4, 16} and all(rate > 0 for rate in rates.values())
+def test_assembly_is_timed_at_each_batch_size_and_a_worker_is_measured():
+    train = bench._training_molecules(16)
+    rates = bench.assembly_rates(train, [4, 16], repeats=1)
+    assert set(rates) == {"pack_seconds", 4, 16}
+    assert all(rate > 0 for batch in (4, 16) for rate in rates[batch].values())
+    memory = bench.worker_memory(train, 200, batch=64)
+    assert set(memory) == {"one by one", "packed"}
+    assert all(sizes["worker_uss"] > 0 for sizes in memory.values())
 
 
 @pytest.mark.slow
 def test_a_small_run_measures_every_case(tmp_path):
     out = tmp_path / "loader.md"
-    assert (
-        bench.main(["--molecules", "32", "--batches", "16", "--rounds", "1", "--out", str(out)])
-        == 0
-    )
+    argv = ["--molecules", "32", "--batches", "16", "--rounds", "1",
+            "--memory-molecules", "300", "--out", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
     text = out.read_text()
     for case in bench.CASES:
         assert f"| 16 | {case} | " in text

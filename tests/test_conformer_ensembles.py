@@ -146,16 +146,17 @@ def test_training_shows_drawn_conformers_and_records_how_many(ensemble_data, mon
     ds, _, _ = ensemble_data
     ensembles = {int(d[keys.ROW]): d[keys.CONF_POS] for d in ds.data_list}
     shown: list[int] = []
-    real = batches_module.prepare_batch
+    real = batches_module._StepBatches.__getitem__
 
-    def spy(data_list, device, dtype):  # which conformer each training molecule shows
-        for d in data_list:
-            if keys.CONF_POS not in d:  # a training view, not an evaluation batch
-                conf = ensembles[int(d[keys.ROW])]
-                shown.append(next(c for c in range(M) if torch.equal(conf[:, c], d[keys.POS])))
-        return real(data_list, device, dtype)
+    def spy(self, key):  # which conformer each training molecule shows
+        batch = real(self, key)
+        for slot in range(batch.num_graphs):
+            conf = ensembles[int(batch[keys.ROW][slot])]
+            pos = batch[keys.POS][batch.batch == slot]
+            shown.append(next(c for c in range(M) if torch.equal(conf[:, c], pos)))
+        return batch
 
-    monkeypatch.setattr(batches_module, "prepare_batch", spy)
+    monkeypatch.setattr(batches_module._StepBatches, "__getitem__", spy)
     settings = TrainSettings(epochs=2, batch_size=8, progress=False, device="cpu")
     result = train(ds, make_split("random", ds.smiles), TINY, settings)
     assert result.metrics["conformers_per_molecule"] == M

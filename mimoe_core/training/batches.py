@@ -1,13 +1,14 @@
 """The training batches of an epoch, assembled in line or ahead by loader worker processes.
 
-Assembling a batch (PyG's ``Batch.from_data_list`` over the step's molecules) is CPU work of
-tens of microseconds per molecule (``benchmarks/bench_loader.py``). On the CPU it is a small
-part of a step; on a GPU, done in line, it is time the GPU waits at every step. With
-``TrainSettings.loader_workers`` > 0, the worker processes of a torch ``DataLoader`` assemble
-the next batches while the current step runs, and the trainer only moves each to the device
-(from pinned memory on CUDA, without blocking). The batches are the same molecules in the
-same order as in line, so the run's numbers do not change (tested), and the loader draws
-nothing from the global random state that dropout and gate noise use.
+Molecules in memory are packed once into flat tensors
+(:class:`~mimoe_core.packed_molecules.PackedMolecules`) and each step's batch is gathered
+from them; molecules read lazily (shards) are assembled one by one with PyG's
+``Batch.from_data_list``. With ``TrainSettings.loader_workers`` > 0, the worker processes of a
+torch ``DataLoader`` assemble the next batches while the current step runs, and the trainer
+only moves each to the device (from pinned memory on CUDA, without blocking). The batches
+are the same molecules in the same order either way, so the run's numbers do not change
+(tested), and the loader draws nothing from the global random state that dropout and gate
+noise use.
 
 Workers send their batches through named shared-memory files (torch's ``file_system``
 sharing strategy, set in the workers only): the default strategy passes every tensor's file
@@ -17,20 +18,19 @@ against 5 ms (profiled by hand with cProfile on this 2-core machine).
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
 
 from mimoe_core.conformer_views import conformer_view
-from mimoe_core.forward import assemble_batch, prepare_batch
+from mimoe_core.forward import assemble_batch
+from mimoe_core.packed_molecules import PackedMolecules
 from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
@@ -42,10 +42,17 @@ PREFETCH_PER_WORKER = 2
 class TrainingBatches:
     """The batch of every training step, epoch after epoch, on the run's device.
 
+    Molecules in memory (a list) are packed into flat tensors once
+    (:class:`~mimoe_core.packed_molecules.PackedMolecules`), and each batch is gathered from
+    them with a few vectorized operations: 3.3 to 10.1 times faster than PyG's
+    ``Batch.from_data_list`` at batches of 32 to 1024 (``benchmarks/results/loader_cpu.md``),
+    and the same batch. Molecules read lazily (shards) are assembled one by one.
+
     With ``workers`` > 0 the worker processes start at the first epoch and stay for the
-    run (forked on Linux, so they share the molecules in memory). A first version forked
+    run (forked on Linux, so they share the molecules in memory; packed ones without copying
+    them, as reading them writes nothing). A first version forked
     them at every epoch, and a worker took 280 and 730 MiB more than training in line at
-    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 90 and 120
+    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 100 and 87
     MiB forked once, ``loader_cpu.md``), likely the copy-on-write of the pages the trainer
     writes after each fork. The molecules are the ones given at construction. :meth:`close`
     stops the workers (so does garbage collection).
@@ -60,15 +67,17 @@ class TrainingBatches:
     def __init__(
         self, molecules: Sequence[Data], device: torch.device, dtype: torch.dtype, workers: int = 0
     ) -> None:
-        self.molecules, self.device, self.dtype, self.workers = molecules, device, dtype, workers
+        self.device, self.workers = device, workers
+        self._step_batches = _StepBatches(molecules, dtype)
         self._keys = _Keys()
         self._loader = self._new_loader() if workers else None
 
     def _new_loader(self) -> DataLoader:
         return DataLoader(
-            _ConformerViews(self.molecules),
-            batch_sampler=self._keys,
-            collate_fn=functools.partial(assemble_batch, dtype=self.dtype),
+            self._step_batches,
+            batch_size=None,  # an item is a whole step's batch
+            sampler=self._keys,
+            collate_fn=_as_made,
             num_workers=self.workers,
             prefetch_factor=PREFETCH_PER_WORKER,
             persistent_workers=True,
@@ -80,7 +89,7 @@ class TrainingBatches:
             multiprocessing_context=_start_method(),
         )
 
-    def epoch(self, steps: Iterable[Sequence[int]], conformers: np.ndarray) -> Iterator[Batch]:
+    def epoch(self, steps: Iterable[Sequence[int]], conformers: torch.Tensor) -> Iterator[Batch]:
         """The batches of one epoch, in order.
 
         Args:
@@ -88,12 +97,11 @@ class TrainingBatches:
                 (read one step at a time: an epoch of millions of molecules is never listed).
             conformers: for each molecule, the conformer it shows this epoch.
         """
+        self._keys.steps, self._keys.conformers = steps, torch.as_tensor(conformers)
         if self._loader is None:
-            for positions in steps:
-                chosen = [conformer_view(self.molecules[i], int(conformers[i])) for i in positions]
-                yield prepare_batch(chosen, self.device, self.dtype)
+            for key in self._keys:
+                yield self._step_batches[key].to(self.device)
             return
-        self._keys.steps, self._keys.conformers = steps, conformers
         non_blocking = self.device.type == "cuda"
         for batch in self._loader:
             yield batch.to(self.device, non_blocking=non_blocking)
@@ -106,32 +114,43 @@ class TrainingBatches:
 
 
 class _Keys:
-    """The batch sampler: each step's ``(position, conformer)`` keys of the current epoch.
+    """The sampler: each step's key, its positions and their conformers, in this epoch.
 
     Made as they are asked for: the loader asks a few steps ahead of the training.
     """
 
     def __init__(self) -> None:
         self.steps: Iterable[Sequence[int]] = ()
-        self.conformers = np.zeros(0, dtype=np.int64)
+        self.conformers = torch.zeros(0, dtype=torch.long)
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for positions in self.steps:
-            yield [(int(i), int(self.conformers[i])) for i in positions]
+            index = torch.as_tensor(positions, dtype=torch.long)
+            yield index, self.conformers[index]
 
 
-class _ConformerViews(Dataset):
-    """Molecule ``i`` showing conformer ``c``, for the key ``(i, c)``."""
+class _StepBatches(Dataset):
+    """The batch of one step, for the key ``(positions, conformers)``, in host memory."""
 
-    def __init__(self, molecules: Sequence[Data]) -> None:
-        self.molecules = molecules
+    def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        in_memory = isinstance(molecules, (list, tuple)) and len(molecules) > 0
+        self.molecules = PackedMolecules(molecules) if in_memory else molecules
 
-    def __len__(self) -> int:
-        return len(self.molecules)
+    def __getitem__(self, key: tuple[torch.Tensor, torch.Tensor]) -> Batch:
+        positions, conformers = key
+        if isinstance(self.molecules, PackedMolecules):
+            return self.molecules.batch(positions, conformers, self.dtype)
+        chosen = [
+            conformer_view(self.molecules[i], c)
+            for i, c in zip(positions.tolist(), conformers.tolist(), strict=True)
+        ]
+        return assemble_batch(chosen, self.dtype)
 
-    def __getitem__(self, key: tuple[int, int]) -> Data:
-        i, c = key
-        return conformer_view(self.molecules[i], c)
+
+def _as_made(batch: Batch) -> Batch:
+    """The loader's collation: a worker's item is already the step's whole batch."""
+    return batch
 
 
 def _start_method() -> multiprocessing.context.BaseContext | None:

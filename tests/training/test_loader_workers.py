@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,12 @@ from torch_geometric.data import Data
 
 from mimoe_core import keys
 from mimoe_core.cli import main
+from mimoe_core.conformer_views import conformer_view
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data import load_dataset
 from mimoe_core.data.splits import make_split
 from mimoe_core.featurization import featurize
+from mimoe_core.forward import assemble_batch
 from mimoe_core.shards import ShardedDataset, write_shards
 from mimoe_core.training import TrainSettings, train
 from mimoe_core.training.batches import TrainingBatches
@@ -52,7 +55,7 @@ def _molecules(n: int, conformers: int = 3) -> list[Data]:
 def _same_batches(a, b) -> None:
     assert len(a) == len(b)
     for first, second in zip(a, b, strict=True):
-        assert first.keys() == second.keys()
+        assert set(first.keys()) == set(second.keys())
         for key in first.keys():
             left, right = first[key], second[key]
             if isinstance(left, torch.Tensor):
@@ -66,6 +69,14 @@ def test_workers_assemble_the_batches_made_in_line():
     steps = [[4, 0, 17], [22, 1], [5, 6, 7, 8, 9], [3]]
     shown = np.arange(23) % 3  # every conformer shown by some molecule
     inline = list(TrainingBatches(molecules, CPU, torch.float64).epoch(steps, shown))
+    # gathered from the packed molecules: the batches PyG assembles from the conformer views
+    _same_batches(
+        [
+            assemble_batch([conformer_view(molecules[i], shown[i]) for i in s], torch.float64)
+            for s in steps
+        ],  # fmt: skip
+        inline,
+    )
     workers = TrainingBatches(molecules, CPU, torch.float64, workers=2)
     ahead = list(workers.epoch(iter(steps), shown))
     _same_batches(inline, ahead)
@@ -112,13 +123,19 @@ def test_the_loader_leaves_the_global_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-class _Broken(list):
-    """Molecules whose position 7 cannot be read (a damaged shard, say)."""
+class _Broken(Sequence):
+    """Molecules read lazily, whose position 7 cannot be read (a damaged shard, say)."""
+
+    def __init__(self, molecules):
+        self.molecules = molecules
+
+    def __len__(self):
+        return len(self.molecules)
 
     def __getitem__(self, i):
         if i == 7:
             raise ValueError("molecule 7 cannot be read")
-        return super().__getitem__(i)
+        return self.molecules[i]
 
 
 def test_a_worker_error_reaches_the_trainer_as_itself():

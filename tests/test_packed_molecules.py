@@ -1,0 +1,180 @@
+"""Packed molecules: the batch PyG's ``Batch.from_data_list`` makes from the conformer views,
+field by field and bit by bit, the molecules given back, and clear errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from mimoe_core import keys
+from mimoe_core.conformer_views import conformer_view
+from mimoe_core.packed_molecules import PackedMolecules
+
+
+def _molecules(n: int, conformers: int = 1, atom_attr: bool = False, seed: int = 0) -> list[Data]:
+    """Molecules of 1..7 atoms, every value distinct, some labels missing (NaN)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        atoms = 1 + (i * 5) % 7
+        y = torch.randn(1, 3, generator=gen)
+        y[0, i % 3] = float("nan")
+        fields = {
+            keys.Y: y,
+            keys.POS: torch.randn(atoms, 3, generator=gen),
+            keys.Z: torch.randint(1, 10, (atoms,), generator=gen),
+            keys.Y_MASK: ~torch.isnan(y),
+            keys.TOPO: torch.randn(1, 4, 5, generator=gen),
+            keys.SMILES: "C" * (i + 1),
+            keys.ROW: 10 * i,
+            keys.MOL_ID: f"mol-{i}",
+        }
+        if atom_attr:
+            fields[keys.ATOM_ATTR] = torch.randn(atoms, 6, generator=gen)
+        if conformers > 1:
+            fields[keys.CONF_POS] = torch.randn(atoms, conformers, 3, generator=gen)
+            fields[keys.CONF_POS][:, 0] = fields[keys.POS]
+            fields[keys.CONF_TOPO] = torch.randn(1, conformers, 4, 5, generator=gen)
+            fields[keys.CONF_TOPO][:, 0] = fields[keys.TOPO]
+        out.append(Data(**fields))
+    return out
+
+
+def _same_bits(left, right, what: str) -> None:
+    if isinstance(left, torch.Tensor):
+        assert isinstance(right, torch.Tensor), what
+        assert left.dtype == right.dtype and left.shape == right.shape, what
+        # bit patterns: NaN labels compare equal, -0.0 and 0.0 do not
+        as_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+        assert torch.equal(
+            left.contiguous().view(as_int[left.element_size()]),
+            right.contiguous().view(as_int[right.element_size()]),
+        ), what
+    elif left is None:
+        assert right is None, what
+    else:
+        assert left == right, what
+
+
+def _same_batch(reference: Batch, packed: Batch) -> None:
+    assert set(reference.keys()) == set(packed.keys())
+    for key in reference.keys():
+        _same_bits(reference[key], packed[key], key)
+    assert reference.num_graphs == packed.num_graphs
+    for bookkeeping in ("_slice_dict", "_inc_dict"):
+        ours, theirs = getattr(reference, bookkeeping), getattr(packed, bookkeeping)
+        assert set(ours) == set(theirs), bookkeeping
+        for key in ours:
+            _same_bits(ours[key], theirs[key], f"{bookkeeping}[{key}]")
+
+
+@pytest.mark.parametrize("atom_attr", [False, True])
+def test_a_batch_is_the_one_pyg_makes_from_the_molecules(atom_attr):
+    molecules = _molecules(30, atom_attr=atom_attr)
+    packed = PackedMolecules(molecules)
+    for positions in ([0], [3, 1, 4, 1, 5], list(range(29, -1, -1)), [7, 7, 7]):
+        reference = Batch.from_data_list([molecules[i] for i in positions])
+        _same_batch(reference, packed.batch(positions))
+
+
+def test_a_batch_of_conformer_views_is_the_one_pyg_makes_from_the_views():
+    molecules = _molecules(20, conformers=3)
+    packed = PackedMolecules(molecules)
+    positions = torch.tensor([19, 0, 5, 5, 12, 3])
+    chosen = torch.tensor([2, 1, 0, 2, 1, 2])
+    views = [conformer_view(molecules[i], int(c)) for i, c in zip(positions, chosen, strict=True)]
+    batch = packed.batch(positions, chosen, dtype=torch.float64)
+    reference = Batch.from_data_list(views)
+    reference[keys.POS] = reference[keys.POS].double()
+    _same_batch(reference, batch)
+    assert keys.CONF_POS not in batch and batch[keys.POS].dtype == torch.float64
+    # the lowest-energy conformer by default
+    _same_batch(
+        Batch.from_data_list([conformer_view(molecules[i], 0) for i in positions]),
+        packed.batch(positions),
+    )
+    assert packed.num_conformers == 3
+
+
+def test_the_batch_takes_each_molecule_apart_again():
+    molecules = _molecules(12, atom_attr=True)
+    batch = PackedMolecules(molecules).batch([4, 9, 0])
+    for slot, i in enumerate([4, 9, 0]):
+        _same_molecule(batch.get_example(slot), molecules[i])
+
+
+def _same_molecule(got: Data, want: Data) -> None:
+    assert set(got.keys()) == set(want.keys())
+    for key in want.keys():
+        expected = want[key]
+        if key == keys.ROW and isinstance(got[key], torch.Tensor):
+            expected = torch.tensor([expected])  # a batch keeps integers as tensors
+        _same_bits(expected, got[key], key)
+
+
+def test_the_molecules_come_back_as_they_were_packed():
+    molecules = _molecules(9, conformers=2, atom_attr=True)
+    packed = PackedMolecules(molecules)
+    assert len(packed) == 9
+    for i, molecule in enumerate(molecules):
+        _same_molecule(packed[i], molecule)
+    _same_molecule(packed[-1], molecules[-1])
+    # copies: changing one leaves the packed molecules alone
+    packed[2][keys.POS].fill_(0.0)
+    _same_molecule(packed[2], molecules[2])
+    with pytest.raises(IndexError, match="molecule 9 of 9"):
+        packed[9]
+
+
+def test_real_featurized_molecules_pack(freesolv40):
+    molecules = freesolv40[0].data_list
+    packed = PackedMolecules(molecules)
+    positions = list(range(0, len(molecules), 3))
+    reference = Batch.from_data_list([molecules[i] for i in positions])
+    reference[keys.POS] = reference[keys.POS].to(torch.float64)
+    _same_batch(reference, packed.batch(positions, dtype=torch.float64))
+
+
+def test_the_packed_molecules_travel_to_another_process_whole():
+    packed = PackedMolecules(_molecules(6))
+    again = pickle.loads(pickle.dumps(packed))
+    _same_batch(packed.batch([5, 0, 2]), again.batch([5, 0, 2]))
+
+
+def test_what_cannot_be_packed_is_an_error_that_names_it():
+    with pytest.raises(ValueError, match="no molecules to pack"):
+        PackedMolecules([])
+    molecules = _molecules(4)
+    with pytest.raises(ValueError, match=r"molecule 2 holds the fields .*atom_attr"):
+        PackedMolecules([*molecules[:2], _molecules(3, atom_attr=True)[2], molecules[3]])
+    wide = _molecules(3)
+    wide[1][keys.TOPO] = torch.zeros(1, 5, 5)
+    with pytest.raises(ValueError, match="field 'topo': the molecules' shapes or dtypes differ"):
+        PackedMolecules(wide)
+    indexed = [Data(pos=torch.zeros(2, 3), edge_index=torch.tensor([[0], [1]])) for _ in range(2)]
+    with pytest.raises(ValueError, match="field 'edge_index'"):
+        PackedMolecules(indexed)
+    weighed = [Data(pos=torch.zeros(1, 3), weight=1.5) for _ in range(2)]
+    with pytest.raises(ValueError, match="field 'weight': cannot pack a float"):
+        PackedMolecules(weighed)
+    mixed = [Data(pos=torch.zeros(1, 3), row=1), Data(pos=torch.zeros(1, 3), row="two")]
+    with pytest.raises(ValueError, match="field 'row': not an integer in every molecule"):
+        PackedMolecules(mixed)
+    with pytest.raises(ValueError, match="no 'pos' field"):
+        PackedMolecules([Data(z=torch.tensor([1]))])
+
+
+def test_a_batch_out_of_range_is_an_error():
+    packed = PackedMolecules(_molecules(5, conformers=2))
+    with pytest.raises(IndexError, match="a position out of range for 5 molecules"):
+        packed.batch([0, 5])
+    with pytest.raises(IndexError, match="a conformer out of range: the molecules hold 2"):
+        packed.batch([0, 1], [0, 2])
+    with pytest.raises(ValueError, match="1 conformers for 2 molecules"):
+        packed.batch([0, 1], [0])
+    single = PackedMolecules(_molecules(3))
+    with pytest.raises(IndexError, match="the molecules hold 1"):
+        single.batch([0], [1])
