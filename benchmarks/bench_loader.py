@@ -7,6 +7,8 @@ and what loader worker processes change, measured side by side on this machine.
    was made before 2026-12-07, and still how batches from shards are made) against
    :class:`~mimoe_core.packed_molecules.PackedMolecules` (the same batch, gathered from flat
    tensors), the two alternating; molecules/s, microseconds per molecule, and their ratio.
+   The same from shards of 512 molecules: each molecule decoded and batched one by one,
+   against ``ShardSequence.batch`` (gathered from the decoded shards).
    At issue 17's GPU target of 10,000 molecules/s a molecule has 100 us for the whole step.
 2. What a loader worker copies: ``--memory-molecules`` molecules in memory (the training
    molecules repeated, each a distinct object as a featurized list holds them), one worker
@@ -83,12 +85,49 @@ def assembly_rates(train: list, batches: list[int], repeats: int = 3) -> dict:
     def gathered(positions: range) -> None:
         packed.batch(positions, dtype=torch.float32)
 
+    found.update(_best_rates({"one by one": one_by_one, "packed": gathered}, len(train), batches,
+                             repeats))  # fmt: skip
+    return found
+
+
+def shard_assembly_rates(molecules: int, batches: list[int], work: Path, repeats: int = 3) -> dict:
+    """Molecules/s of batch assembly from shards, one by one and packed, at each batch size.
+
+    Shards of 512 molecules, 2 decoded at a time: each molecule decoded to a ``Data`` and
+    ``Batch.from_data_list``, against ``ShardSequence.batch`` (gathered from the decoded
+    shards).
+    """
+    from mimoe_core.data import load_dataset, make_split
+    from mimoe_core.forward import assemble_batch
+    from mimoe_core.shards import write_shards
+
+    table = load_dataset(DATASET, limit=_rows(molecules))
+    shards = write_shards(table, work / "shards", shard_size=512, progress=False, n_jobs=1)
+    split = make_split("random", shards.smiles, seed=0)
+    view = shards.subset(split.train[:molecules])
+
+    def one_by_one(positions: range) -> None:
+        assemble_batch([view[i] for i in positions], torch.float32)
+
+    def gathered(positions: range) -> None:
+        view.batch(positions, dtype=torch.float32)
+
+    ways = {"one by one": one_by_one, "packed": gathered}
+    return _best_rates(ways, len(view), batches, repeats)
+
+
+def _best_rates(ways: dict, molecules: int, batches: list[int], repeats: int) -> dict:
+    """``{batch: {way: molecules/s}}``, the best of ``repeats`` passes over ``molecules`` each.
+
+    The ways alternate within each repeat.
+    """
+    found = {}
     for batch in batches:
-        best = {"one by one": 0.0, "packed": 0.0}
+        best = dict.fromkeys(ways, 0.0)
         for _ in range(repeats):
-            for way, assemble in (("one by one", one_by_one), ("packed", gathered)):
+            for way, assemble in ways.items():
                 start, done = time.perf_counter(), 0
-                for first in range(0, len(train) - batch + 1, batch):
+                for first in range(0, molecules - batch + 1, batch):
                     assemble(range(first, first + batch))
                     done += batch
                 best[way] = max(best[way], done / (time.perf_counter() - start))
@@ -163,7 +202,14 @@ def train_case(workers: int, batch: int, args: argparse.Namespace, work: Path) -
     return {"per_second": timing["train_molecules_per_second"], "pss": found["peak_rss"]}
 
 
-def render(assembly: dict, memory: dict, found: dict, args: argparse.Namespace, argv) -> str:
+def render(
+    assembly: dict,
+    shard_assembly: dict,
+    memory: dict,
+    found: dict,
+    args: argparse.Namespace,
+    argv: list[str] | None,
+) -> str:
     """The report: command, machine, date, assembly rates, worker memory, the training table."""
     lines = report_header(
         "Assembling the training batches: one by one or packed, in line or in a loader worker",
@@ -189,6 +235,19 @@ def render(assembly: dict, memory: dict, found: dict, args: argparse.Namespace, 
             f"| {batch} | {slow:,.0f} | {1e6 / slow:.1f} | {fast:,.0f} | {1e6 / fast:.1f} "
             f"| {fast / slow:.1f}x | {1e4 / fast:.1%} |"
         )
+    lines += [
+        "",
+        "From shards (512 molecules per shard, at most 2 decoded at a time, the shards' "
+        "decoding included): one by one is each molecule decoded to a `Data` and "
+        "`Batch.from_data_list`, packed is `ShardSequence.batch` (gathered from the decoded "
+        "shards):",
+        "",
+        "| batch | one by one: us per molecule | packed: us per molecule | packed / one by one |",
+        "|---|---|---|---|",
+    ]
+    for batch, rates in sorted(shard_assembly.items()):
+        slow, fast = rates["one by one"], rates["packed"]
+        lines.append(f"| {batch} | {1e6 / slow:.1f} | {1e6 / fast:.1f} | {fast / slow:.1f}x |")
     lines += [
         "",
         f"A loader worker's private memory (USS) after assembling one epoch of "
@@ -245,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     train = _training_molecules(args.molecules)
     assembly = assembly_rates(train, sizes)
     print(assembly, flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        shard_assembly = shard_assembly_rates(args.molecules, sizes, Path(scratch))
+    print(shard_assembly, flush=True)
     memory = worker_memory(train, args.memory_molecules)
     del train
     found: dict = {(batch, case): [] for batch in args.batches for case in CASES}
@@ -256,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = train_case(CASES[case], batch, args, Path(scratch))
                     found[(batch, case)].append(run)
                     print(round_, batch, case, run, flush=True)
-    write_report(args.out, render(assembly, memory, found, args, argv))
+    write_report(args.out, render(assembly, shard_assembly, memory, found, args, argv))
     return 0
 
 

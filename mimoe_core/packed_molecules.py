@@ -17,14 +17,14 @@ counts every read writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch_geometric.data import Batch, Data
 
 from mimoe_core import keys
 
-__all__ = ["PackedMolecules"]
+__all__ = ["PackedMolecules", "gather_batch"]
 
 ENSEMBLE_VIEWS = {keys.CONF_POS: keys.POS, keys.CONF_TOPO: keys.TOPO}
 
@@ -61,24 +61,90 @@ class PackedMolecules(Sequence[Data]):
         if len(molecules) == 0:
             raise ValueError("no molecules to pack")
         first = molecules[0]
-        self.fields = list(first.keys())
-        if keys.POS not in self.fields:
-            raise ValueError(f"the molecules have no {keys.POS!r} field")
-        expected = set(self.fields)
+        fields = list(first.keys())
+        expected = set(fields)
         for i, molecule in enumerate(molecules):
             if set(molecule.keys()) != expected:
                 raise ValueError(
                     f"molecule {i} holds the fields {sorted(molecule.keys())}, "
                     f"the first one {sorted(expected)}"
                 )
-        self._tensors: dict[str, torch.Tensor] = {}
-        self._offsets: dict[str, torch.Tensor] = {}
-        self._integers: dict[str, torch.Tensor] = {}
-        self._strings: dict[str, list[str]] = {}
-        for field in self.fields:
+        tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        integers: dict[str, torch.Tensor] = {}
+        strings: dict[str, list[str]] = {}
+        for field in fields:
             values = [m[field] for m in molecules]
-            self._pack(first, field, values)
-        self.num_molecules = len(molecules)
+            sample = values[0]
+            if isinstance(sample, torch.Tensor):
+                if sample.dim() == 0 or first.__cat_dim__(field, sample) != 0:
+                    raise ValueError(f"field {field!r}: not concatenated along its first dimension")
+                if first.__inc__(field, sample) != 0:
+                    raise ValueError(f"field {field!r}: an index field, which batching increments")
+                if len({(v.shape[1:], v.dtype) for v in values}) > 1:
+                    raise ValueError(f"field {field!r}: the molecules' shapes or dtypes differ")
+                sizes = torch.tensor([v.shape[0] for v in values])
+                tensors[field] = (torch.cat(values), _prefix_sums(sizes))
+            elif isinstance(sample, bool) or not isinstance(sample, (int, str)):
+                raise ValueError(f"field {field!r}: cannot pack a {type(sample).__name__}")
+            elif isinstance(sample, int):
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                    raise ValueError(f"field {field!r}: not an integer in every molecule")
+                integers[field] = torch.tensor(values)
+            else:
+                if not all(isinstance(v, str) for v in values):
+                    raise ValueError(f"field {field!r}: not a string in every molecule")
+                strings[field] = values
+        self._set_columns(fields, tensors, integers, strings)
+
+    @classmethod
+    def from_columns(
+        cls,
+        fields: Sequence[str],
+        tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        integers: dict[str, torch.Tensor] | None = None,
+        strings: dict[str, list[str]] | None = None,
+    ) -> PackedMolecules:
+        """Molecules already concatenated field by field (a decoded shard), without a copy.
+
+        Args:
+            fields: the molecules' field names, in their order.
+            tensors: field -> (the molecules' rows concatenated, the offsets of each
+                molecule's rows: [num_molecules + 1], from 0).
+            integers: field -> one integer per molecule (a tensor).
+            strings: field -> one string per molecule.
+
+        Raises:
+            ValueError: fields missing or extra, or columns of different lengths.
+        """
+        out = cls.__new__(cls)
+        integers, strings = dict(integers or {}), dict(strings or {})
+        given = [*tensors, *integers, *strings]
+        if sorted(given) != sorted(fields) or len(set(given)) != len(given):
+            raise ValueError(f"columns {sorted(given)} for the fields {sorted(fields)}")
+        counts = {len(o) - 1 for _, o in tensors.values()}
+        counts |= {len(v) for v in integers.values()} | {len(v) for v in strings.values()}
+        if len(counts) != 1:
+            raise ValueError(f"columns of different numbers of molecules: {sorted(counts)}")
+        for field, (value, offsets) in tensors.items():
+            if int(offsets[0]) != 0 or int(offsets[-1]) != value.shape[0]:
+                raise ValueError(f"field {field!r}: offsets do not span its {len(value)} rows")
+        out._set_columns(list(fields), dict(tensors), integers, strings)
+        return out
+
+    def _set_columns(
+        self,
+        fields: list[str],
+        tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        integers: dict[str, torch.Tensor],
+        strings: dict[str, list[str]],
+    ) -> None:
+        if keys.POS not in tensors:
+            raise ValueError(f"the molecules have no {keys.POS!r} field")
+        self.fields = fields
+        self._tensors = {f: value for f, (value, _) in tensors.items()}
+        self._offsets = {f: offsets.long() for f, (_, offsets) in tensors.items()}
+        self._integers, self._strings = integers, strings
+        self.num_molecules = len(self._offsets[keys.POS]) - 1
         # Fields sharing one molecule -> rows layout (all per-atom fields) share their gather;
         # per-molecule fields (one row each) need none.
         one_each = torch.arange(self.num_molecules + 1)
@@ -86,30 +152,6 @@ class PackedMolecules(Sequence[Data]):
             f: None if torch.equal(o, one_each) else _layout_key(f, o, self._offsets)
             for f, o in self._offsets.items()
         }
-
-    def _pack(self, first: Data, field: str, values: list[Any]) -> None:
-        sample = values[0]
-        if isinstance(sample, torch.Tensor):
-            if sample.dim() == 0 or first.__cat_dim__(field, sample) != 0:
-                raise ValueError(f"field {field!r}: not concatenated along its first dimension")
-            if first.__inc__(field, sample) != 0:
-                raise ValueError(f"field {field!r}: an index field, which batching increments")
-            tails = {(v.shape[1:], v.dtype) for v in values}
-            if len(tails) > 1:
-                raise ValueError(f"field {field!r}: the molecules' shapes or dtypes differ")
-            self._tensors[field] = torch.cat(values)
-            sizes = torch.tensor([v.shape[0] for v in values])
-            self._offsets[field] = _prefix_sums(sizes)
-        elif isinstance(sample, bool) or not isinstance(sample, (int, str)):
-            raise ValueError(f"field {field!r}: cannot pack a {type(sample).__name__}")
-        elif isinstance(sample, int):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                raise ValueError(f"field {field!r}: not an integer in every molecule")
-            self._integers[field] = torch.tensor(values)
-        else:
-            if not all(isinstance(v, str) for v in values):
-                raise ValueError(f"field {field!r}: not a string in every molecule")
-            self._strings[field] = values
 
     def __len__(self) -> int:
         return self.num_molecules
@@ -153,6 +195,12 @@ class PackedMolecules(Sequence[Data]):
         Raises:
             IndexError: a position or conformer out of range.
         """
+        return gather_batch([(self, positions, conformers)], dtype)
+
+    def _gather(
+        self, positions: Sequence[int] | torch.Tensor, conformers: Any
+    ) -> dict[str, _Column]:
+        """The batch's columns from these molecules: field name -> its gathered column."""
         index = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
         if index.numel() and not (
             -self.num_molecules <= int(index.min()) and int(index.max()) < self.num_molecules
@@ -161,15 +209,11 @@ class PackedMolecules(Sequence[Data]):
         index = index.remainder(self.num_molecules)
         count = index.numel()
         chosen = _chosen_conformers(conformers, count, self.num_conformers)
-        one_each = torch.arange(count + 1)
         # layout -> (rows, rows per molecule, their offsets in the batch)
         gathers: dict[str | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {
-            None: (index, torch.ones(count, dtype=torch.long), one_each)
+            None: (index, torch.ones(count, dtype=torch.long), torch.arange(count + 1))
         }
-        out = Batch(_base_cls=Data)
-        slices: dict[str, torch.Tensor] = {}
-        incs: dict[str, torch.Tensor | None] = {}
-        zeros = torch.zeros(count, dtype=torch.long)
+        columns: dict[str, _Column] = {}
         for field in self.fields:
             if field in ENSEMBLE_VIEWS.values() and chosen is not None:
                 continue  # taken from the conformer's ensemble field below
@@ -185,28 +229,77 @@ class PackedMolecules(Sequence[Data]):
                         continue  # one conformer each: the view drops the ensemble
                     per_row = torch.repeat_interleave(chosen, sizes, output_size=rows.numel())
                     value = value[torch.arange(rows.numel()), per_row]
-                out[name] = value
-                slices[name] = offsets
-                incs[name] = zeros
+                columns[name] = _Column(value, sizes, offsets)
             elif field in self._integers:
-                out[name] = self._integers[field][index]
-                slices[name] = one_each
-                incs[name] = zeros
+                columns[name] = _Column(self._integers[field][index], None, None)
             else:
                 strings = self._strings[field]
-                out[name] = [strings[i] for i in index.tolist()]
-                slices[name] = one_each
-                incs[name] = None
-        _, atoms, atom_offsets = gathers[self._layout_of[keys.POS]]
-        atom_count = int(atom_offsets[-1])
-        out.batch = torch.repeat_interleave(torch.arange(count), atoms, output_size=atom_count)
-        out.ptr = atom_offsets
-        out._num_graphs = count
-        out._slice_dict = _in_field_order(slices, out)
-        out._inc_dict = _in_field_order(incs, out)
-        if dtype is not None:
-            out[keys.POS] = out[keys.POS].to(dtype)
-        return out
+                columns[name] = _Column([strings[i] for i in index.tolist()], None, None)
+        return columns
+
+
+class _Column(NamedTuple):
+    """One field of a batch: its value, and for a tensor its rows per molecule and offsets."""
+
+    value: Any
+    sizes: torch.Tensor | None
+    offsets: torch.Tensor | None
+
+
+def gather_batch(
+    parts: Sequence[tuple[PackedMolecules, Sequence[int] | torch.Tensor, Any]],
+    dtype: torch.dtype | None = None,
+) -> Batch:
+    """One PyG ``Batch`` of molecules from several packed sets, part after part.
+
+    Each part is ``(packed, positions, conformers)`` as :meth:`PackedMolecules.batch` takes
+    them; the batch holds the first part's molecules, then the second's, and so on (as the
+    shards of a step follow each other). The sets must hold the same fields.
+
+    Raises:
+        ValueError: no parts, or parts whose molecules hold different fields.
+    """
+    if not parts:
+        raise ValueError("no molecules to batch")
+    gathered = [packed._gather(positions, conformers) for packed, positions, conformers in parts]
+    names = list(gathered[0])
+    if any(set(columns) != set(names) for columns in gathered[1:]):
+        raise ValueError("the parts' molecules hold different fields")
+    atoms = _joined([columns[keys.POS] for columns in gathered])
+    count = len(atoms.sizes)
+    one_each, zeros = torch.arange(count + 1), torch.zeros(count, dtype=torch.long)
+    out = Batch(_base_cls=Data)
+    slices: dict[str, torch.Tensor] = {}
+    incs: dict[str, torch.Tensor | None] = {}
+    for name in names:
+        column = _joined([columns[name] for columns in gathered])
+        out[name] = column.value
+        slices[name] = one_each if column.offsets is None else column.offsets
+        incs[name] = None if isinstance(column.value, list) else zeros
+    out.batch = torch.repeat_interleave(
+        torch.arange(count), atoms.sizes, output_size=int(atoms.offsets[-1])
+    )
+    out.ptr = atoms.offsets
+    out._num_graphs = count
+    out._slice_dict = _in_field_order(slices, out)
+    out._inc_dict = _in_field_order(incs, out)
+    if dtype is not None:
+        out[keys.POS] = out[keys.POS].to(dtype)
+    return out
+
+
+def _joined(columns: list[_Column]) -> _Column:
+    """One field's columns of consecutive parts, as one."""
+    if len(columns) == 1:
+        return columns[0]
+    first = columns[0].value
+    if isinstance(first, list):
+        return _Column([v for c in columns for v in c.value], None, None)
+    value = torch.cat([c.value for c in columns])
+    if columns[0].sizes is None:
+        return _Column(value, None, None)
+    sizes = torch.cat([c.sizes for c in columns])
+    return _Column(value, sizes, _prefix_sums(sizes))
 
 
 def _prefix_sums(sizes: torch.Tensor) -> torch.Tensor:

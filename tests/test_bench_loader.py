@@ -27,7 +27,9 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
         "one by one": {"worker_uss": 3 * 2**20, "trainer_setup": 0},
         "packed": {"worker_uss": 2**20, "trainer_setup": 2**21},
     }
-    text = bench.render(assembly, memory, found, args, ["--rounds", "2"])
+    shard_assembly = {32: {"one by one": 20_000.0, "packed": 50_000.0}}
+    text = bench.render(assembly, shard_assembly, memory, found, args, ["--rounds", "2"])
+    assert "| 32 | 50.0 | 20.0 | 2.5x |" in text  # from shards
     # 40 us one by one, 10 us packed: a tenth of a molecule's 100 us
     assert "| 32 | 25,000 | 40.0 | 100,000 | 10.0 | 4.0x | 10.0% |" in text
     assert "packing the 64 molecules once took 12 ms" in text
@@ -40,11 +42,14 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
 
 
 @pytest.mark.slow  # featurizes 70 rows
-def test_assembly_is_timed_at_each_batch_size_and_a_worker_is_measured():
+def test_assembly_is_timed_at_each_batch_size_and_a_worker_is_measured(tmp_path):
     train = bench._training_molecules(16)
     rates = bench.assembly_rates(train, [4, 16], repeats=1)
     assert set(rates) == {"pack_seconds", 4, 16}
     assert all(rate > 0 for batch in (4, 16) for rate in rates[batch].values())
+    shard_rates = bench.shard_assembly_rates(16, [4, 16], tmp_path, repeats=1)
+    assert set(shard_rates) == {4, 16}
+    assert all(rate > 0 for rates in shard_rates.values() for rate in rates.values())
     memory = bench.worker_memory(train, 200, batch=64)
     assert set(memory) == {"one by one", "packed"}
     assert all(sizes["worker_uss"] > 0 for sizes in memory.values())

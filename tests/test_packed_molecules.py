@@ -7,11 +7,12 @@ import pickle
 
 import pytest
 import torch
+from batch_equality import same_batch, same_bits
 from torch_geometric.data import Batch, Data
 
 from mimoe_core import keys
 from mimoe_core.conformer_views import conformer_view
-from mimoe_core.packed_molecules import PackedMolecules
+from mimoe_core.packed_molecules import PackedMolecules, gather_batch
 
 
 def _molecules(n: int, conformers: int = 1, atom_attr: bool = False, seed: int = 0) -> list[Data]:
@@ -43,41 +44,13 @@ def _molecules(n: int, conformers: int = 1, atom_attr: bool = False, seed: int =
     return out
 
 
-def _same_bits(left, right, what: str) -> None:
-    if isinstance(left, torch.Tensor):
-        assert isinstance(right, torch.Tensor), what
-        assert left.dtype == right.dtype and left.shape == right.shape, what
-        # bit patterns: NaN labels compare equal, -0.0 and 0.0 do not
-        as_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-        assert torch.equal(
-            left.contiguous().view(as_int[left.element_size()]),
-            right.contiguous().view(as_int[right.element_size()]),
-        ), what
-    elif left is None:
-        assert right is None, what
-    else:
-        assert left == right, what
-
-
-def _same_batch(reference: Batch, packed: Batch) -> None:
-    assert set(reference.keys()) == set(packed.keys())
-    for key in reference.keys():
-        _same_bits(reference[key], packed[key], key)
-    assert reference.num_graphs == packed.num_graphs
-    for bookkeeping in ("_slice_dict", "_inc_dict"):
-        ours, theirs = getattr(reference, bookkeeping), getattr(packed, bookkeeping)
-        assert set(ours) == set(theirs), bookkeeping
-        for key in ours:
-            _same_bits(ours[key], theirs[key], f"{bookkeeping}[{key}]")
-
-
 @pytest.mark.parametrize("atom_attr", [False, True])
 def test_a_batch_is_the_one_pyg_makes_from_the_molecules(atom_attr):
     molecules = _molecules(30, atom_attr=atom_attr)
     packed = PackedMolecules(molecules)
     for positions in ([0], [3, 1, 4, 1, 5], list(range(29, -1, -1)), [7, 7, 7]):
         reference = Batch.from_data_list([molecules[i] for i in positions])
-        _same_batch(reference, packed.batch(positions))
+        same_batch(reference, packed.batch(positions))
 
 
 def test_a_batch_of_conformer_views_is_the_one_pyg_makes_from_the_views():
@@ -89,10 +62,10 @@ def test_a_batch_of_conformer_views_is_the_one_pyg_makes_from_the_views():
     batch = packed.batch(positions, chosen, dtype=torch.float64)
     reference = Batch.from_data_list(views)
     reference[keys.POS] = reference[keys.POS].double()
-    _same_batch(reference, batch)
+    same_batch(reference, batch)
     assert keys.CONF_POS not in batch and batch[keys.POS].dtype == torch.float64
     # the lowest-energy conformer by default
-    _same_batch(
+    same_batch(
         Batch.from_data_list([conformer_view(molecules[i], 0) for i in positions]),
         packed.batch(positions),
     )
@@ -112,7 +85,7 @@ def _same_molecule(got: Data, want: Data) -> None:
         expected = want[key]
         if key == keys.ROW and isinstance(got[key], torch.Tensor):
             expected = torch.tensor([expected])  # a batch keeps integers as tensors
-        _same_bits(expected, got[key], key)
+        same_bits(expected, got[key], key)
 
 
 def test_the_molecules_come_back_as_they_were_packed():
@@ -135,13 +108,13 @@ def test_real_featurized_molecules_pack(freesolv40):
     positions = list(range(0, len(molecules), 3))
     reference = Batch.from_data_list([molecules[i] for i in positions])
     reference[keys.POS] = reference[keys.POS].to(torch.float64)
-    _same_batch(reference, packed.batch(positions, dtype=torch.float64))
+    same_batch(reference, packed.batch(positions, dtype=torch.float64))
 
 
 def test_the_packed_molecules_travel_to_another_process_whole():
     packed = PackedMolecules(_molecules(6))
     again = pickle.loads(pickle.dumps(packed))
-    _same_batch(packed.batch([5, 0, 2]), again.batch([5, 0, 2]))
+    same_batch(packed.batch([5, 0, 2]), again.batch([5, 0, 2]))
 
 
 def test_what_cannot_be_packed_is_an_error_that_names_it():
@@ -178,3 +151,43 @@ def test_a_batch_out_of_range_is_an_error():
     single = PackedMolecules(_molecules(3))
     with pytest.raises(IndexError, match="the molecules hold 1"):
         single.batch([0], [1])
+
+
+def test_a_batch_from_several_packed_sets_follows_them_part_after_part():
+    first, second = _molecules(7, conformers=2), _molecules(5, conformers=2, seed=1)
+    parts = [(PackedMolecules(first), [6, 0], [1, 0]), (PackedMolecules(second), [4], [1]),
+             (PackedMolecules(first), [3], None)]  # fmt: skip
+    views = [conformer_view(first[6], 1), conformer_view(first[0], 0),
+             conformer_view(second[4], 1), conformer_view(first[3], 0)]  # fmt: skip
+    same_batch(Batch.from_data_list(views), gather_batch(parts))
+    with pytest.raises(ValueError, match="no molecules to batch"):
+        gather_batch([])
+    other = PackedMolecules(_molecules(3, conformers=2, atom_attr=True))
+    with pytest.raises(ValueError, match="the parts' molecules hold different fields"):
+        gather_batch([(PackedMolecules(first), [0], None), (other, [0], None)])
+
+
+def test_molecules_packed_elsewhere_are_taken_as_they_are():
+    molecules = _molecules(4)
+    atoms = torch.tensor([0, *torch.cumsum(torch.tensor([len(m.z) for m in molecules]), 0)])
+    one_each = torch.arange(5)
+    columns = {
+        keys.POS: (torch.cat([m.pos for m in molecules]), atoms),
+        keys.Z: (torch.cat([m.z for m in molecules]), atoms),
+        keys.Y: (torch.cat([m.y for m in molecules]), one_each),
+        keys.Y_MASK: (torch.cat([m.y_mask for m in molecules]), one_each),
+        keys.TOPO: (torch.cat([m.topo for m in molecules]), one_each),
+    }
+    integers = {keys.ROW: torch.tensor([m.row for m in molecules])}
+    strings = {k: [m[k] for m in molecules] for k in (keys.SMILES, keys.MOL_ID)}
+    fields = list(molecules[0].keys())
+    packed = PackedMolecules.from_columns(fields, columns, integers, strings)
+    same_batch(Batch.from_data_list([molecules[i] for i in (3, 1)]), packed.batch([3, 1]))
+    assert packed._tensors[keys.POS] is columns[keys.POS][0]  # not copied
+    with pytest.raises(ValueError, match="columns .* for the fields"):
+        PackedMolecules.from_columns(fields[:-1], columns, integers, strings)
+    with pytest.raises(ValueError, match="columns of different numbers of molecules"):
+        PackedMolecules.from_columns(fields, columns, {keys.ROW: torch.arange(3)}, strings)
+    short = {**columns, keys.Z: (columns[keys.Z][0][:-1], atoms)}
+    with pytest.raises(ValueError, match="field 'z': offsets do not span its"):
+        PackedMolecules.from_columns(fields, short, integers, strings)

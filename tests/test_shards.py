@@ -345,6 +345,30 @@ def test_grouped_order(written) -> None:
     assert ds.grouped_order([], torch.Generator()) == []
 
 
+def test_a_view_gathers_the_batch_pyg_makes_from_its_molecules(written) -> None:
+    from batch_equality import same_batch
+    from torch_geometric.data import Batch
+
+    ds = ShardedDataset(written[0], max_cached_shards=1)
+    view = ds.subset([39, 2, 17, 18, 0, 33, 16, 15])  # kept in increasing order
+    # within one shard, across all three, back and forth, repeats
+    for positions in ([0], [1, 2], [7, 6, 5, 4, 3, 2, 1, 0], [2, 2, 5], [3, 0, 4]):
+        reference = Batch.from_data_list([view[i] for i in positions])
+        reference[keys.POS] = reference[keys.POS].double()
+        zeros = torch.zeros(len(positions), dtype=torch.long)
+        same_batch(reference, view.batch(positions, zeros, dtype=torch.double))
+    same_batch(Batch.from_data_list([view[-1]]), view.batch([-1]))
+    assert len(ds.cached_shards) == 1
+    with pytest.raises(IndexError, match="a position out of range for 8 molecules"):
+        view.batch([8])
+    with pytest.raises(IndexError, match="the molecules hold 1"):
+        view.batch([0, 1], [0, 1])
+    with pytest.raises(ValueError, match="1 conformers for 2 molecules"):
+        view.batch([0, 1], [0])
+    with pytest.raises(ValueError, match="no molecules to batch"):
+        view.batch([])
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 from mimoe_core import shards

@@ -14,12 +14,13 @@ from typing import Any, overload
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from mimoe_core import keys
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data.table import SkipRecord
 from mimoe_core.featurization import _reason_kind
+from mimoe_core.packed_molecules import PackedMolecules, gather_batch
 from mimoe_core.shards._format import (
     MANIFEST_FILE,
     SKIPPED_FILE,
@@ -32,6 +33,12 @@ from mimoe_core.shards._format import (
     _write_skipped,
 )
 from mimoe_core.topology import DESCRIPTOR_NAMES
+
+#: A shard molecule's fields, in the order of the ``Data`` that :meth:`ShardedDataset.__getitem__`
+#: makes (and ``featurize`` before it).
+SHARD_MOLECULE_FIELDS = (
+    keys.Z, keys.POS, keys.Y, keys.Y_MASK, keys.TOPO, keys.SMILES, keys.ROW, keys.MOL_ID,
+)  # fmt: skip
 
 
 class ShardSequence(Sequence):
@@ -74,6 +81,47 @@ class ShardSequence(Sequence):
 
     def __repr__(self) -> str:
         return f"ShardSequence(molecules={len(self)}, shards={self._dataset.n_shards})"
+
+    def batch(
+        self,
+        positions: Sequence[int] | np.ndarray | torch.Tensor,
+        conformers: Sequence[int] | torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Batch:
+        """The view's molecules at ``positions`` as one PyG ``Batch``, gathered shard by shard.
+
+        Equal to ``Batch.from_data_list([self[i] for i in positions])`` (tested), but made
+        with a few vectorized gathers per shard the positions touch, one run of consecutive
+        positions in one shard at a time, from the decoded shards themselves
+        (:meth:`ShardedDataset.packed_shard`).
+
+        Args:
+            positions: positions in the view, in batch order.
+            conformers: 0 for each (shards hold one conformer per molecule), or None.
+            dtype: the coordinates' dtype; unchanged by default.
+        """
+        at = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if at.size and (at.min() < -len(self) or at.max() >= len(self)):
+            raise IndexError(f"a position out of range for {len(self)} molecules")
+        index = self.indices[at]
+        dataset = self._dataset
+        shards = np.searchsorted(dataset._offsets, index, side="right") - 1
+        local = torch.from_numpy(index - dataset._offsets[shards])
+        chosen = None if conformers is None else torch.as_tensor(conformers).reshape(-1)
+        if chosen is not None and chosen.numel() != at.size:
+            raise ValueError(f"{chosen.numel()} conformers for {at.size} molecules")
+        runs = np.flatnonzero(np.diff(shards, prepend=-1, append=-1))
+        parts = [
+            (
+                dataset.packed_shard(int(shards[a])),
+                local[a:b],
+                None if chosen is None else chosen[a:b],
+            )
+            for a, b in zip(runs[:-1], runs[1:], strict=True)
+        ]
+        if not parts:
+            raise ValueError("no molecules to batch")
+        return gather_batch(parts, dtype)
 
     def labels(self) -> np.ndarray:
         """``[len(self), num_targets]`` float64 labels of the view (reads only labels)."""
@@ -383,6 +431,23 @@ class ShardedDataset:
         while len(self._cache) > self.max_cached_shards:
             self._cache.popitem(last=False)
         return shard
+
+    def packed_shard(self, k: int) -> PackedMolecules:
+        """The decoded shard ``k`` as :class:`PackedMolecules` (its tensors, not copies)."""
+        s = self.shard(k)
+        per_molecule = torch.arange(len(s["row"]) + 1)
+        return PackedMolecules.from_columns(
+            SHARD_MOLECULE_FIELDS,
+            tensors={
+                keys.Z: (s["z"], s["atom_ptr"]),
+                keys.POS: (s["pos"], s["atom_ptr"]),
+                keys.Y: (s["y"], per_molecule),
+                keys.Y_MASK: (s["y_mask"], per_molecule),
+                keys.TOPO: (s["topo"], per_molecule),
+            },
+            integers={keys.ROW: s["row"]},
+            strings={keys.SMILES: s["smiles"], keys.MOL_ID: s["mol_id"]},
+        )
 
     @property
     def cached_shards(self) -> list[int]:

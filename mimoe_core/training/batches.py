@@ -2,13 +2,13 @@
 
 Molecules in memory are packed once into flat tensors
 (:class:`~mimoe_core.packed_molecules.PackedMolecules`) and each step's batch is gathered
-from them; molecules read lazily (shards) are assembled one by one with PyG's
-``Batch.from_data_list``. With ``TrainSettings.loader_workers`` > 0, the worker processes of a
-torch ``DataLoader`` assemble the next batches while the current step runs, and the trainer
-only moves each to the device (from pinned memory on CUDA, without blocking). The batches
-are the same molecules in the same order either way, so the run's numbers do not change
-(tested), and the loader draws nothing from the global random state that dropout and gate
-noise use.
+from them, and batches from shards are gathered from the decoded shards the same way; any
+other sequence of molecules is assembled one by one with PyG's ``Batch.from_data_list``.
+With ``TrainSettings.loader_workers`` > 0, the worker processes of a torch ``DataLoader``
+assemble the next batches while the current step runs, and the trainer only moves each to
+the device (from pinned memory on CUDA, without blocking). The batches are the same
+molecules in the same order either way, so the run's numbers do not change (tested), and
+the loader draws nothing from the global random state that dropout and gate noise use.
 
 Workers send their batches through named shared-memory files (torch's ``file_system``
 sharing strategy, set in the workers only): the default strategy passes every tensor's file
@@ -31,6 +31,7 @@ from torch_geometric.data import Batch, Data
 from mimoe_core.conformer_views import conformer_view
 from mimoe_core.forward import assemble_batch
 from mimoe_core.packed_molecules import PackedMolecules
+from mimoe_core.shards import ShardSequence
 from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
@@ -44,15 +45,16 @@ class TrainingBatches:
 
     Molecules in memory (a list) are packed into flat tensors once
     (:class:`~mimoe_core.packed_molecules.PackedMolecules`), and each batch is gathered from
-    them with a few vectorized operations: 3.3 to 10.1 times faster than PyG's
+    them with a few vectorized operations: 3.2 to 11.7 times faster than PyG's
     ``Batch.from_data_list`` at batches of 32 to 1024 (``benchmarks/results/loader_cpu.md``),
-    and the same batch. Molecules read lazily (shards) are assembled one by one.
+    and the same batch. Molecules read lazily from shards are gathered from the decoded
+    shards the same way (:meth:`~mimoe_core.shards.ShardSequence.batch`).
 
     With ``workers`` > 0 the worker processes start at the first epoch and stay for the
     run (forked on Linux, so they share the molecules in memory; packed ones without copying
     them, as reading them writes nothing). A first version forked
     them at every epoch, and a worker took 280 and 730 MiB more than training in line at
-    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 100 and 87
+    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 103 and 49
     MiB forked once, ``loader_cpu.md``), likely the copy-on-write of the pages the trainer
     writes after each fork. The molecules are the ones given at construction. :meth:`close`
     stops the workers (so does garbage collection).
@@ -130,7 +132,12 @@ class _Keys:
 
 
 class _StepBatches(Dataset):
-    """The batch of one step, for the key ``(positions, conformers)``, in host memory."""
+    """The batch of one step, for the key ``(positions, conformers)``, in host memory.
+
+    Molecules in a list are packed; packed ones and shard views
+    (:class:`~mimoe_core.shards.ShardSequence`) gather their batches themselves (their
+    ``batch`` method); any other sequence is assembled one molecule at a time.
+    """
 
     def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
         self.dtype = dtype
@@ -139,7 +146,7 @@ class _StepBatches(Dataset):
 
     def __getitem__(self, key: tuple[torch.Tensor, torch.Tensor]) -> Batch:
         positions, conformers = key
-        if isinstance(self.molecules, PackedMolecules):
+        if isinstance(self.molecules, (PackedMolecules, ShardSequence)):
             return self.molecules.batch(positions, conformers, self.dtype)
         chosen = [
             conformer_view(self.molecules[i], c)
