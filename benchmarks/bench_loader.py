@@ -4,14 +4,16 @@ and what loader worker processes change, measured side by side on this machine.
 1. Batch assembly alone, what a training step does before its forward pass, on the first
    ``--molecules`` training molecules of Tox21, at each batch size of ``--batches`` and 1024,
    one thread: PyG's ``Batch.from_data_list`` over the molecules one by one (how every batch
-   was made before 2026-12-07, and still how batches from shards are made) against
+   was made before 2026-12-07) against
    :class:`~mimoe_core.packed_molecules.PackedMolecules` (the same batch, gathered from flat
    tensors), the two alternating; molecules/s, microseconds per molecule, and their ratio.
    The same from shards of 512 molecules: each molecule decoded and batched one by one,
-   against ``ShardSequence.batch`` (gathered from the decoded shards).
+   against ``ShardSequence.batch`` (gathered from the decoded shards), over consecutive
+   positions (one run of molecules per shard and batch, as training's order per shard gives).
    At issue 17's GPU target of 10,000 molecules/s a molecule has 100 us for the whole step.
 2. What a loader worker copies: ``--memory-molecules`` molecules in memory (the training
-   molecules repeated, each a distinct object as a featurized list holds them), one worker
+   molecules repeated, each with tensors and strings of its own, as in a featurized list),
+   one worker
    assembling one epoch of batches of 256, one by one against packed: the worker's private
    memory (USS) after the epoch, and what packing adds to the trainer's.
 3. Training, ``mimoe train`` on the same molecules (MI-MoE(SchNet), CLI defaults, 2
@@ -38,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from _parallel_runs import report_header, write_report
@@ -138,30 +141,25 @@ def _best_rates(ways: dict, molecules: int, batches: list[int], repeats: int) ->
 def worker_memory(train: list, molecules: int, batch: int = 256) -> dict:
     """A loader worker's private memory after one epoch, molecules one by one and packed.
 
-    ``molecules`` molecules in memory: ``train`` repeated, each tensor cloned so that every
-    molecule is its own objects, as in a featurized list. Returns, per way, the worker's USS
-    and how much the trainer's USS grew when the batches were set up (the packing), bytes.
+    ``molecules`` molecules in memory: ``train`` repeated, each tensor and string copied so
+    that every molecule has objects of its own, as in a featurized list. Returns, per way,
+    the worker's USS and the size of the packed copy the trainer makes (0 one by one), bytes.
     """
     import multiprocessing
 
     import psutil
-    from torch_geometric.data import Data
 
+    from mimoe_core.packed_molecules import PackedMolecules
     from mimoe_core.training.batches import TrainingBatches
 
-    many = [
-        Data(
-            **{k: v.clone() if torch.is_tensor(v) else v for k, v in train[i % len(train)].items()}
-        )
-        for i in range(molecules)
-    ]
+    many = [_own_copy(train[i % len(train)]) for i in range(molecules)]
     ways = {"one by one": _OneByOne(many), "packed": many}
     found = {}
-    me = psutil.Process()
     for way, held in ways.items():
-        before = me.memory_full_info().uss
+        # Sized before the worker is forked: afterwards, every page the trainer writes (as
+        # packing reads each molecule) would turn the worker's copy of it private.
+        copy = PackedMolecules(held).nbytes if way == "packed" else 0
         batches = TrainingBatches(held, torch.device("cpu"), torch.float32, workers=1)
-        setup = me.memory_full_info().uss - before
         steps = [
             range(first, min(first + batch, molecules)) for first in range(0, molecules, batch)
         ]
@@ -169,11 +167,25 @@ def worker_memory(train: list, molecules: int, batch: int = 256) -> dict:
             pass
         (worker,) = multiprocessing.active_children()
         found[way] = {"worker_uss": psutil.Process(worker.pid).memory_full_info().uss,
-                      "trainer_setup": setup}  # fmt: skip
+                      "packed_copy": copy}  # fmt: skip
         batches.close()
         del batches
         print(way, {k: round(v / 2**20, 1) for k, v in found[way].items()}, "MiB", flush=True)
     return found
+
+
+def _own_copy(molecule: Any) -> Any:
+    """``molecule`` with tensors and strings of its own, as each featurized molecule has."""
+    from torch_geometric.data import Data
+
+    def copied(value: Any) -> Any:
+        if torch.is_tensor(value):
+            return value.clone()
+        if isinstance(value, str):
+            return value.encode().decode()  # a new object, not the original
+        return value
+
+    return Data(**{key: copied(value) for key, value in molecule.items()})
 
 
 class _OneByOne(Sequence):
@@ -251,18 +263,18 @@ def render(
     lines += [
         "",
         f"A loader worker's private memory (USS) after assembling one epoch of "
-        f"{args.memory_molecules:,} molecules in memory (the training molecules repeated, each "
-        "its own objects) in batches of 256, and what setting up the batches added to the "
-        "trainer's (packing):",
+        f"{args.memory_molecules:,} molecules in memory (the training molecules repeated, "
+        "each with tensors and strings of its own) in batches of 256, and the size of the "
+        "packed copy that the trainer makes (`PackedMolecules.nbytes`):",
         "",
-        "| molecules read | worker USS (MiB) | per molecule (bytes) | trainer's set-up (MiB) |",
+        "| molecules read | worker USS (MiB) | per molecule (bytes) | packed copy (MiB) |",
         "|---|---|---|---|",
     ]
     for way, sizes in memory.items():
         lines.append(
             f"| {way} | {sizes['worker_uss'] / 2**20:.0f} "
             f"| {sizes['worker_uss'] / args.memory_molecules:,.0f} "
-            f"| {sizes['trainer_setup'] / 2**20:.0f} |"
+            f"| {sizes['packed_copy'] / 2**20:.0f} |"
         )
     lines += [
         "",

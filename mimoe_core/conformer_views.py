@@ -18,7 +18,9 @@ from torch_geometric.data import Data
 
 from mimoe_core import keys
 
-ENSEMBLE_KEYS = (keys.CONF_POS, keys.CONF_TOPO)
+#: Each ensemble field, and the field a view of one of its conformers fills from it.
+ENSEMBLE_VIEW_OF = {keys.CONF_POS: keys.POS, keys.CONF_TOPO: keys.TOPO}
+ENSEMBLE_KEYS = tuple(ENSEMBLE_VIEW_OF)
 
 
 def conformers_per_molecule(data_list: Sequence[Data]) -> int:
@@ -40,8 +42,8 @@ def conformer_view(data: Data, c: int) -> Data:
             raise IndexError(f"conformer {c} of a molecule that holds one")
         return data
     fields = {k: data[k] for k in data.keys() if k not in ENSEMBLE_KEYS}
-    fields[keys.POS] = data[keys.CONF_POS][:, c]
-    fields[keys.TOPO] = data[keys.CONF_TOPO][:, c]
+    for ensemble, view in ENSEMBLE_VIEW_OF.items():
+        fields[view] = data[ensemble][:, c]
     return Data(**fields)
 
 

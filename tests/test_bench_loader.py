@@ -24,8 +24,8 @@ def test_the_report_gives_the_time_per_molecule_and_pairs_the_ratios_within_roun
     args = argparse.Namespace(molecules=64, batches=[32], rounds=2, memory_molecules=1000)
     assembly = {"pack_seconds": 0.012, 32: {"one by one": 25_000.0, "packed": 100_000.0}}
     memory = {
-        "one by one": {"worker_uss": 3 * 2**20, "trainer_setup": 0},
-        "packed": {"worker_uss": 2**20, "trainer_setup": 2**21},
+        "one by one": {"worker_uss": 3 * 2**20, "packed_copy": 0},
+        "packed": {"worker_uss": 2**20, "packed_copy": 2**21},
     }
     shard_assembly = {32: {"one by one": 20_000.0, "packed": 50_000.0}}
     text = bench.render(assembly, shard_assembly, memory, found, args, ["--rounds", "2"])
@@ -53,6 +53,7 @@ def test_assembly_is_timed_at_each_batch_size_and_a_worker_is_measured(tmp_path)
     memory = bench.worker_memory(train, 200, batch=64)
     assert set(memory) == {"one by one", "packed"}
     assert all(sizes["worker_uss"] > 0 for sizes in memory.values())
+    assert memory["one by one"]["packed_copy"] == 0 < memory["packed"]["packed_copy"]
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def _molecules(n: int, conformers: int = 1, atom_attr: bool = False, seed: int =
             keys.TOPO: torch.randn(1, 4, 5, generator=gen),
             keys.SMILES: "C" * (i + 1),
             keys.ROW: 10 * i,
-            keys.MOL_ID: f"mol-{i}",
+            keys.MOL_ID: f"mol-{i}-é",  # not ASCII: strings are packed as UTF-8
         }
         if atom_attr:
             fields[keys.ATOM_ATTR] = torch.randn(atoms, 6, generator=gen)
@@ -111,7 +111,7 @@ def test_real_featurized_molecules_pack(freesolv40):
     same_batch(reference, packed.batch(positions, dtype=torch.float64))
 
 
-def test_the_packed_molecules_travel_to_another_process_whole():
+def test_a_pickled_copy_gathers_the_same_batches():
     packed = PackedMolecules(_molecules(6))
     again = pickle.loads(pickle.dumps(packed))
     same_batch(packed.batch([5, 0, 2]), again.batch([5, 0, 2]))
@@ -140,6 +140,24 @@ def test_what_cannot_be_packed_is_an_error_that_names_it():
         PackedMolecules([Data(z=torch.tensor([1]))])
 
 
+def test_a_batch_shares_no_bookkeeping_tensor_with_another_field():
+    molecules = _molecules(5, atom_attr=True)
+    batch = PackedMolecules(molecules).batch([3, 1, 4])
+    batch.ptr.add_(1)  # in place: PyG's own batches would keep their slices
+    _same_molecule(batch.get_example(1), molecules[1])
+    tensors = [batch.ptr, *batch._slice_dict.values(), *batch._inc_dict.values()]
+    ids = [id(t) for t in tensors if t is not None]
+    assert len(ids) == len(set(ids))
+
+
+def test_an_ensemble_field_without_its_partner_is_an_error():
+    molecules = _molecules(3, conformers=2)
+    for molecule in molecules:
+        del molecule[keys.CONF_TOPO]
+    with pytest.raises(ValueError, match=r"the ensemble field\(s\) \['conf_pos'\] without"):
+        PackedMolecules(molecules)
+
+
 def test_a_batch_out_of_range_is_an_error():
     packed = PackedMolecules(_molecules(5, conformers=2))
     with pytest.raises(IndexError, match="a position out of range for 5 molecules"):
@@ -151,6 +169,16 @@ def test_a_batch_out_of_range_is_an_error():
     single = PackedMolecules(_molecules(3))
     with pytest.raises(IndexError, match="the molecules hold 1"):
         single.batch([0], [1])
+    with pytest.raises(ValueError, match="no molecules to batch"):
+        single.batch([])
+    with pytest.raises(ValueError, match="positions must be integers, got torch.float32"):
+        single.batch(torch.tensor([1.7, 0.0]))
+    with pytest.raises(ValueError, match="positions must be integers, got torch.bool"):
+        single.batch([True, False])
+    with pytest.raises(ValueError, match="conformers must be integers, got torch.float32"):
+        packed.batch([0, 1], [0.9, 0.2])
+    with pytest.raises(TypeError, match="molecule indices must be integers, not slice"):
+        single[0:2]
 
 
 def test_a_batch_from_several_packed_sets_follows_them_part_after_part():
@@ -189,5 +217,21 @@ def test_molecules_packed_elsewhere_are_taken_as_they_are():
     with pytest.raises(ValueError, match="columns of different numbers of molecules"):
         PackedMolecules.from_columns(fields, columns, {keys.ROW: torch.arange(3)}, strings)
     short = {**columns, keys.Z: (columns[keys.Z][0][:-1], atoms)}
-    with pytest.raises(ValueError, match="field 'z': offsets do not span its"):
+    with pytest.raises(ValueError, match="field 'z': its offsets are not integers rising"):
         PackedMolecules.from_columns(fields, short, integers, strings)
+    falling = {**columns, keys.Z: (columns[keys.Z][0], atoms[[0, 2, 1, 3, 4]])}
+    with pytest.raises(ValueError, match="field 'z': its offsets are not integers rising"):
+        PackedMolecules.from_columns(fields, falling, integers, strings)
+    floating = {**columns, keys.Z: (columns[keys.Z][0], atoms.double())}
+    with pytest.raises(ValueError, match="field 'z': its offsets are not integers rising"):
+        PackedMolecules.from_columns(fields, floating, integers, strings)
+
+
+def test_the_packed_size_counts_every_tensor_offset_and_string_byte():
+    molecules = [
+        Data(z=torch.tensor([6, 8]), pos=torch.zeros(2, 3), smiles="CO", row=0),
+        Data(z=torch.tensor([7]), pos=torch.ones(1, 3), smiles="N", row=1),
+    ]
+    # z 3 x 8 B, pos 9 x 4 B, their offsets 2 x 3 x 8 B, row 2 x 8 B, "CO" + "N" 3 B and
+    # their offsets 3 x 8 B
+    assert PackedMolecules(molecules).nbytes == 24 + 36 + 48 + 16 + 3 + 24

@@ -345,7 +345,7 @@ def test_grouped_order(written) -> None:
     assert ds.grouped_order([], torch.Generator()) == []
 
 
-def test_a_view_gathers_the_batch_pyg_makes_from_its_molecules(written) -> None:
+def test_a_view_gathers_the_batch_pyg_makes_from_its_molecules(written, monkeypatch) -> None:
     from batch_equality import same_batch
     from torch_geometric.data import Batch
 
@@ -359,6 +359,14 @@ def test_a_view_gathers_the_batch_pyg_makes_from_its_molecules(written) -> None:
         same_batch(reference, view.batch(positions, zeros, dtype=torch.double))
     same_batch(Batch.from_data_list([view[-1]]), view.batch([-1]))
     assert len(ds.cached_shards) == 1
+    # back and forth between two shards: each decoded once, however often it comes back
+    reference = Batch.from_data_list([view[i] for i in (0, 3, 1, 2)])
+    loads = []
+    real = shards.reader._load_shard
+    monkeypatch.setattr(shards.reader, "_load_shard", lambda *a: loads.append(a) or real(*a))
+    ds.clear_cache()
+    same_batch(reference, view.batch([0, 3, 1, 2]))
+    assert len(loads) == 2
     with pytest.raises(IndexError, match="a position out of range for 8 molecules"):
         view.batch([8])
     with pytest.raises(IndexError, match="the molecules hold 1"):

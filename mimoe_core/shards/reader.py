@@ -20,7 +20,7 @@ from mimoe_core import keys
 from mimoe_core.conformers import ConformerSettings
 from mimoe_core.data.table import SkipRecord
 from mimoe_core.featurization import _reason_kind
-from mimoe_core.packed_molecules import PackedMolecules, gather_batch
+from mimoe_core.packed_molecules import PackedMolecules, gather_batch, integer_index
 from mimoe_core.shards._format import (
     MANIFEST_FILE,
     SKIPPED_FILE,
@@ -96,11 +96,15 @@ class ShardSequence(Sequence):
         (:meth:`ShardedDataset.packed_shard`).
 
         Args:
-            positions: positions in the view, in batch order.
-            conformers: 0 for each (shards hold one conformer per molecule), or None.
+            positions: [n] integers, positions in the view, in batch order.
+            conformers: [n] zeros (shards hold one conformer per molecule), or None.
             dtype: the coordinates' dtype; unchanged by default.
+
+        Raises:
+            IndexError: a position or conformer out of range.
+            ValueError: no positions, non-integer ones, or conformers not one per position.
         """
-        at = np.asarray(positions, dtype=np.int64).reshape(-1)
+        at = integer_index(positions, "positions").numpy()
         if at.size and (at.min() < -len(self) or at.max() >= len(self)):
             raise IndexError(f"a position out of range for {len(self)} molecules")
         index = self.indices[at]
@@ -110,17 +114,14 @@ class ShardSequence(Sequence):
         chosen = None if conformers is None else torch.as_tensor(conformers).reshape(-1)
         if chosen is not None and chosen.numel() != at.size:
             raise ValueError(f"{chosen.numel()} conformers for {at.size} molecules")
+        # Each shard the batch touches is decoded (or taken from the cache) once, even when
+        # the positions come back to it after another.
+        packed = {int(k): dataset.packed_shard(int(k)) for k in dict.fromkeys(shards.tolist())}
         runs = np.flatnonzero(np.diff(shards, prepend=-1, append=-1))
         parts = [
-            (
-                dataset.packed_shard(int(shards[a])),
-                local[a:b],
-                None if chosen is None else chosen[a:b],
-            )
+            (packed[int(shards[a])], local[a:b], None if chosen is None else chosen[a:b])
             for a, b in zip(runs[:-1], runs[1:], strict=True)
         ]
-        if not parts:
-            raise ValueError("no molecules to batch")
         return gather_batch(parts, dtype)
 
     def labels(self) -> np.ndarray:
@@ -433,8 +434,17 @@ class ShardedDataset:
         return shard
 
     def packed_shard(self, k: int) -> PackedMolecules:
-        """The decoded shard ``k`` as :class:`PackedMolecules` (its tensors, not copies)."""
+        """The decoded shard ``k`` as :class:`PackedMolecules` (its tensors, not copies).
+
+        Cached with the decoded shard, and dropped with it.
+        """
         s = self.shard(k)
+        if "packed" not in s:
+            s["packed"] = self._packed(s)
+        return s["packed"]
+
+    @staticmethod
+    def _packed(s: dict[str, Any]) -> PackedMolecules:
         per_molecule = torch.arange(len(s["row"]) + 1)
         return PackedMolecules.from_columns(
             SHARD_MOLECULE_FIELDS,

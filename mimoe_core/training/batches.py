@@ -22,8 +22,11 @@ import multiprocessing
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
@@ -31,7 +34,6 @@ from torch_geometric.data import Batch, Data
 from mimoe_core.conformer_views import conformer_view
 from mimoe_core.forward import assemble_batch
 from mimoe_core.packed_molecules import PackedMolecules
-from mimoe_core.shards import ShardSequence
 from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
@@ -45,19 +47,19 @@ class TrainingBatches:
 
     Molecules in memory (a list) are packed into flat tensors once
     (:class:`~mimoe_core.packed_molecules.PackedMolecules`), and each batch is gathered from
-    them with a few vectorized operations: 3.2 to 11.7 times faster than PyG's
+    them with a few vectorized operations: 2.5 to 8.3 times faster than PyG's
     ``Batch.from_data_list`` at batches of 32 to 1024 (``benchmarks/results/loader_cpu.md``),
     and the same batch. Molecules read lazily from shards are gathered from the decoded
     shards the same way (:meth:`~mimoe_core.shards.ShardSequence.batch`).
 
     With ``workers`` > 0 the worker processes start at the first epoch and stay for the
     run (forked on Linux, so they share the molecules in memory; packed ones without copying
-    them, as reading them writes nothing). A first version forked
-    them at every epoch, and a worker took 280 and 730 MiB more than training in line at
-    batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``; 103 and 49
-    MiB forked once, ``loader_cpu.md``), likely the copy-on-write of the pages the trainer
-    writes after each fork. The molecules are the ones given at construction. :meth:`close`
-    stops the workers (so does garbage collection).
+    them, as reading them writes nothing). A first version forked them at every epoch, and
+    with molecules assembled one by one a worker took 280 and 730 MiB more than training in
+    line at batches of 32 and 256 (``benchmarks/results/loader_cpu_fork_per_epoch.md``),
+    likely the copy-on-write of the pages the trainer writes after each fork; forked once,
+    90 and 120 MiB. The molecules are the ones given at construction. :meth:`close`
+    stops the workers and drops the packed copy (so does garbage collection).
 
     Args:
         molecules: the training molecules (in memory, or read lazily from shards).
@@ -69,17 +71,17 @@ class TrainingBatches:
     def __init__(
         self, molecules: Sequence[Data], device: torch.device, dtype: torch.dtype, workers: int = 0
     ) -> None:
-        self.device, self.workers = device, workers
-        self._step_batches = _StepBatches(molecules, dtype)
+        self.molecules, self.device, self.dtype, self.workers = molecules, device, dtype, workers
         self._keys = _Keys()
-        self._loader = self._new_loader() if workers else None
+        self._step_batches: _StepBatches | None = None  # made (packed) at the first epoch
+        self._loader: DataLoader | None = None
 
-    def _new_loader(self) -> DataLoader:
+    def _new_loader(self, step_batches: _StepBatches) -> DataLoader:
         return DataLoader(
-            self._step_batches,
+            step_batches,
             batch_size=None,  # an item is a whole step's batch
             sampler=self._keys,
-            collate_fn=_as_made,
+            collate_fn=_whole_batch,
             num_workers=self.workers,
             prefetch_factor=PREFETCH_PER_WORKER,
             persistent_workers=True,
@@ -91,71 +93,89 @@ class TrainingBatches:
             multiprocessing_context=_start_method(),
         )
 
-    def epoch(self, steps: Iterable[Sequence[int]], conformers: torch.Tensor) -> Iterator[Batch]:
+    def epoch(self, steps: Iterable[Sequence[int]], conformers: Any) -> Iterator[Batch]:
         """The batches of one epoch, in order.
 
         Args:
             steps: for each step, the positions in ``molecules`` that this process computes
                 (read one step at a time: an epoch of millions of molecules is never listed).
-            conformers: for each molecule, the conformer it shows this epoch.
+            conformers: [len(molecules)] integers, the conformer each molecule shows.
         """
-        self._keys.steps, self._keys.conformers = steps, torch.as_tensor(conformers)
-        if self._loader is None:
+        if self._step_batches is None:
+            self._step_batches = _StepBatches(self.molecules, self.dtype)
+        self._keys.steps, self._keys.conformers = steps, np.asarray(conformers, dtype=np.int64)
+        if not self.workers:
             for key in self._keys:
                 yield self._step_batches[key].to(self.device)
             return
+        if self._loader is None:
+            self._loader = self._new_loader(self._step_batches)
         non_blocking = self.device.type == "cuda"
         for batch in self._loader:
             yield batch.to(self.device, non_blocking=non_blocking)
 
     def close(self) -> None:
-        """Stop the worker processes (a later :meth:`epoch` starts new ones)."""
-        if self._loader is not None:
-            # The loader's iterator holds the workers and stops them when it is freed.
-            self._loader = self._new_loader()
+        """Stop the worker processes and drop the packed molecules.
+
+        A later :meth:`epoch` makes them again.
+        """
+        # The loader's iterator holds the workers and stops them when it is freed.
+        self._loader = None
+        self._step_batches = None
 
 
 class _Keys:
     """The sampler: each step's key, its positions and their conformers, in this epoch.
 
-    Made as they are asked for: the loader asks a few steps ahead of the training.
+    Made as they are asked for: the loader asks a few steps ahead of the training. Keys are
+    plain lists: the loader sends them to its workers, and a tensor would travel as a file
+    descriptor over a socket connection of its own (several times slower per step).
     """
 
     def __init__(self) -> None:
         self.steps: Iterable[Sequence[int]] = ()
-        self.conformers = torch.zeros(0, dtype=torch.long)
+        self.conformers = np.zeros(0, dtype=np.int64)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[list[int], list[int]]]:
         for positions in self.steps:
-            index = torch.as_tensor(positions, dtype=torch.long)
-            yield index, self.conformers[index]
+            index = np.asarray(positions, dtype=np.int64)
+            yield index.tolist(), self.conformers[index].tolist()
 
 
 class _StepBatches(Dataset):
     """The batch of one step, for the key ``(positions, conformers)``, in host memory.
 
-    Molecules in a list are packed; packed ones and shard views
-    (:class:`~mimoe_core.shards.ShardSequence`) gather their batches themselves (their
-    ``batch`` method); any other sequence is assembled one molecule at a time.
+    Molecules in a list are packed (:class:`PackedMolecules`). Molecules that gather their
+    own batches, with a ``batch(positions, conformers, dtype)`` method (packed ones, and
+    shard views: :meth:`~mimoe_core.shards.ShardSequence.batch`), do so; any other sequence,
+    or a list that cannot be packed (a warning says why), is assembled one molecule at a
+    time with ``Batch.from_data_list``.
     """
 
     def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
         self.dtype = dtype
-        in_memory = isinstance(molecules, (list, tuple)) and len(molecules) > 0
-        self.molecules = PackedMolecules(molecules) if in_memory else molecules
+        if isinstance(molecules, (list, tuple)) and len(molecules) > 0:
+            try:
+                molecules = PackedMolecules(molecules)
+            except ValueError as err:
+                warnings.warn(
+                    f"the training molecules cannot be packed ({err}); their batches are "
+                    "assembled one molecule at a time",
+                    stacklevel=2,
+                )
+        self.molecules = molecules
 
-    def __getitem__(self, key: tuple[torch.Tensor, torch.Tensor]) -> Batch:
+    def __getitem__(self, key: tuple[list[int], list[int]]) -> Batch:
         positions, conformers = key
-        if isinstance(self.molecules, (PackedMolecules, ShardSequence)):
+        if hasattr(self.molecules, "batch"):
             return self.molecules.batch(positions, conformers, self.dtype)
         chosen = [
-            conformer_view(self.molecules[i], c)
-            for i, c in zip(positions.tolist(), conformers.tolist(), strict=True)
+            conformer_view(self.molecules[i], c) for i, c in zip(positions, conformers, strict=True)
         ]
         return assemble_batch(chosen, self.dtype)
 
 
-def _as_made(batch: Batch) -> Batch:
+def _whole_batch(batch: Batch) -> Batch:
     """The loader's collation: a worker's item is already the step's whole batch."""
     return batch
 

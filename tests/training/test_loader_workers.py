@@ -123,6 +123,47 @@ def test_the_loader_leaves_the_global_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
+def test_a_list_is_packed_once_and_its_steps_travel_as_plain_lists(monkeypatch):
+    from mimoe_core.packed_molecules import PackedMolecules
+    from mimoe_core.training import batches as batches_module
+
+    made, gathered = [], []
+    real_init, real_batch = PackedMolecules.__init__, PackedMolecules.batch
+
+    def init(self, molecules):
+        made.append(len(molecules))
+        real_init(self, molecules)
+
+    def batch(self, positions, conformers=None, dtype=None):
+        gathered.append((type(positions), type(conformers)))
+        return real_batch(self, positions, conformers, dtype)
+
+    monkeypatch.setattr(PackedMolecules, "__init__", init)
+    monkeypatch.setattr(PackedMolecules, "batch", batch)
+    molecules = _molecules(9)
+    batches = TrainingBatches(molecules, CPU, torch.float32)
+    for _ in range(2):
+        assert len(list(batches.epoch([[0, 1], [8]], np.zeros(9, int)))) == 2
+    assert made == [9] and gathered == [(list, list)] * 4
+    batches.close()  # drops the packed copy; a later epoch packs again
+    assert len(list(batches.epoch([[2]], np.zeros(9, int)))) == 1
+    assert made == [9, 9]
+    keys = batches_module._Keys()
+    keys.steps, keys.conformers = [np.array([3, 1])], np.array([0, 2, 0, 1])
+    assert list(keys) == [([3, 1], [1, 2])]
+
+
+def test_molecules_that_cannot_be_packed_are_assembled_one_by_one_with_a_warning():
+    molecules = _molecules(6)
+    for i, molecule in enumerate(molecules):
+        molecule.weight = 0.5 * i  # a float attribute: PyG batches it, packing does not
+    batches = TrainingBatches(molecules, CPU, torch.float64)
+    with pytest.warns(UserWarning, match="cannot be packed .*'weight'.*one molecule at a time"):
+        made = list(batches.epoch([[5, 0]], np.zeros(6, int)))
+    views = [conformer_view(molecules[i], 0) for i in (5, 0)]
+    _same_batches([assemble_batch(views, torch.float64)], made)
+
+
 class _Broken(Sequence):
     """Molecules read lazily, whose position 7 cannot be read (a damaged shard, say)."""
 
@@ -229,3 +270,30 @@ def test_the_cli_passes_the_workers_on_and_refuses_a_negative_number(tmp_path, c
                  "--out", str(bad)]) != 0  # fmt: skip
     assert "--loader-workers must be >= 0, got -1" in capsys.readouterr().err
     assert not bad.exists() and not (cache.exists() and any(cache.iterdir()))
+
+
+def test_a_run_from_packed_batches_is_the_run_from_batches_made_one_by_one(
+    three_conformers, tmp_path, monkeypatch
+):
+    from mimoe_core.shards import ShardSequence
+    from mimoe_core.training import batches as batches_module
+
+    ds, split = three_conformers
+    packed = train(ds, split, NOISY, quick(epochs=2))
+    shards = write_shards(
+        load_dataset("freesolv", limit=40), tmp_path / "shards", shard_size=12,
+        n_jobs=1, progress=False,
+    )  # fmt: skip
+    shard_split = make_split("random", shards.smiles, seed=0)
+    gathered = train(shards, shard_split, TINY, quick(epochs=2))
+
+    def unpackable(molecules):
+        raise ValueError("not packed in this test")
+
+    monkeypatch.setattr(batches_module, "PackedMolecules", unpackable)
+    monkeypatch.delattr(ShardSequence, "batch")
+    with pytest.warns(UserWarning, match="not packed in this test"):
+        one_by_one = train(ds, split, NOISY, quick(epochs=2))
+    pd.testing.assert_frame_equal(_history(one_by_one), _history(packed), check_exact=True)
+    from_shards = train(ShardedDataset(tmp_path / "shards"), shard_split, TINY, quick(epochs=2))
+    pd.testing.assert_frame_equal(_history(from_shards), _history(gathered), check_exact=True)
