@@ -109,7 +109,7 @@ class ShardSequence(Sequence):
             raise IndexError(f"a position out of range for {len(self)} molecules")
         index = self.indices[at]
         dataset = self._dataset
-        shards = np.searchsorted(dataset._offsets, index, side="right") - 1
+        shards = dataset.shard_of[index]
         local = torch.from_numpy(index - dataset._offsets[shards])
         chosen = None if conformers is None else torch.as_tensor(conformers).reshape(-1)
         if chosen is not None and chosen.numel() != at.size:
