@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from batch_equality import same_batch
 from tiny_training import TINY, quick
 from torch_geometric.data import Data
 
@@ -55,13 +56,7 @@ def _molecules(n: int, conformers: int = 3) -> list[Data]:
 def _same_batches(a, b) -> None:
     assert len(a) == len(b)
     for first, second in zip(a, b, strict=True):
-        assert set(first.keys()) == set(second.keys())
-        for key in first.keys():
-            left, right = first[key], second[key]
-            if isinstance(left, torch.Tensor):
-                assert left.dtype == right.dtype and torch.equal(left, right), key
-            else:
-                assert left == right, key
+        same_batch(first, second)
 
 
 def test_workers_assemble_the_batches_made_in_line():
