@@ -648,6 +648,44 @@ def test_rank_slices_by_size_balance_the_atoms_of_each_rank(world):
     assert np.mean(dealt) < 0.3 * np.mean(striped)
 
 
+def _snake_deal(sizes: np.ndarray, world: int) -> np.ndarray:
+    """The deal used until 2026-12-07: largest first, in the order 0, 1, ..., W-1, W-1, ..., 0."""
+    turn = np.arange(len(sizes)) % (2 * world)
+    owner = np.empty(len(sizes), dtype=np.int64)
+    owner[np.argsort(-sizes, kind="stable")] = np.where(turn < world, turn, 2 * world - 1 - turn)
+    return owner
+
+
+@pytest.mark.parametrize("world", [2, 3, 8])
+def test_deal_by_size_beats_the_snake_order_on_the_slowest_rank(world):
+    rng = np.random.default_rng(world)
+    dealt, snake = [], []
+    for _ in range(300):
+        n = int(rng.integers(world, 300))
+        # atom counts (hydrogens included) spread as in drug-like sets: median 30, a long tail
+        sizes = np.clip(rng.lognormal(3.4, 0.45, n).astype(np.int64), 3, 250)
+        owner = distributed.deal_by_size(sizes, world)
+        counts = np.bincount(owner, minlength=world)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == n
+        for found, deal in ((dealt, owner), (snake, _snake_deal(sizes, world))):
+            totals = np.bincount(deal, weights=sizes, minlength=world)
+            found.append(totals.max() / totals.mean() - 1)
+    # the slowest rank's excess over the mean, which every step waits for (a median: batches
+    # of a few molecules per rank cannot be balanced by any deal)
+    assert np.median(dealt) < 0.25 * np.median(snake)
+
+
+def test_deal_by_size_deals_rounds_then_swaps_the_heaviest_and_lightest_ranks_closer():
+    # rounds (10, 9), (8, 7), (6, 1): totals 23 and 18; swapping 10 and 8 gives 21 and 20
+    owner = distributed.deal_by_size([10, 9, 8, 7, 6, 1], 2)
+    assert owner.tolist() == [1, 1, 0, 0, 0, 1]
+    # rounds (9, 8), (7, 2): 11 and 15, which no swap brings closer
+    assert distributed.deal_by_size([2, 9, 7, 8], 2).tolist() == [0, 0, 1, 1]
+    assert distributed.deal_by_size([], 3).tolist() == []
+    assert distributed.deal_by_size([5], 3).tolist() == [0]
+    assert distributed.deal_by_size([4, 4], 3).tolist() == [0, 1]
+
+
 def test_one_process_has_world_size_one_and_gathers_locally(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     context = distributed.init_from_env("cpu")
