@@ -592,6 +592,7 @@ def _buffers_rank(rank: int, init_file: str, found: dict) -> None:
         model.offset.fill_(5.0)  # a later change on rank 0 is not broadcast per step
     forward(torch.ones(1)).y.sum().backward()
     found[rank] = (at_start, float(model.offset), float(model.weight.grad))
+    del forward  # DDP before the group, as `mimoe train` frees them (see bench_ddp_step)
     torch.distributed.destroy_process_group()
 
 
