@@ -7,7 +7,7 @@ the PyG batch both use, and the trainer too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,9 +16,13 @@ from torch_geometric.data import Batch, Data
 from mimoe_core import keys
 from mimoe_core.conformer_views import conformer_view, conformers_per_molecule
 from mimoe_core.models import MIMoE
+from mimoe_core.packed_molecules import batch_source
 from mimoe_core.scaling import ScaledMIMoE
 
 __all__ = ["assemble_batch", "prepare_batch", "resolve_device", "run_embeddings", "run_model"]
+
+#: Molecules packed at a time by :func:`run_model` (about 1.7 KB each for Tox21's).
+PACKED_CHUNK = 4096
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -90,19 +94,18 @@ def run_model(
     model.eval()
     device = torch.device(device)
     dtype = next(model.parameters()).dtype
-    preds, alphas, experts, stds = [], [], [], []
-    for start in range(0, len(data_list), batch_size):
-        batch = prepare_batch(data_list[start : start + batch_size], device, dtype)
+    preds, alphas, experts, stds = [], [], [], []  # on the device until the end
+    for batch in _batches(data_list, batch_size, device, dtype):
         out = model.forward_batch(batch)
         if out.log_var is not None:
-            stds.append(torch.exp(0.5 * out.log_var.float()).cpu())
+            stds.append(torch.exp(0.5 * out.log_var.float()))
         y, per_expert = out.y.float(), out.expert_predictions.float()
         if task != "regression":
             y = torch.sigmoid(y)
         per_expert = per_expert.masked_fill(~out.selected.unsqueeze(-1), float("nan"))
-        preds.append(y.cpu())
-        alphas.append(out.alpha.float().cpu())
-        experts.append(per_expert.cpu())
+        preds.append(y)
+        alphas.append(out.alpha.float())
+        experts.append(per_expert)
     num_t, num_k = model.out_channels, model.num_experts
     if not preds:
         return {
@@ -111,13 +114,46 @@ def run_model(
             "expert_predictions": np.zeros((0, num_k, num_t)),
         }
     found = {
-        "prediction": torch.cat(preds).double().numpy(),
-        "alpha": torch.cat(alphas).double().numpy(),
-        "expert_predictions": torch.cat(experts).double().numpy(),
+        "prediction": _to_numpy(preds),
+        "alpha": _to_numpy(alphas),
+        "expert_predictions": _to_numpy(experts),
     }
     if stds:
-        found["std"] = torch.cat(stds).double().numpy()
+        found["std"] = _to_numpy(stds)
     return found
+
+
+def _batches(
+    data_list: Sequence[Data], batch_size: int, device: torch.device, dtype: torch.dtype
+) -> Iterator[Batch]:
+    """``data_list`` in order, ``batch_size`` molecules at a time, as batches on ``device``.
+
+    Shard views gather their own batches; molecules in memory are packed
+    (:func:`~mimoe_core.packed_molecules.batch_source`) a chunk of at least
+    :data:`PACKED_CHUNK` at a time, so the packed copy stays a few MB whatever the number of
+    molecules, and the batches are gathered from it; molecules that cannot be packed are
+    assembled one at a time. The same batches either way.
+    """
+    if hasattr(data_list, "batch"):
+        for start in range(0, len(data_list), batch_size):
+            stop = min(start + batch_size, len(data_list))
+            yield data_list.batch(list(range(start, stop)), None, dtype).to(device)
+        return
+    per_chunk = batch_size * max(1, -(-PACKED_CHUNK // batch_size))  # whole batches
+    for first in range(0, len(data_list), per_chunk):
+        chunk = list(data_list[first : first + per_chunk])
+        source, _ = batch_source(chunk)
+        for start in range(0, len(chunk), batch_size):
+            stop = min(start + batch_size, len(chunk))
+            if source is None:
+                yield prepare_batch(chunk[start:stop], device, dtype)
+            else:
+                yield source.batch(list(range(start, stop)), None, dtype).to(device)
+
+
+def _to_numpy(parts: list[torch.Tensor]) -> np.ndarray:
+    """The batches' outputs, concatenated and brought to the host once, as float64."""
+    return torch.cat(parts).double().cpu().numpy()
 
 
 def _averaged_over_conformers(model, data_list, task, batch_size, device, num_conformers):
@@ -160,13 +196,12 @@ def run_embeddings(
     dtype = next(model.parameters()).dtype
     moe = model.moe if isinstance(model, ScaledMIMoE) else model
     mixtures, experts, alphas = [], [], []
-    for start in range(0, len(data_list), batch_size):
-        batch = prepare_batch(data_list[start : start + batch_size], device, dtype)
+    for batch in _batches(data_list, batch_size, device, dtype):
         out = moe.embed_batch(batch)
         per_expert = out.experts.float().masked_fill(~out.selected.unsqueeze(-1), float("nan"))
-        mixtures.append(out.mixture.float().cpu())
-        experts.append(per_expert.cpu())
-        alphas.append(out.alpha.float().cpu())
+        mixtures.append(out.mixture.float())
+        experts.append(per_expert)
+        alphas.append(out.alpha.float())
     num_k, hidden = moe.num_experts, moe.head.in_features
     if not mixtures:
         return {
@@ -175,7 +210,7 @@ def run_embeddings(
             "alpha": np.zeros((0, num_k)),
         }
     return {
-        "mixture": torch.cat(mixtures).double().numpy(),
-        "experts": torch.cat(experts).double().numpy(),
-        "alpha": torch.cat(alphas).double().numpy(),
+        "mixture": _to_numpy(mixtures),
+        "experts": _to_numpy(experts),
+        "alpha": _to_numpy(alphas),
     }

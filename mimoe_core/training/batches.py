@@ -33,7 +33,7 @@ from torch_geometric.data import Batch, Data
 
 from mimoe_core.conformer_views import conformer_view
 from mimoe_core.forward import assemble_batch
-from mimoe_core.packed_molecules import PackedMolecules
+from mimoe_core.packed_molecules import batch_source
 from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
@@ -154,16 +154,14 @@ class _StepBatches(Dataset):
 
     def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
         self.dtype = dtype
-        if isinstance(molecules, (list, tuple)) and len(molecules) > 0:
-            try:
-                molecules = PackedMolecules(molecules)
-            except ValueError as err:
-                warnings.warn(
-                    f"the training molecules cannot be packed ({err}); their batches are "
-                    "assembled one molecule at a time",
-                    stacklevel=2,
-                )
-        self.molecules = molecules
+        source, why_not = batch_source(molecules)
+        if source is None and isinstance(molecules, (list, tuple)) and len(molecules) > 0:
+            warnings.warn(
+                f"the training molecules cannot be packed ({why_not}); their batches are "
+                "assembled one molecule at a time",
+                stacklevel=2,
+            )
+        self.molecules = molecules if source is None else source
 
     def __getitem__(self, key: tuple[list[int], list[int]]) -> Batch:
         positions, conformers = key

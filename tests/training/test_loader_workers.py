@@ -270,8 +270,8 @@ def test_the_cli_passes_the_workers_on_and_refuses_a_negative_number(tmp_path, c
 def test_a_run_from_packed_batches_is_the_run_from_batches_made_one_by_one(
     three_conformers, tmp_path, monkeypatch
 ):
+    from mimoe_core import packed_molecules
     from mimoe_core.shards import ShardSequence
-    from mimoe_core.training import batches as batches_module
 
     ds, split = three_conformers
     packed = train(ds, split, NOISY, quick(epochs=2))
@@ -285,7 +285,8 @@ def test_a_run_from_packed_batches_is_the_run_from_batches_made_one_by_one(
     def unpackable(molecules):
         raise ValueError("not packed in this test")
 
-    monkeypatch.setattr(batches_module, "PackedMolecules", unpackable)
+    # nothing packed, for the training batches and the evaluations alike
+    monkeypatch.setattr(packed_molecules, "PackedMolecules", unpackable)
     monkeypatch.delattr(ShardSequence, "batch")
     with pytest.warns(UserWarning, match="not packed in this test"):
         one_by_one = train(ds, split, NOISY, quick(epochs=2))
