@@ -8,6 +8,7 @@ the PyG batch both use, and the trainer too.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,10 +17,18 @@ from torch_geometric.data import Batch, Data
 from mimoe_core import keys
 from mimoe_core.conformer_views import conformer_view, conformers_per_molecule
 from mimoe_core.models import MIMoE
-from mimoe_core.packed_molecules import batch_source
+from mimoe_core.packed_molecules import PackedMolecules
 from mimoe_core.scaling import ScaledMIMoE
 
-__all__ = ["assemble_batch", "prepare_batch", "resolve_device", "run_embeddings", "run_model"]
+__all__ = [
+    "AssembledOneByOne",
+    "assemble_batch",
+    "batch_source",
+    "prepare_batch",
+    "resolve_device",
+    "run_embeddings",
+    "run_model",
+]
 
 #: Molecules packed at a time by :func:`run_model` (about 1.7 KB each for Tox21's).
 PACKED_CHUNK = 4096
@@ -55,6 +64,48 @@ def assemble_batch(data_list: Sequence[Data], dtype: torch.dtype) -> Batch:
     batch = Batch.from_data_list(list(data_list))
     batch[keys.POS] = batch[keys.POS].to(dtype)
     return batch
+
+
+class AssembledOneByOne:
+    """Molecules whose batches are assembled one molecule at a time.
+
+    ``Batch.from_data_list`` of their conformer views, behind the ``batch`` method of the
+    molecules that gather their own (:class:`~mimoe_core.packed_molecules.PackedMolecules`).
+    """
+
+    def __init__(self, molecules: Sequence[Data]) -> None:
+        self.molecules = molecules
+
+    def __len__(self) -> int:
+        return len(self.molecules)
+
+    def batch(self, positions: Sequence[int], conformers: Any, dtype: torch.dtype) -> Batch:
+        """The molecules at ``positions``, each showing its conformer (0 when None)."""
+        shown = [0] * len(positions) if conformers is None else conformers
+        chosen = [
+            conformer_view(self.molecules[i], c) for i, c in zip(positions, shown, strict=True)
+        ]
+        return assemble_batch(chosen, dtype)
+
+
+def batch_source(molecules: Sequence[Data]) -> tuple[Any, str | None]:
+    """What makes the batches of ``molecules``, and why they are assembled one by one if so.
+
+    The first item has a ``batch(positions, conformers, dtype)`` method. Molecules that gather
+    their own batches (packed ones, and shard views:
+    :meth:`~mimoe_core.shards.ShardSequence.batch`) are returned as they are; a non-empty list
+    or tuple is packed (:class:`~mimoe_core.packed_molecules.PackedMolecules`). Anything else,
+    or a list that cannot be packed, is :class:`AssembledOneByOne`, with the reason.
+    """
+    if hasattr(molecules, "batch"):
+        return molecules, None
+    if not isinstance(molecules, (list, tuple)) or len(molecules) == 0:
+        reason = f"a {type(molecules).__name__} of {len(molecules)} molecules is not packed"
+        return AssembledOneByOne(molecules), reason
+    try:
+        return PackedMolecules(molecules), None
+    except ValueError as err:
+        return AssembledOneByOne(molecules), str(err)
 
 
 @torch.no_grad()
@@ -128,27 +179,18 @@ def _batches(
 ) -> Iterator[Batch]:
     """``data_list`` in order, ``batch_size`` molecules at a time, as batches on ``device``.
 
-    Shard views gather their own batches; molecules in memory are packed
-    (:func:`~mimoe_core.packed_molecules.batch_source`) a chunk of at least
-    :data:`PACKED_CHUNK` at a time, so the packed copy stays a few MB whatever the number of
-    molecules, and the batches are gathered from it; molecules that cannot be packed are
-    assembled one at a time. The same batches either way.
+    Made by :func:`batch_source`: shard views gather their own; molecules in memory are
+    packed a chunk of at least :data:`PACKED_CHUNK` at a time (whole batches), so the packed
+    copy stays a few MB whatever the number of molecules. The same batches either way.
     """
-    if hasattr(data_list, "batch"):
-        for start in range(0, len(data_list), batch_size):
-            stop = min(start + batch_size, len(data_list))
-            yield data_list.batch(list(range(start, stop)), None, dtype).to(device)
-        return
-    per_chunk = batch_size * max(1, -(-PACKED_CHUNK // batch_size))  # whole batches
-    for first in range(0, len(data_list), per_chunk):
-        chunk = list(data_list[first : first + per_chunk])
+    whole = hasattr(data_list, "batch")
+    per_chunk = len(data_list) if whole else batch_size * -(-PACKED_CHUNK // batch_size)
+    for first in range(0, len(data_list), max(per_chunk, 1)):
+        chunk = data_list if whole else list(data_list[first : first + per_chunk])
         source, _ = batch_source(chunk)
         for start in range(0, len(chunk), batch_size):
-            stop = min(start + batch_size, len(chunk))
-            if source is None:
-                yield prepare_batch(chunk[start:stop], device, dtype)
-            else:
-                yield source.batch(list(range(start, stop)), None, dtype).to(device)
+            positions = list(range(start, min(start + batch_size, len(chunk))))
+            yield source.batch(positions, None, dtype).to(device)
 
 
 def _to_numpy(parts: list[torch.Tensor]) -> np.ndarray:

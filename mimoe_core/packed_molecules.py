@@ -30,7 +30,7 @@ from torch_geometric.data import Batch, Data
 from mimoe_core import keys
 from mimoe_core.conformer_views import ENSEMBLE_VIEW_OF
 
-__all__ = ["PackedMolecules", "PackedStrings", "batch_source", "gather_batch", "integer_index"]
+__all__ = ["PackedMolecules", "PackedStrings", "gather_batch", "integer_index"]
 
 
 class PackedStrings:
@@ -300,25 +300,6 @@ class PackedMolecules(Sequence[Data]):
             else:
                 columns[field] = _Column(self._strings[field].take(index), None, None)
         return columns
-
-
-def batch_source(molecules: Sequence[Data]) -> tuple[Any, str | None]:
-    """What gathers the batches of ``molecules``, and why nothing does if so.
-
-    Molecules that gather their own batches, with a ``batch(positions, conformers, dtype)``
-    method (packed ones, and shard views: :meth:`~mimoe_core.shards.ShardSequence.batch`), are
-    returned as they are; a non-empty list or tuple is packed (:class:`PackedMolecules`).
-    Anything else, or a list that cannot be packed, gives ``(None, reason)``: its batches are
-    assembled one molecule at a time with ``Batch.from_data_list``.
-    """
-    if hasattr(molecules, "batch"):
-        return molecules, None
-    if not isinstance(molecules, (list, tuple)) or len(molecules) == 0:
-        return None, f"a {type(molecules).__name__} of {len(molecules)} molecules is not packed"
-    try:
-        return PackedMolecules(molecules), None
-    except ValueError as err:
-        return None, str(err)
 
 
 class _Column(NamedTuple):

@@ -9,16 +9,18 @@ import pytest
 import torch
 
 from mimoe_core import forward
-from mimoe_core.forward import run_embeddings, run_model
+from mimoe_core.forward import AssembledOneByOne, batch_source, run_embeddings, run_model
 from mimoe_core.models import create_model
-from mimoe_core.packed_molecules import PackedMolecules, batch_source
+from mimoe_core.packed_molecules import PackedMolecules
 
 SMALL = {"expert": {"hidden_channels": 16, "num_layers": 2}, "variance_head": True}
 
 
 def _one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Evaluation batches assembled one molecule at a time, as before packing."""
-    monkeypatch.setattr(forward, "batch_source", lambda molecules: (None, "off"))
+    monkeypatch.setattr(
+        forward, "batch_source", lambda molecules: (AssembledOneByOne(molecules), "off")
+    )
 
 
 def _same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
@@ -68,7 +70,8 @@ def test_molecules_that_cannot_be_packed_are_evaluated_one_by_one(freesolv40, mo
     molecules = [m.clone() for m in freesolv40[0].data_list[:9]]
     for molecule in molecules:
         molecule.extra = 0.5  # a float attribute: not packable
-    assert batch_source(molecules)[0] is None
+    source, why_not = batch_source(molecules)
+    assert isinstance(source, AssembledOneByOne) and "extra" in why_not
     plain = [m for m in freesolv40[0].data_list[:9]]
     want = run_model(model, plain, "regression", batch_size=4)
     _same(run_model(model, molecules, "regression", batch_size=4), want)

@@ -31,9 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import Batch, Data
 
-from mimoe_core.conformer_views import conformer_view
-from mimoe_core.forward import assemble_batch
-from mimoe_core.packed_molecules import batch_source
+from mimoe_core.forward import batch_source
 from mimoe_core.training.distributed import signal_when_parent_dies
 
 __all__ = ["TrainingBatches"]
@@ -145,32 +143,24 @@ class _Keys:
 class _StepBatches(Dataset):
     """The batch of one step, for the key ``(positions, conformers)``, in host memory.
 
-    Molecules in a list are packed (:class:`PackedMolecules`). Molecules that gather their
-    own batches, with a ``batch(positions, conformers, dtype)`` method (packed ones, and
-    shard views: :meth:`~mimoe_core.shards.ShardSequence.batch`), do so; any other sequence,
-    or a list that cannot be packed (a warning says why), is assembled one molecule at a
-    time with ``Batch.from_data_list``.
+    Made by :func:`~mimoe_core.forward.batch_source`: molecules in a list are packed;
+    packed ones and shard views gather their own batches; any other sequence, or a list that
+    cannot be packed (a warning says why), is assembled one molecule at a time.
     """
 
     def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
         self.dtype = dtype
-        source, why_not = batch_source(molecules)
-        if source is None and isinstance(molecules, (list, tuple)) and len(molecules) > 0:
+        self.molecules, why_not = batch_source(molecules)
+        if why_not is not None and isinstance(molecules, (list, tuple)) and len(molecules) > 0:
             warnings.warn(
                 f"the training molecules cannot be packed ({why_not}); their batches are "
                 "assembled one molecule at a time",
                 stacklevel=2,
             )
-        self.molecules = molecules if source is None else source
 
     def __getitem__(self, key: tuple[list[int], list[int]]) -> Batch:
         positions, conformers = key
-        if hasattr(self.molecules, "batch"):
-            return self.molecules.batch(positions, conformers, self.dtype)
-        chosen = [
-            conformer_view(self.molecules[i], c) for i, c in zip(positions, conformers, strict=True)
-        ]
-        return assemble_batch(chosen, self.dtype)
+        return self.molecules.batch(positions, conformers, self.dtype)
 
 
 def _whole_batch(batch: Batch) -> Batch:

@@ -270,7 +270,7 @@ def test_the_cli_passes_the_workers_on_and_refuses_a_negative_number(tmp_path, c
 def test_a_run_from_packed_batches_is_the_run_from_batches_made_one_by_one(
     three_conformers, tmp_path, monkeypatch
 ):
-    from mimoe_core import packed_molecules
+    from mimoe_core import forward
     from mimoe_core.shards import ShardSequence
 
     ds, split = three_conformers
@@ -286,7 +286,7 @@ def test_a_run_from_packed_batches_is_the_run_from_batches_made_one_by_one(
         raise ValueError("not packed in this test")
 
     # nothing packed, for the training batches and the evaluations alike
-    monkeypatch.setattr(packed_molecules, "PackedMolecules", unpackable)
+    monkeypatch.setattr(forward, "PackedMolecules", unpackable)
     monkeypatch.delattr(ShardSequence, "batch")
     with pytest.warns(UserWarning, match="not packed in this test"):
         one_by_one = train(ds, split, NOISY, quick(epochs=2))
