@@ -42,3 +42,32 @@ def test_a_failing_command_is_named_with_its_log(tmp_path):
         bench_scale.measure_together(
             [HOLD, fail], dict(os.environ), [tmp_path / "a", tmp_path / "b"]
         )
+
+
+def test_a_failed_part_keeps_the_rows_of_the_others(tmp_path, monkeypatch):
+    """A QM9 run that failed at its last part once lost every row measured before it."""
+    row = {"step": "train Tox21, 1 process", "processes": 1, "molecules": 10, "per_second": 5.0,
+           "seconds": 2.0, "peak_rss": 2**30}  # fmt: skip
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("mimoe featurize --dataset qm9 failed (2); see qm9.log:\nno qm9 here")
+
+    monkeypatch.setattr(bench_scale, "train_rows", lambda *a, **k: [row])
+    monkeypatch.setattr(bench_scale, "qm9_rows", fails)
+    monkeypatch.setattr(bench_scale.importlib.util, "find_spec", lambda name: object())
+    out = tmp_path / "scale.md"
+    argv = ["--parts", "train,qm9", "--work", str(tmp_path / "w"), "--out", str(out)]
+    assert bench_scale.main(argv) == 1
+    text = out.read_text()
+    assert "| train Tox21, 1 process | 1 | 10 | 5.0 |" in text
+    assert "**Part qm9 failed**, its rows are missing: mimoe featurize" in text
+    assert "no qm9 here" in text
+
+
+def test_qm9_parts_stop_before_anything_runs_without_qm9pack(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench_scale.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(bench_scale, "train_rows", lambda *a, **k: pytest.fail("it ran"))
+    with pytest.raises(SystemExit) as stop:
+        bench_scale.main(["--parts", "train,qm9", "--work", str(tmp_path), "--out", "x.md"])
+    assert stop.value.code == 2
+    assert "pip install 'mimoe[qm9]'" in capsys.readouterr().err
