@@ -15,6 +15,8 @@
 #   throughput.log      training molecules/s on 4,000 Tox21 molecules (a QM9 stand-in: ~18
 #                       atoms with H), sparse k=2, bf16, batches of 256 and 1024, and at 1024:
 #                       with 4 loader workers, dense, and with --compile (torch.compile, Triton)
+#   profile_step_gpu.md benchmarks/profile_step.py at a batch of 1024: host waits per step and
+#                       the operators with the most device time
 #   open_questions_gpu.md, open_questions_gpu_trunk_cost.csv
 #                       Q3 on the GPU: peak memory and time, shared trunk vs independent
 #   gpu_work.tgz        every run folder and measurement, to merge here
@@ -84,7 +86,7 @@ fi
 # Limits add up to 550 s: with the machine's start and the transfers, one call of 600 s.
 step 80 "$OUT/test_gpu.log" python3 -m pytest -m gpu -p no:cacheprovider -q tests/models/test_gpu.py
 
-step 45 "$OUT/nccl.log" python3 -m torch.distributed.run --standalone --nproc-per-node 1 \
+step 40 "$OUT/nccl.log" python3 -m torch.distributed.run --standalone --nproc-per-node 1 \
     -m mimoe_core train --dataset freesolv --limit 64 --epochs 2 --device cuda --quiet \
     --out /tmp/gpu_work/nccl
 python3 -c "import json; m = json.load(open('/tmp/gpu_work/nccl/metrics.json')); \
@@ -105,7 +107,7 @@ step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs
 step 40 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
     --device cuda --batch-size 1024 --variant dense --quiet --out /tmp/gpu_work/tox21_b1024_dense
 # Compiled: its first epoch holds the compilation, so the 3 epochs' rate understates it.
-step 60 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
+step 50 "$OUT/throughput.log" python3 -m mimoe_core train "${tox21[@]}" --epochs 3 \
     --device cuda --batch-size 1024 --compile --quiet --out /tmp/gpu_work/tox21_b1024_compiled
 python3 - >> "$OUT/throughput.log" 2>&1 <<'EOF'
 import json, pathlib
@@ -114,7 +116,12 @@ for run in sorted(pathlib.Path("/tmp/gpu_work").glob("tox21_*")):
     print(run.name, "train molecules/s", round(timing["train_molecules_per_second"], 1))
 EOF
 
-step 105 "$OUT/open_questions_gpu.log" python3 benchmarks/bench_open_questions.py --device cuda \
+# Where a step's time goes on the device, and how often it makes the host wait (3 x 1,024 of
+# the Tox21 molecules featurized above).
+step 30 "$OUT/throughput.log" python3 benchmarks/profile_step.py --device cuda --batch 1024 \
+    --steps 3 --jobs 16 --out "$OUT/profile_step_gpu.md"
+
+step 90 "$OUT/open_questions_gpu.log" python3 benchmarks/bench_open_questions.py --device cuda \
     --questions 3 --work /tmp/gpu_work/open_questions --out "$OUT/open_questions_gpu.md"
 cat "$OUT/open_questions_gpu.log" >> "$OUT/throughput.log" && rm "$OUT/open_questions_gpu.log"
 

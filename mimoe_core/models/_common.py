@@ -76,6 +76,21 @@ def num_graphs_of(batch: Tensor, num_graphs: int | None) -> int:
     return int(batch.max()) + 1 if batch.numel() else 0
 
 
+def atoms_per_molecule(batch: Tensor, num_graphs: int) -> Tensor:
+    """[num_graphs] long: how many atoms each molecule of a sorted ``batch`` has.
+
+    ``torch.bincount(batch, minlength=num_graphs)`` without its read of ``batch``'s maximum
+    on the host (on a GPU, a wait for the device): each molecule's bounds are searched in
+    the sorted ``batch``.
+
+    Example:
+        >>> atoms_per_molecule(torch.tensor([0, 0, 2, 2, 2]), 4)
+        tensor([2, 0, 3, 0])
+    """
+    molecules = torch.arange(num_graphs + 1, device=batch.device, dtype=batch.dtype)
+    return torch.searchsorted(batch, molecules).diff()
+
+
 #: What an expert module is: a whole expert (embedding, blocks, readout), the shared trunk
 #: of a mixture (embedding and the first blocks, no readout), or a branch (the remaining
 #: blocks and the readout, fed by the trunk). See :class:`Expert`.

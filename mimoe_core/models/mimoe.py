@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from mimoe_core.constants import VARIANTS
-from mimoe_core.models._common import AtomState, Expert, num_graphs_of
+from mimoe_core.models._common import AtomState, Expert, atoms_per_molecule, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
 from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph
@@ -344,7 +344,7 @@ class MIMoE(nn.Module):
         if batch is None:
             batch = torch.zeros(z.numel(), dtype=torch.long, device=z.device)
         num = num_graphs_of(batch, num_graphs)
-        num_atoms = torch.bincount(batch, minlength=num) if self.gate is not None else None
+        num_atoms = atoms_per_molecule(batch, num) if self.gate is not None else None
         logits, routing = self.route(topo, num, pos, num_atoms)
         selected = routing.selected
         # One neighbour search at the largest cutoff serves every expert.
@@ -365,6 +365,7 @@ class MIMoE(nn.Module):
                 continue
             keep, envelope = self._expert_edges(expert, full, learned, e)
             if mols.numel() == num:
+                keep = keep.nonzero().flatten()  # one host read for the graph and envelope
                 graph = subgraph(full, keep)
                 emb = expert(
                     z,
@@ -423,7 +424,8 @@ class MIMoE(nn.Module):
         new_atom = torch.full_like(batch, -1)
         new_atom[atoms] = torch.arange(atoms.numel(), device=batch.device)
         new_mol = torch.cumsum(run.long(), 0) - 1
-        keep = atom_in[full.edge_index[1]] & edge_in
+        # positions: one host read for the four tensors indexed below, not one each
+        keep = (atom_in[full.edge_index[1]] & edge_in).nonzero().flatten()
         edge_index = new_atom[full.edge_index[:, keep]]
         return expert(
             z[atoms],

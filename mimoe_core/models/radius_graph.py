@@ -38,7 +38,8 @@ def _check(pos: Tensor, batch: Tensor | None) -> Tensor:
         raise ValueError(
             f"batch must have shape [num_atoms] = [{pos.size(0)}], got {tuple(batch.shape)}"
         )
-    if batch.numel() and (bool((batch[1:] < batch[:-1]).any()) or int(batch.min()) < 0):
+    # Sorted, the smallest is the first: one host read (on a GPU, a wait) for both checks.
+    if batch.numel() and bool((batch[1:] < batch[:-1]).any() | (batch[0] < 0)):
         raise ValueError("batch must be non-negative and sorted (atoms grouped by molecule)")
     return batch.long()
 
@@ -53,15 +54,20 @@ def _check_cutoff(cutoff: float) -> float:
 def _intra_pairs(batch: Tensor) -> tuple[Tensor, Tensor]:
     """All ordered pairs (source, target) of atoms in the same molecule, self pairs included.
 
-    Sorted by target then source; sum_b n_b^2 pairs.
+    Sorted by target then source; sum_b n_b^2 pairs. The pair count is the one value read
+    on the host (on a GPU, one wait): molecules are found by searching the sorted ``batch``,
+    not counted by ``bincount``, whose output size is another read.
     """
-    sizes = torch.bincount(batch)
-    offsets = torch.cumsum(sizes, 0) - sizes
-    per_atom = sizes[batch]  # n_b for each target atom
-    target = torch.repeat_interleave(torch.arange(batch.numel(), device=batch.device), per_atom)
-    first = torch.cumsum(per_atom, 0) - per_atom
-    slot = torch.arange(target.numel(), device=batch.device) - first[target]
-    source = offsets[batch[target]] + slot
+    device = batch.device
+    start = torch.searchsorted(batch, batch)  # each atom's molecule's first atom
+    per_atom = torch.searchsorted(batch, batch, right=True) - start  # n_b for each atom
+    ends = torch.cumsum(per_atom, 0)
+    total = int(ends[-1]) if batch.numel() else 0
+    target = torch.repeat_interleave(
+        torch.arange(batch.numel(), device=device), per_atom, output_size=total
+    )
+    slot = torch.arange(total, device=device) - (ends - per_atom)[target]
+    source = start[target] + slot
     return source, target
 
 
@@ -103,7 +109,8 @@ def radius_graph(
     with torch.no_grad():
         dist = (pos[source] - pos[target]).norm(dim=-1)
         keep = (source != target) & (dist <= cutoff)
-    source, target = source[keep], target[keep]
+    edges = keep.nonzero().flatten()  # positions: one host read, not one per tensor indexed
+    source, target = source[edges], target[edges]
     edge_vec = pos[source] - pos[target]
     return ExpertGraph(torch.stack([source, target]), edge_vec.norm(dim=-1), edge_vec)
 
@@ -121,7 +128,14 @@ def within_cutoff(graph: ExpertGraph, cutoff: float) -> ExpertGraph:
 
 
 def subgraph(graph: ExpertGraph, keep: Tensor) -> ExpertGraph:
-    """The edges of ``graph`` where ``keep`` [E] is True (gradients kept)."""
+    """The edges of ``graph`` that ``keep`` selects (gradients kept).
+
+    ``keep`` is an [E] bool mask, or the kept edges' positions (long, in order). A mask is
+    turned into positions once: indexing each of the three tensors with the mask would read
+    its count on the host three times (on a GPU, three waits for the device).
+    """
+    if keep.dtype == torch.bool:
+        keep = keep.nonzero().flatten()
     return ExpertGraph(graph.edge_index[:, keep], graph.edge_weight[keep], graph.edge_vec[keep])
 
 
@@ -166,13 +180,16 @@ def mirror_pairs(edge_index: Tensor, num_nodes: int) -> MirrorPairs | None:
     source, target = edge_index
     key = target * num_nodes + source
     mirror_key = source * num_nodes + target
-    order = None
-    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
+    last = max(key.numel() - 1, 0)
+    mirror = torch.searchsorted(key, mirror_key).clamp_max(last)
+    # Sorted and every mirror found, read on the host together: one wait on a GPU for the
+    # usual, sorted edges. Otherwise the search above meant nothing: sort, and look again.
+    if key.numel() and not bool((key[1:] >= key[:-1]).all() & (key[mirror] == mirror_key).all()):
         key, order = torch.sort(key)
-    slot = torch.searchsorted(key, mirror_key).clamp_max(max(key.numel() - 1, 0))
-    if key.numel() and not bool((key[slot] == mirror_key).all()):
-        return None
-    mirror = slot if order is None else order[slot]
+        slot = torch.searchsorted(key, mirror_key).clamp_max(last)
+        if not bool((key[slot] == mirror_key).all()):
+            return None
+        mirror = order[slot]
     is_first = source < target
     rank = torch.cumsum(is_first, 0) - 1
     return MirrorPairs(torch.nonzero(is_first).flatten(), torch.where(is_first, rank, rank[mirror]))

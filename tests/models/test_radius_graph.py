@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mimoe_core.models import ExpertGraph, radius_graph, within_cutoff
-from mimoe_core.models.radius_graph import mirror_pairs
+from mimoe_core.models._common import atoms_per_molecule
+from mimoe_core.models.radius_graph import mirror_pairs, subgraph
 
 
 def random_batch(seed=0, sizes=(5, 1, 12, 20, 2)):
@@ -75,6 +76,8 @@ def test_bad_inputs():
         radius_graph(torch.zeros(3, 2), cutoff=1.0)
     with pytest.raises(ValueError, match="sorted"):
         radius_graph(torch.zeros(3, 3), torch.tensor([1, 0, 1]), cutoff=1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        radius_graph(torch.zeros(3, 3), torch.tensor([-1, 0, 0]), cutoff=1.0)
     with pytest.raises(ValueError, match="cutoff"):
         radius_graph(torch.zeros(3, 3), cutoff=0.0)
 
@@ -108,3 +111,58 @@ def test_mirror_pairs_refuse_a_graph_with_a_one_way_edge():
     assert mirror_pairs(edge_index[:, 1:], 44) is None
     empty = mirror_pairs(torch.zeros(2, 0, dtype=torch.long), 0)
     assert empty.first.numel() == 0 and empty.of_edge.numel() == 0
+
+
+def test_a_one_way_edge_is_refused_in_edges_of_any_order():
+    edge_index = radius_graph(*random_batch(seed=5), 3.0).edge_index[:, 1:]
+    shuffled = edge_index[:, torch.randperm(edge_index.size(1), generator=torch.Generator())]
+    assert mirror_pairs(shuffled, 44) is None
+
+
+def test_a_subgraph_of_positions_is_the_subgraph_of_their_mask():
+    graph = radius_graph(*random_batch(seed=6), 3.0)
+    mask = graph.edge_weight <= 2.0
+    for by_mask, by_positions in zip(
+        subgraph(graph, mask), subgraph(graph, mask.nonzero().flatten()), strict=True
+    ):
+        assert torch.equal(by_mask, by_positions)
+
+
+def host_reads(work) -> int:
+    """How many times ``work()`` reads a tensor's value or count on the host (on a GPU, each
+    waits for the device): its ``.item()``-like reads and ``nonzero`` calls (boolean-mask
+    indexing included), counted by the profiler."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        work()
+    names = ("aten::_local_scalar_dense", "aten::nonzero")
+    return sum(event.name in names for event in prof.events())
+
+
+def test_the_graph_functions_read_the_host_once_per_unknown_size():
+    """A regression guard for GPU steps: each host read empties the device's queue."""
+    pos, batch = random_batch(seed=7)
+    graph = radius_graph(pos, batch, 3.0)
+    mask = graph.edge_weight <= 2.0
+    assert host_reads(lambda: subgraph(graph, mask)) == 1  # not one per tensor indexed
+    positions = mask.nonzero().flatten()
+    assert host_reads(lambda: subgraph(graph, positions)) == 0
+    # sorted edges: one read for both checks, one for the pairs' count
+    assert host_reads(lambda: mirror_pairs(graph.edge_index, pos.size(0))) == 2
+    # the batch check, the pair count, the edge count
+    assert host_reads(lambda: radius_graph(pos, batch, 3.0)) == 3
+
+
+def test_atoms_per_molecule_is_the_bincount_of_a_sorted_batch():
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(30):  # empty batches and molecules without atoms among them
+        num = int(torch.randint(1, 9, (1,), generator=gen))
+        atoms = int(torch.randint(0, 30, (1,), generator=gen))
+        batch = torch.sort(torch.randint(0, num, (atoms,), generator=gen)).values
+        expected = torch.bincount(batch, minlength=num)
+        assert torch.equal(atoms_per_molecule(batch, num), expected)
+    assert atoms_per_molecule(torch.tensor([0, 0, 2, 2, 2]), 4).tolist() == [2, 0, 3, 0]
+
+
+def test_no_atoms_give_no_edges():
+    graph = radius_graph(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 3.0)
+    assert graph.edge_index.shape == (2, 0) and graph.edge_weight.numel() == 0
