@@ -8,11 +8,12 @@ device then waits while the host catches up. The issue-17 target of 10,000 QM9 m
 on one GPU (about 100 microseconds a molecule) depends on how many such waits a step holds.
 
 This script trains MI-MoE with the CLI defaults (``--backbone``, sparse Top-k routing, bf16
-on CUDA) on the first ``--steps`` batches of ``--batch`` Tox21 training molecules (random
-split, seed 0): one epoch to warm up, one timed epoch without the profiler (the rate), one
-epoch under ``torch.profiler``. It counts, per training step (inside
+on CUDA) on the first ``--steps`` batches of ``--batch`` training molecules of ``--dataset``
+(default Tox21; random split, seed 0): one epoch to warm up, one timed epoch without the
+profiler (the rate), one epoch under ``torch.profiler``. It counts, per training step (inside
 ``TrainingRun._train_step``, not the batches' assembly), the operators that make the host
-wait (:data:`HOST_WAITS`) and where in ``mimoe_core`` each was called, and lists the
+wait (:data:`HOST_WAITS`) and where in ``mimoe_core`` each was called (the innermost
+function of the package, named with the line of its ``def``), and lists the
 operators with the most self time (device time on CUDA, CPU time on the CPU). The counts are
 what a GPU step would pay, with two differences on the CPU: a CPU kernel that reads a size
 itself shows no operator (``bincount`` reads its input's maximum), and the fused AdamW's CPU
@@ -60,7 +61,7 @@ PACKAGE = "mimoe_core"
 
 
 def build_run(args: argparse.Namespace):
-    """A ``TrainingRun`` on the first ``steps * batch`` Tox21 training molecules."""
+    """A ``TrainingRun`` on the first ``steps * batch`` training molecules of ``dataset``."""
     from mimoe_core.data import load_dataset, make_split
     from mimoe_core.featurization import featurize
     from mimoe_core.training import TrainSettings
