@@ -89,19 +89,19 @@ class AssembledOneByOne:
 
 
 def batch_source(molecules: Sequence[Data]) -> tuple[Any, str | None]:
-    """What makes the batches of ``molecules``, and why they are assembled one by one if so.
+    """What makes the batches of ``molecules``, and why a list could not be packed.
 
     The first item has a ``batch(positions, conformers, dtype)`` method. Molecules that gather
     their own batches (packed ones, and shard views:
     :meth:`~mimoe_core.shards.ShardSequence.batch`) are returned as they are; a non-empty list
-    or tuple is packed (:class:`~mimoe_core.packed_molecules.PackedMolecules`). Anything else,
-    or a list that cannot be packed, is :class:`AssembledOneByOne`, with the reason.
+    or tuple is packed (:class:`~mimoe_core.packed_molecules.PackedMolecules`). Anything else
+    is :class:`AssembledOneByOne`; the second item is the reason only for a list that cannot
+    be packed (``None`` otherwise).
     """
     if hasattr(molecules, "batch"):
         return molecules, None
     if not isinstance(molecules, (list, tuple)) or len(molecules) == 0:
-        reason = f"a {type(molecules).__name__} of {len(molecules)} molecules is not packed"
-        return AssembledOneByOne(molecules), reason
+        return AssembledOneByOne(molecules), None
     try:
         return PackedMolecules(molecules), None
     except ValueError as err:

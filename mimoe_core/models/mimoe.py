@@ -34,7 +34,7 @@ from mimoe_core.constants import VARIANTS
 from mimoe_core.models._common import AtomState, Expert, atoms_per_molecule, num_graphs_of
 from mimoe_core.models.gate import Gate, Routing, load_balancing_loss, top_k_routing
 from mimoe_core.models.learnable_cutoffs import LearnableCutoffs, edge_ramp
-from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph
+from mimoe_core.models.radius_graph import ExpertGraph, radius_graph, subgraph, within_cutoff
 
 #: The variants with a gate, which route among K experts.
 ROUTED_VARIANTS = ("sparse", "dense")
@@ -354,7 +354,7 @@ class MIMoE(nn.Module):
         if self.trunk is not None:
             trunk_graph = full
             if self.trunk.cutoff < self.search_radius:
-                trunk_graph = subgraph(full, full.edge_weight.detach() <= self.trunk.cutoff)
+                trunk_graph = within_cutoff(full, self.trunk.cutoff)
             state = self.trunk.trunk_state(z, *trunk_graph, atom_attr)
         hidden = self.head.in_features
         embeddings = pos.new_zeros(num, self.num_experts, hidden)
@@ -424,15 +424,15 @@ class MIMoE(nn.Module):
         new_atom = torch.full_like(batch, -1)
         new_atom[atoms] = torch.arange(atoms.numel(), device=batch.device)
         new_mol = torch.cumsum(run.long(), 0) - 1
-        # positions: one host read for the four tensors indexed below, not one each
+        # positions: one host read for the edges and their envelope, not one per tensor
         keep = (atom_in[full.edge_index[1]] & edge_in).nonzero().flatten()
-        edge_index = new_atom[full.edge_index[:, keep]]
+        edges = subgraph(full, keep)
         return expert(
             z[atoms],
             pos[atoms],
-            edge_index,
-            full.edge_weight[keep],
-            full.edge_vec[keep],
+            new_atom[edges.edge_index],
+            edges.edge_weight,
+            edges.edge_vec,
             new_mol[batch[atoms]],
             num_graphs=mols.numel(),
             atom_attr=atom_attr[atoms] if atom_attr is not None else None,

@@ -151,7 +151,7 @@ class _StepBatches(Dataset):
     def __init__(self, molecules: Sequence[Data], dtype: torch.dtype) -> None:
         self.dtype = dtype
         self.molecules, why_not = batch_source(molecules)
-        if why_not is not None and isinstance(molecules, (list, tuple)) and len(molecules) > 0:
+        if why_not is not None:
             warnings.warn(
                 f"the training molecules cannot be packed ({why_not}); their batches are "
                 "assembled one molecule at a time",
